@@ -1,0 +1,160 @@
+"""One frozen configuration object for every stage (DESIGN.md section 6).
+
+Built from a flat dict of papermill-style parameters: the profile
+(``smoke`` | ``default`` | ``paper``) supplies every default, explicit
+parameters override it, unknown keys raise and list the valid ones, and the
+resolved config is saved as JSON beside every run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+DATASETS = ("synthetic", "ucf101", "hmdb51", "thumos14")
+PROFILES = ("smoke", "default", "paper")
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- what and where -------------------------------------------------
+    dataset: str = "synthetic"  # one of DATASETS
+    data_root: str = "data/synthetic-default"  # dataset root (UCF101 layout for synthetic)
+    split: int = 1  # official split 1..3 (UCF101/HMDB51); synthetic has one
+    profile: str = "default"  # one of PROFILES; supplies the defaults below
+    seed: int = 0  # every RNG (python, numpy, torch, sampling) derives from it
+    device: str = "auto"  # "auto" -> cuda if available else cpu
+    results_dir: str = "results/synthetic"  # executed notebooks, metrics, tables, figures
+    runs_dir: str = "runs/synthetic"  # checkpoints and logs (not committed)
+
+    # --- synthetic set (DESIGN.md section 5) -----------------------------
+    synth_size: int = 80  # frame side of generated videos (px)
+    synth_frames: int = 24  # frames per generated video
+    synth_classes_per_family: int = 4  # appearance / motion / joint families
+    synth_train_per_class: int = 24  # training videos per class
+    synth_test_per_class: int = 8  # test videos per class (disjoint groups)
+
+    # --- sampling (TSN, Wang et al. 2016) --------------------------------
+    frame_size: int = 80  # decoded frames are resized so the short side is this (0 = native)
+    image_size: int = 64  # network input side after cropping (multiple of 32 for MotionNet)
+    num_segments: int = 3  # K segments per video at training time
+    test_segments: int = 5  # S segments per video at test time (paper protocol: 25)
+    test_crops: int = 1  # 1 (centre), 5, or 10 (5 crops + flips)
+    stack_length: int = 11  # L frames per MotionNet stack -> L-1 flow fields (Tab. 2: 33 channels)
+
+    # --- networks --------------------------------------------------------
+    vgg_width: float = 0.125  # VGG16 channel multiplier (1.0 = Tab. 1)
+    vgg_batch_norm: bool = True  # BN makes from-scratch CPU training stable; paper VGG16 has none
+    motion_width: float = 0.25  # MotionNet channel multiplier (1.0 = Tab. 2)
+    dropout: float = 0.5  # two-stream: 0.9 temporal / 0.5 spatial in the original; one knob here
+    pretrained: bool = True  # use torchvision ImageNet VGG16 weights if in the hub cache
+    cln_hidden: int = 64  # k, rows of H^s/H^o in Eq. 7
+    cln_rounds: int = 2  # alternations of the two attention updates (section 3.2.2 step 7)
+
+    # --- optimisation ----------------------------------------------------
+    batch_size: int = 16
+    num_workers: int = 2
+    epochs_spatial: int = 8
+    epochs_motion: int = 8
+    epochs_temporal: int = 8
+    epochs_tvl1: int = 8
+    epochs_cln: int = 30
+    lr_spatial: float = 1e-2
+    lr_motion: float = 1e-3  # Adam, unsupervised MotionNet pre-training
+    lr_temporal: float = 1e-2
+    lr_motion_e2e: float = 1e-4  # MotionNet during end-to-end stacking (release: 1e-6 vs 1e-3)
+    lr_cln: float = 1e-3
+    weight_decay: float = 5e-4
+    max_steps_per_epoch: int = 0  # 0 = full epoch; >0 caps steps (smoke profile)
+    awl_c: float = 5e-3  # Eq. 10/13, c = 5e-3
+    amp: bool = True  # bf16 autocast on CUDA only; ignored on CPU
+
+    # ---------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset={self.dataset!r}; expected one of {DATASETS}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile={self.profile!r}; expected one of {PROFILES}")
+        if self.image_size % 32:
+            raise ValueError(f"image_size={self.image_size} must be a multiple of 32 (MotionNet downsamples by 32)")
+        if self.test_crops not in (1, 5, 10):
+            raise ValueError(f"test_crops={self.test_crops}; expected 1, 5 or 10")
+        if self.stack_length < 2:
+            raise ValueError("stack_length must be >= 2 (at least one frame pair)")
+        if self.frame_size and self.frame_size < self.image_size:
+            raise ValueError(f"frame_size={self.frame_size} is smaller than image_size={self.image_size}")
+
+    @property
+    def num_flows(self) -> int:
+        """Flow fields per stack: L - 1 (10 in the paper)."""
+        return self.stack_length - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "Config":
+        return from_params({**self.to_dict(), **changes})
+
+    def save(self, path: str | Path) -> Path:
+        from htsc_core.utils import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        return from_params(json.loads(Path(path).read_text()))
+
+
+# Profile defaults. `default` is the dataclass default; the others override it.
+PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
+    "smoke": dict(
+        data_root="data/synthetic-smoke", runs_dir="runs/smoke", results_dir="results/smoke",
+        synth_size=40, synth_frames=14, synth_classes_per_family=2,
+        synth_train_per_class=4, synth_test_per_class=2,
+        frame_size=40, image_size=32, num_segments=2, test_segments=2, stack_length=5,
+        vgg_width=1 / 16, motion_width=1 / 16, cln_hidden=16, batch_size=4, num_workers=0,
+        epochs_spatial=1, epochs_motion=1, epochs_temporal=1, epochs_tvl1=1, epochs_cln=2,
+        max_steps_per_epoch=3,
+    ),
+    "default": {},
+    "paper": dict(
+        dataset="ucf101", data_root="data/ucf101", runs_dir="runs/paper", results_dir="results/ucf101",
+        frame_size=256, image_size=224, num_segments=3, test_segments=25, test_crops=10,
+        vgg_width=1.0, vgg_batch_norm=False, motion_width=1.0, dropout=0.9, cln_hidden=512,
+        batch_size=32, num_workers=8, epochs_spatial=80, epochs_motion=40, epochs_temporal=80,
+        epochs_tvl1=80, epochs_cln=50, lr_spatial=1e-3, lr_motion=1e-4, lr_temporal=1e-3,
+        lr_motion_e2e=1e-6, lr_cln=1e-3,
+    ),
+}
+
+
+def valid_keys() -> list[str]:
+    return [f.name for f in fields(Config)]
+
+
+def from_params(params: Mapping[str, Any] | None = None, **kwargs: Any) -> Config:
+    """Build a Config from papermill-style parameters.
+
+    ``profile`` picks the defaults; every other key overrides them. Unknown
+    keys raise ``ValueError`` listing the valid ones.
+    """
+    merged = {**(params or {}), **kwargs}
+    unknown = sorted(set(merged) - set(valid_keys()))
+    if unknown:
+        raise ValueError(f"unknown config key(s) {unknown}; valid keys are: {', '.join(valid_keys())}")
+    profile = merged.get("profile", "default")
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r}; expected one of {PROFILES}")
+    values = {**PROFILE_OVERRIDES[profile], **merged, "profile": profile}
+    types = {f.name: f.type for f in fields(Config)}
+    coerced = {}
+    for key, value in values.items():
+        t = types[key]
+        if t == "int" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif t == "float" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        coerced[key] = value
+    return Config(**coerced)
