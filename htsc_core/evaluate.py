@@ -121,9 +121,7 @@ def train_cln(cfg: Config, resume: bool = True, device: str | None = None) -> Pa
                 extract_scores(cfg, stream, subset, device)
     fs, fo, y, _ = _feature_pairs(cfg, "train")
     vfs, vfo, vy, _ = _feature_pairs(cfg, "val")
-    n_classes = len(json.loads((Path(cfg.runs_dir) / "classes.json").read_text())) \
-        if (Path(cfg.runs_dir) / "classes.json").exists() else _n_classes(cfg)
-    model = build_cln(cfg, fs.shape[-1], n_classes)
+    model = build_cln(cfg, fs.shape[-1], _n_classes(cfg))
 
     def step(m: nn.Module, batch: dict):
         out = m(batch["fs"], batch["fo"])
