@@ -1,0 +1,141 @@
+"""Dataset registry: ``load_split(cfg, subset)`` for every dataset (DESIGN.md section 4).
+
+Subsets: "train", "val" (disjoint from train) and "test".
+
+- ucf101 / synthetic: "test" is the official test list; "val" holds out ~20 %
+  of the training *groups* (chosen with ``cfg.seed``), so clips cut from one
+  long video never sit on both sides (groups share actors/backgrounds);
+  "train" is the rest. The paper does not describe its validation set; AWL
+  (section 3.3) needs held-out scores, so we carve them out of the training set.
+- hmdb51: no groups, so ~20 % of each class's training videos are held out.
+- thumos14: train = all UCF101 videos (trainlist01 + testlist01), val = THUMOS14
+  validation videos, test = THUMOS14 test videos (paper section 4.1).
+
+Layouts under ``cfg.data_root`` are documented in ucf101.py, hmdb51.py, thumos14.py;
+the synthetic set is ROOT/videos + ROOT/splits + ROOT/classes.json (CONTRACTS.md).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from htsc_core.data.hmdb51 import HMDB_SPLIT_DIR, HMDB_VIDEO_DIR, parse_hmdb51
+from htsc_core.data.records import SUBSETS, VideoRecord, require_dir, require_file
+from htsc_core.data.thumos14 import THUMOS_ANNOTATION_DIRS, THUMOS_VIDEO_DIRS, parse_thumos14
+from htsc_core.data.ucf101 import UCF_LIST_DIR, UCF_VIDEO_DIR, parse_ucf101
+
+VAL_FRACTION = 0.2  # share of training groups (or videos) held out for "val"
+FAMILIES = ("appearance", "motion", "joint")
+
+
+def _root(cfg) -> Path:
+    return require_dir(Path(cfg.data_root).expanduser(), f"{cfg.dataset} dataset root (cfg.data_root)")
+
+
+def _layout(cfg) -> tuple[Path, Path]:
+    root = _root(cfg)
+    if cfg.dataset == "synthetic":
+        return root / "videos", root / "splits"
+    if cfg.dataset == "hmdb51":
+        return root / HMDB_VIDEO_DIR, root / HMDB_SPLIT_DIR
+    return root / UCF_VIDEO_DIR, root / UCF_LIST_DIR
+
+
+def split_train_val(records: list[VideoRecord], seed: int, fraction: float = VAL_FRACTION
+                    ) -> tuple[list[VideoRecord], list[VideoRecord]]:
+    """Deterministically split training records into (train, val).
+
+    With groups (UCF101 style): hold out round(fraction * n_groups) whole groups (>= 1).
+    Without groups, or with a single group: hold out round(fraction * n) videos of each
+    class (>= 1 when a class has >= 2 videos). The same seed gives the same split.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction={fraction}; expected 0 < fraction < 1")
+    rng = np.random.default_rng(seed)
+    groups = sorted({r.group for r in records if r.group is not None})
+    if len(groups) >= 2 and all(r.group is not None for r in records):
+        n_val = min(len(groups) - 1, max(1, int(round(fraction * len(groups)))))
+        val_groups = set(rng.choice(np.array(groups), size=n_val, replace=False).tolist())
+        is_val = [r.group in val_groups for r in records]
+    else:
+        is_val = [False] * len(records)
+        by_class: dict[object, list[int]] = {}
+        for i, r in enumerate(records):
+            by_class.setdefault(r.label, []).append(i)
+        for key in sorted(by_class, key=str):
+            members = by_class[key]
+            if len(members) < 2:
+                continue
+            n_val = min(len(members) - 1, max(1, int(round(fraction * len(members)))))
+            for i in rng.permutation(members)[:n_val]:
+                is_val[int(i)] = True
+    train = [r for r, v in zip(records, is_val) if not v]
+    val = [replace(r, split="val") for r, v in zip(records, is_val) if v]
+    return train, val
+
+
+def _ucf_like(cfg, subset: str, split: int) -> tuple[list[VideoRecord], list[str]]:
+    video_root, list_dir = _layout(cfg)
+    if subset == "test":
+        return parse_ucf101(video_root, list_dir, split, "test")
+    records, names = parse_ucf101(video_root, list_dir, split, "train")
+    train, val = split_train_val(records, cfg.seed)
+    return (train if subset == "train" else val), names
+
+
+def load_split(cfg, subset: str) -> tuple[list[VideoRecord], list[str]]:
+    """Records of ``subset`` ("train" | "val" | "test") of ``cfg.dataset`` -> (records, class_names)."""
+    if subset not in SUBSETS:
+        raise ValueError(f"subset={subset!r}; expected one of {SUBSETS}")
+    if cfg.dataset == "synthetic":
+        if cfg.split != 1:
+            raise ValueError(f"the synthetic set has one split; got cfg.split={cfg.split}")
+        return _ucf_like(cfg, subset, 1)
+    if cfg.dataset == "ucf101":
+        return _ucf_like(cfg, subset, cfg.split)
+    if cfg.dataset == "hmdb51":
+        video_root, split_dir = _layout(cfg)
+        if subset == "test":
+            return parse_hmdb51(video_root, split_dir, cfg.split, "test")
+        records, names = parse_hmdb51(video_root, split_dir, cfg.split, "train")
+        train, val = split_train_val(records, cfg.seed)
+        return (train if subset == "train" else val), names
+    if cfg.dataset == "thumos14":
+        root = _root(cfg)
+        video_root, list_dir = root / UCF_VIDEO_DIR, root / UCF_LIST_DIR
+        if subset == "train":
+            # Paper protocol: all 13,320 UCF101 videos (split 1 train + test lists) train the model.
+            a, names = parse_ucf101(video_root, list_dir, 1, "train")
+            b, _ = parse_ucf101(video_root, list_dir, 1, "test")
+            return [replace(r, label=(r.label,), split="train") for r in a + b], names
+        from htsc_core.data.ucf101 import read_class_index
+
+        names = read_class_index(require_file(list_dir / "classInd.txt", "UCF101 classInd.txt for THUMOS14"))
+        recs = parse_thumos14(root / THUMOS_VIDEO_DIRS[subset], root / THUMOS_ANNOTATION_DIRS[subset], names, subset)
+        return recs, names
+    raise ValueError(f"unknown dataset {cfg.dataset!r}")
+
+
+def is_multilabel(cfg) -> bool:
+    """True for datasets whose labels are tuples (THUMOS14)."""
+    return cfg.dataset == "thumos14"
+
+
+def class_families(cfg) -> dict[str, str] | None:
+    """Synthetic only: class name -> "appearance" | "motion" | "joint" from ROOT/classes.json."""
+    if cfg.dataset != "synthetic":
+        return None
+    path = require_file(_root(cfg) / "classes.json", "synthetic class list classes.json")
+    try:
+        data = json.loads(path.read_text())
+        entries = data["classes"]
+        out = {str(e["name"]): str(e["family"]) for e in entries}
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: expected {{'classes': [{{'index', 'name', 'family'}}, ...]}} ({exc})") from exc
+    bad = {n: f for n, f in out.items() if f not in FAMILIES}
+    if bad:
+        raise ValueError(f"{path}: unknown families {bad}; expected one of {FAMILIES}")
+    return out
