@@ -1,0 +1,76 @@
+"""``htsc flow extract`` / ``htsc flow eval`` (DESIGN.md sections 5 and 7).
+
+``extract`` pre-computes TV-L1 flow JPEGs for the two-stream baseline (paper Table 3);
+``eval`` scores TV-L1, DIS, Farneback, zero and a trained MotionNet (EPE, photometric
+error, ms per pair) and writes JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from htsc_core.config import DATASETS, PROFILES, from_params
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", required=True, help="dataset root (synthetic: written by `htsc synth`)")
+    p.add_argument("--dataset", default="synthetic", choices=DATASETS, help="dataset layout (default synthetic)")
+    p.add_argument("--profile", default="default", choices=PROFILES, help="config profile (frame size etc.)")
+    p.add_argument("--threads", type=int, default=1, help="OpenCV/torch threads per estimator (default 1)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="flow_cmd", required=True, metavar="{extract,eval}")
+    ex = sub.add_parser("extract", help="TV-L1 flow of every video, stored as denseflow-style JPEGs")
+    _common(ex)
+    ex.add_argument("--out", default=None, help="flow root (default DATA_ROOT/flow_tvl1)")
+    ex.add_argument("--workers", type=int, default=1, help="parallel video processes (default 1)")
+    ex.add_argument("--limit", type=int, default=None, help="only the first N videos")
+
+    ev = sub.add_parser("eval", help="EPE / photometric error / ms per pair of flow estimators")
+    _common(ev)
+    ev.add_argument("--checkpoint", default=None, help="MotionNet checkpoint (needed for method motionnet)")
+    ev.add_argument("--methods", default="tvl1,dis,farneback,zero",
+                    help="comma list of tvl1,dis,farneback,zero,motionnet (default without motionnet)")
+    ev.add_argument("--max-videos", type=int, default=None, help="only the first N test videos")
+    ev.add_argument("--out", default=None, help="JSON out (default <results_dir>/flow_eval.json)")
+
+
+def _config(args):
+    return from_params({"profile": args.profile, "data_root": args.data_root, "dataset": args.dataset})
+
+
+def command(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = _config(args)
+    if args.flow_cmd == "extract":
+        from htsc_core.flow.extract import SUMMARY_NAME, extract_flow
+
+        summary = extract_flow(cfg, out=args.out, workers=args.workers, limit=args.limit, threads=args.threads)
+        print(f"TV-L1 flow: {summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed, "
+              f"{summary['bytes_written']} bytes in {summary['seconds']:.1f} s -> "
+              f"{Path(summary['flow_root']) / SUMMARY_NAME}")
+        for f in summary["failed_videos"]:
+            print(f"  failed: {f['path']}: {f['error']}")
+        return 0
+    from htsc_core.flow.evaluate import evaluate_flow, format_rows, parse_methods, write_flow_eval
+
+    methods = parse_methods(args.methods)
+    rows = evaluate_flow(cfg, methods, checkpoint=args.checkpoint, max_videos=args.max_videos,
+                         threads=args.threads)
+    out = Path(args.out) if args.out else Path(cfg.results_dir) / "flow_eval.json"
+    write_flow_eval(out, rows, cfg, methods=methods, max_videos=args.max_videos, checkpoint=args.checkpoint)
+    print(format_rows(rows))
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="htsc flow")
+    add_arguments(parser)
+    return command(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""``htsc flow eval``: score flow estimators (DESIGN.md section 7 "Flow"; paper section 3.1.2, Table 5).
+
+For each method (TV-L1, DIS, Farneback, zero, a trained MotionNet) on the test videos:
+
+- ``epe``: average end-point error ||f - f_gt||_2 over all pixels of all frame pairs,
+  against ``ROOT/flow_gt/<video_id>.npy`` (synthetic set; None where there is no truth);
+- ``photometric``: mean |frame_t - warp(frame_{t+1}, f)| with frames in [0, 1], over the
+  interior left after masking a 10 % border (the release masks 10 % in its photometric
+  loss, DESIGN.md section 2), warping backward with ``cv2.remap`` (independent of the
+  torch warp in ``flow_losses``);
+- ``ms_per_pair``: wall-clock milliseconds of ``estimate`` per frame pair (decoding
+  excluded), with the OpenCV/torch thread count used.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from htsc_core.flow.estimators import METHODS, make_estimator
+from htsc_core.flow.extract import progress_disabled
+
+log = logging.getLogger(__name__)
+
+BORDER_FRACTION = 0.1  # 10 % border masked, as the release's photometric loss (DESIGN.md section 2)
+ROW_KEYS = ("method", "epe", "photometric", "ms_per_pair", "pairs", "threads", "resolution", "videos", "device")
+
+
+def endpoint_error(flow: np.ndarray, gt: np.ndarray) -> float:
+    """Mean over all pixels (and pairs) of ||flow - gt||_2; both (..., 2) px."""
+    flow, gt = np.asarray(flow, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+    if flow.shape != gt.shape or flow.shape[-1] != 2:
+        raise ValueError(f"flow {flow.shape} and ground truth {gt.shape} must have the same (..., 2) shape")
+    return float(np.sqrt(((flow - gt) ** 2).sum(-1)).mean())
+
+
+def warp_backward(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``out(p) = image(p + flow(p))`` by bilinear ``cv2.remap`` (replicated border)."""
+    h, w = image.shape[:2]
+    if flow.shape != (h, w, 2):
+        raise ValueError(f"flow {flow.shape} does not match image {image.shape[:2]}")
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    map_x = xs + flow[..., 0].astype(np.float32)
+    map_y = ys + flow[..., 1].astype(np.float32)
+    return cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def interior_slices(h: int, w: int, border: float = BORDER_FRACTION) -> tuple[slice, slice]:
+    """Rows/columns left after removing ``border`` * size on each side (at least one pixel kept)."""
+    if not 0 <= border < 0.5:
+        raise ValueError(f"border={border}; expected 0 <= border < 0.5")
+    bh, bw = int(round(h * border)), int(round(w * border))
+    bh, bw = min(bh, (h - 1) // 2), min(bw, (w - 1) // 2)
+    return slice(bh, h - bh), slice(bw, w - bw)
+
+
+def photometric_errors(frames: np.ndarray, flows: np.ndarray, border: float = BORDER_FRACTION) -> np.ndarray:
+    """Per pair: mean |frame_t - warp(frame_{t+1}, flow_t)| on the interior, frames as [0, 1]. -> (T-1,)"""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or flows.shape != (frames.shape[0] - 1, *frames.shape[1:3], 2):
+        raise ValueError(f"frames {frames.shape} and flows {flows.shape}: expected (T, H, W, C) and (T-1, H, W, 2)")
+    f = frames.astype(np.float32) / 255.0 if frames.dtype == np.uint8 else frames.astype(np.float32)
+    rs, cs = interior_slices(*frames.shape[1:3], border)
+    out = np.empty(len(flows), dtype=np.float64)
+    for t in range(len(flows)):
+        recon = warp_backward(f[t + 1], flows[t]).reshape(f[t].shape)
+        out[t] = float(np.abs(f[t] - recon)[rs, cs].mean())
+    return out
+
+
+def gt_path(data_root: str | Path, video_id: str) -> Path:
+    return Path(data_root).expanduser() / "flow_gt" / f"{video_id}.npy"
+
+
+def load_gt(path: Path, expected: tuple[int, int, int]) -> np.ndarray:
+    """Ground-truth flow (T-1, H, W, 2) float16 -> float32; checks its shape against the frames."""
+    try:
+        gt = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read ground-truth flow {path}: {exc}") from exc
+    if gt.shape != (*expected, 2):
+        raise ValueError(f"ground-truth flow {path} has shape {gt.shape}; the decoded video needs "
+                         f"{(*expected, 2)} (T-1, H, W, 2)")
+    return gt.astype(np.float32)
+
+
+def parse_methods(methods: str | Sequence[str]) -> list[str]:
+    items = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
+    bad = [m for m in items if m not in METHODS]
+    if bad or not items:
+        raise ValueError(f"unknown or empty flow method(s) {bad or items}; expected a subset of {METHODS}")
+    return list(dict.fromkeys(items))
+
+
+def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback", "zero"),
+                  checkpoint: str | Path | None = None, max_videos: int | None = None, threads: int = 1,
+                  records: Iterable | None = None, subset: str = "test") -> list[dict]:
+    """Score each method on ``subset`` videos (or ``records``) -> one row per method (see ROW_KEYS).
+
+    Frames are decoded at native size when ground truth exists (it is stored at the
+    video's resolution), else at ``cfg.frame_size`` short side.
+    """
+    from htsc_core.data.video import read_frames, video_length
+
+    methods = parse_methods(methods)
+    if max_videos is not None and int(max_videos) < 1:
+        raise ValueError(f"max_videos={max_videos}; expected >= 1 or None")
+    if records is None:
+        from htsc_core.data.registry import load_split
+
+        records = load_split(cfg, subset)[0]
+    recs = list(records)[: int(max_videos)] if max_videos else list(records)
+    if not recs:
+        raise ValueError(f"no {subset} videos to evaluate flow on under {cfg.data_root}")
+    estimators = {m: make_estimator(m, threads=threads, checkpoint=checkpoint, cfg=cfg) for m in methods}
+    acc = {m: {"epe_sum": 0.0, "gt_pixels": 0, "photo_sum": 0.0, "pairs": 0, "seconds": 0.0} for m in methods}
+    resolutions: set[str] = set()
+    videos = 0
+    for rec in tqdm(recs, desc="flow eval", unit="video", disable=progress_disabled()):
+        gtp = gt_path(cfg.data_root, rec.video_id)
+        try:
+            n = video_length(rec.path)
+            frames = read_frames(rec.path, range(n), size=None if gtp.is_file() else (cfg.frame_size or None))
+            gt = load_gt(gtp, (n - 1, *frames.shape[1:3])) if gtp.is_file() else None
+        except (OSError, ValueError) as exc:  # unreadable video or bad GT: log with the file, skip
+            log.warning("flow eval: skipping %s (%s)", rec.path, exc)
+            continue
+        if n < 2:
+            log.warning("flow eval: skipping %s (%d frame)", rec.path, n)
+            continue
+        videos += 1
+        resolutions.add(f"{frames.shape[1]}x{frames.shape[2]}")
+        for m, est in estimators.items():
+            t0 = time.perf_counter()
+            flows = est.estimate(frames)
+            acc[m]["seconds"] += time.perf_counter() - t0
+            acc[m]["pairs"] += len(flows)
+            acc[m]["photo_sum"] += float(photometric_errors(frames, flows).sum())
+            if gt is not None:
+                acc[m]["epe_sum"] += endpoint_error(flows, gt) * gt[..., 0].size
+                acc[m]["gt_pixels"] += gt[..., 0].size
+    if videos == 0:
+        raise ValueError(f"none of the {len(recs)} {subset} videos under {cfg.data_root} could be read")
+    rows = []
+    for m, a in acc.items():
+        est = estimators[m]
+        rows.append({
+            "method": m,
+            "epe": a["epe_sum"] / a["gt_pixels"] if a["gt_pixels"] else None,
+            "photometric": a["photo_sum"] / a["pairs"],
+            "ms_per_pair": 1000.0 * a["seconds"] / a["pairs"],
+            "pairs": a["pairs"],
+            "threads": est.threads,
+            "resolution": ",".join(sorted(resolutions)),
+            "videos": videos,
+            "device": str(getattr(est, "device", "cpu")),
+        })
+    return rows
+
+
+def write_flow_eval(path: str | Path, rows: list[dict], cfg, **extra) -> Path:
+    """Rows plus run metadata as JSON (atomic)."""
+    from htsc_core.utils import atomic_write_json, run_metadata
+
+    return atomic_write_json(path, {"rows": rows, "metadata": run_metadata(cfg), **extra})
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = [f"{'method':<10} {'EPE':>8} {'photo':>8} {'ms/pair':>9} {'pairs':>6}  resolution  threads"]
+    for r in rows:
+        epe = f"{r['epe']:.3f}" if r["epe"] is not None else "n/a"
+        lines.append(f"{r['method']:<10} {epe:>8} {r['photometric']:>8.4f} {r['ms_per_pair']:>9.2f} "
+                     f"{r['pairs']:>6}  {r['resolution']:<10}  {r['threads']}")
+    return "\n".join(lines)

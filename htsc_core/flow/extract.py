@@ -1,0 +1,162 @@
+"""``htsc flow extract``: pre-compute TV-L1 flow JPEGs for the two-stream baseline (DESIGN.md section 5).
+
+The two-stream baseline of paper Table 3 (and the "two-stream" row of Table 5) trains
+its temporal CNN on pre-computed TV-L1 flow. For every video of train/val/test we
+decode all frames at ``cfg.frame_size`` (short side), run :class:`TVL1Estimator`
+frame pair by frame pair and store denseflow-style JPEGs (:mod:`htsc_core.flow.storage`).
+
+Resumable: a video whose ``.complete`` marker exists is skipped; one without it is
+recomputed from scratch (stale temp files of an interrupted run are removed first).
+Unreadable videos are logged with their file name and skipped; the run never aborts
+on one. A JSON summary goes to ``<out>/extract_summary.json``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from tqdm.auto import tqdm
+
+from htsc_core.flow import storage
+
+log = logging.getLogger(__name__)
+
+CHUNK_FRAMES = 64  # frames decoded at once; bounds memory on long (THUMOS14) videos
+SUMMARY_NAME = "extract_summary.json"
+
+
+def progress_disabled() -> bool:
+    """tqdm off when stderr is not a terminal or when CI is set (house style)."""
+    return bool(os.environ.get("CI")) or not sys.stderr.isatty()
+
+
+def default_flow_root(cfg) -> Path:
+    return Path(cfg.data_root).expanduser() / "flow_tvl1"
+
+
+def _remove_stale_temps(directory: Path) -> None:
+    if directory.is_dir():
+        for tmp in directory.glob(".*.tmp"):  # atomic-write temps of a killed run
+            tmp.unlink(missing_ok=True)
+
+
+def extract_video(path: str | Path, video_id: str, flow_root: str | Path, frame_size: int | None,
+                  threads: int = 1, chunk: int = CHUNK_FRAMES) -> dict:
+    """TV-L1 flow of one video into ``flow_root``; returns {video_id, status, bytes, pairs, error}.
+
+    status is "done", "skipped" (already complete) or "failed" (error names the file).
+    """
+    from htsc_core.data.video import read_frames, video_length
+    from htsc_core.flow.estimators import TVL1Estimator
+
+    row = {"video_id": video_id, "path": str(path), "status": "done", "bytes": 0, "pairs": 0, "error": None}
+    if storage.is_complete(flow_root, video_id):
+        row["status"] = "skipped"
+        return row
+    if chunk < 2:
+        raise ValueError(f"chunk={chunk}; expected >= 2 frames")
+    try:
+        _remove_stale_temps(storage.video_dir(flow_root, video_id))
+        n = video_length(path)
+        if n < 2:
+            raise ValueError(f"video {path} has {n} frame(s); flow needs at least 2")
+        estimator = TVL1Estimator(threads=threads)
+        start, size_hw = 0, None
+        while start < n - 1:
+            stop = min(start + chunk, n)
+            frames = read_frames(path, range(start, stop), size=frame_size or None)
+            if size_hw is not None and frames.shape[1:3] != size_hw:
+                raise ValueError(f"video {path}: frame size changes from {size_hw} to {frames.shape[1:3]}")
+            size_hw = frames.shape[1:3]
+            flows = estimator.estimate(frames)  # (stop-start-1, H, W, 2)
+            row["bytes"] += storage.write_flow_pairs(flow_root, video_id, start, flows)
+            start = stop - 1  # chunks overlap by one frame
+        row["pairs"] = n - 1
+        marker = storage.mark_complete(flow_root, video_id, n - 1, size_hw[0], size_hw[1])
+        row["bytes"] += marker.stat().st_size
+    except Exception as exc:  # noqa: BLE001 - one bad video is logged and skipped, never aborts the run
+        row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        log.warning("flow extract: skipping %s (%s)", path, row["error"])
+    return row
+
+
+def _worker(args: tuple) -> dict:
+    return extract_video(*args)
+
+
+def dataset_records(cfg, subsets: Sequence[str] = ("train", "val", "test")) -> list:
+    """Every video of ``subsets`` (deduplicated by video_id, in split order)."""
+    from htsc_core.data.registry import load_split
+
+    seen, records = set(), []
+    for subset in subsets:
+        for rec in load_split(cfg, subset)[0]:
+            if rec.video_id not in seen:
+                seen.add(rec.video_id)
+                records.append(rec)
+    return records
+
+
+def extract_flow(cfg, out: str | Path | None = None, workers: int = 1, limit: int | None = None,
+                 threads: int = 1, records: Iterable | None = None, write_summary: bool = True) -> dict:
+    """TV-L1 flow for every video of ``cfg``'s dataset (or ``records``) -> summary dict.
+
+    ``workers`` processes run videos in parallel (1 = in-process, the benchmark-friendly
+    path); ``threads`` is OpenCV's thread count inside each; ``limit`` keeps the first N videos.
+    """
+    from htsc_core.utils import atomic_write_json, run_metadata
+
+    if int(workers) < 1:
+        raise ValueError(f"workers={workers}; expected >= 1")
+    if limit is not None and int(limit) < 0:
+        raise ValueError(f"limit={limit}; expected >= 0 or None")
+    flow_root = Path(out).expanduser() if out else default_flow_root(cfg)
+    recs = list(records) if records is not None else dataset_records(cfg)
+    if limit is not None:
+        recs = recs[: int(limit)]
+    flow_root.mkdir(parents=True, exist_ok=True)
+    jobs = [(r.path, r.video_id, flow_root, cfg.frame_size, threads) for r in recs]
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    bar = tqdm(total=len(jobs), desc="TV-L1 flow", unit="video", disable=progress_disabled())
+    if int(workers) == 1:
+        for job in jobs:
+            rows.append(_worker(job))
+            bar.update(1)
+    else:
+        with ProcessPoolExecutor(max_workers=int(workers)) as pool:
+            for row in pool.map(_worker, jobs):
+                rows.append(row)
+                bar.update(1)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    failed = [{"video_id": r["video_id"], "path": r["path"], "error": r["error"]} for r in rows
+              if r["status"] == "failed"]
+    summary = {
+        "flow_root": str(flow_root),
+        "method": "tvl1",
+        "bound": storage.DEFAULT_BOUND,
+        "jpeg_quality": storage.DEFAULT_JPEG_QUALITY,
+        "frame_size": cfg.frame_size,
+        "videos": len(rows),
+        "done": sum(r["status"] == "done" for r in rows),
+        "skipped": sum(r["status"] == "skipped" for r in rows),
+        "failed": len(failed),
+        "failed_videos": failed,
+        "pairs": sum(r["pairs"] for r in rows),
+        "bytes_written": sum(r["bytes"] for r in rows),
+        "seconds": round(seconds, 3),
+        "workers": int(workers),
+        "threads": int(threads),
+        "metadata": run_metadata(cfg, device="cpu"),
+    }
+    log.info("flow extract: %d done, %d skipped, %d failed, %d bytes in %.1f s -> %s", summary["done"],
+             summary["skipped"], summary["failed"], summary["bytes_written"], seconds, flow_root)
+    if write_summary:
+        atomic_write_json(flow_root / SUMMARY_NAME, summary)
+    return summary
