@@ -1,0 +1,213 @@
+"""Unsupervised MotionNet losses (paper section 3.1.2, Eq. 1-6).
+
+Conventions every caller must know (values from the Hidden Two-Stream release,
+``models/multiframe_MotionNet/train.prototxt`` and its Caffe layers, unless the
+comment says otherwise):
+
+- Frames are RGB in [0, 1]. Flow passed to :func:`warp`, :func:`smoothness_loss`
+  is in pixels of its own grid; :class:`MotionNetLoss` converts MotionNet's output
+  with ``flowK * FLOW_SCALES[K]`` (see ``motionnet.py``).
+- Warping is backward (Eq. 1): frame i+1 sampled at p + flow_i(p) reconstructs
+  frame i. ``grid_sample`` bilinear, pixel-centre coordinates (align_corners=True),
+  ``padding_mode="border"`` (out-of-frame samples repeat the edge pixel; the 10 %
+  border mask keeps the photometric loss off that region anyway).
+- Charbonnier F(x) = (x^2 + eps^2)^alpha, eps = 1e-3; alpha 0.4 on photometric
+  differences expressed in 0..255 intensity units (release: beta = 255 pre-scale),
+  alpha 0.3 on flow gradients in pixels (release: beta = FLOW_SCALES[K]).
+- SSIM (Eq. 3-4) on 8x8 blocks at stride 8 with c1 = 1e-4, c2 = 1e-3 added to the
+  [0, 1]-range statistics (= the usual K1 = 0.01, K2 = 0.0316, data range 1);
+  weighted by an 8x8 Gaussian (sigma = 16/12, the release's SSIMLoss layer) or,
+  with ``window="uniform"``, plain block means. Ragged edge blocks are truncated
+  and renormalised.
+- Per scale (Eq. 5): L_s = Lp + Lsm + w_s * Lss with w_s = 0.16, 0.08, 0.04, 0.02,
+  0.01 for scales 6..2 (release loss_weight of SSIMLoss6..2) times
+  ``ssim_weight_scale`` (0.1 during end-to-end training, DESIGN.md section 2).
+  Eq. 6: delta_s = 1 at every scale (the release gives PhotometricLossK and
+  SmoothnessLossK loss_weight 1 at all five scales; scale dependence is only in w_s).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from htsc_core.models.motionnet import FLOW_SCALES, SCALES, flow_in_pixels, flow_resolution
+
+__all__ = ["warp", "charbonnier", "border_mask", "photometric_loss", "smoothness_loss", "ssim_map", "ssim_loss",
+           "MotionNetLoss", "FLOW_SCALES", "flow_in_pixels", "SSIM_WEIGHTS"]
+
+EPS = 1e-3  # release CharbonnierLoss epsilon
+ALPHA_PHOTO = 0.4  # release PhotometricLossK alpha
+ALPHA_SMOOTH = 0.3  # release SmoothnessLossK alpha
+PHOTO_BETA = 255.0  # release PhotometricLossK beta: differences in 0..255 units
+SSIM_C1, SSIM_C2 = 1e-4, 1e-3  # paper section 3.1.2 (and release ssim_loss_param)
+SSIM_BLOCK = 8  # paper: 8x8 local blocks; release: stride 8
+SSIM_WEIGHTS: dict[int, float] = {6: 0.16, 5: 0.08, 4: 0.04, 3: 0.02, 2: 0.01}  # release SSIMLoss6..2 loss_weight
+BORDER_RATIO = 0.1  # release BorderMask border_ratio
+
+
+def warp(img: torch.Tensor, flow_px: torch.Tensor) -> torch.Tensor:
+    """Backward warp: out(p) = img(p + flow(p)), bilinear, border padding.
+
+    img (N, C, H, W); flow_px (N, 2, H, W) with (dx, dy) in pixels of this grid.
+    """
+    if img.dim() != 4 or flow_px.dim() != 4 or flow_px.shape[1] != 2:
+        raise ValueError(f"warp: expected img (N, C, H, W) and flow (N, 2, H, W), got {tuple(img.shape)} "
+                         f"and {tuple(flow_px.shape)}")
+    if img.shape[0] != flow_px.shape[0] or img.shape[-2:] != flow_px.shape[-2:]:
+        raise ValueError(f"warp: img {tuple(img.shape)} and flow {tuple(flow_px.shape)} differ in N or H, W")
+    n, _, h, w = img.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow_px.dtype, device=flow_px.device),
+                            torch.arange(w, dtype=flow_px.dtype, device=flow_px.device), indexing="ij")
+    x = xs + flow_px[:, 0]  # (N, H, W)
+    y = ys + flow_px[:, 1]
+    # align_corners=True: -1 and +1 are the centres of the first and last pixel.
+    grid = torch.stack([2.0 * x / max(w - 1, 1) - 1.0, 2.0 * y / max(h - 1, 1) - 1.0], dim=-1)
+    return F.grid_sample(img, grid.to(img.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def charbonnier(x: torch.Tensor, alpha: float, eps: float = EPS) -> torch.Tensor:
+    """F(x) = (x^2 + eps^2)^alpha, elementwise (Eq. 1, from LapSRN)."""
+    return (x * x + eps * eps) ** alpha
+
+
+def border_mask(h: int, w: int, ratio: float = BORDER_RATIO, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(1, 1, h, w) mask, 0 on a border round(ratio * min(h, w)) wide (release "borderMask" filler)."""
+    b = int(math.floor(ratio * min(h, w) + 0.5))
+    if 2 * b >= min(h, w):
+        b = 0  # tiny maps (smoke sizes): keep every pixel rather than none
+    m = torch.zeros(1, 1, h, w, device=device, dtype=dtype)
+    m[..., b:h - b, b:w - b] = 1.0
+    return m
+
+
+def photometric_loss(target: torch.Tensor, reconstruction: torch.Tensor, border_ratio: float = BORDER_RATIO,
+                     alpha: float = ALPHA_PHOTO, eps: float = EPS) -> torch.Tensor:
+    """Eq. 1: mean Charbonnier of 255 * (f1 - warped f2) over the pixels inside the border mask (and channels)."""
+    if target.shape != reconstruction.shape or target.dim() != 4:
+        raise ValueError(f"photometric_loss: shapes {tuple(target.shape)} and {tuple(reconstruction.shape)} differ "
+                         "or are not (N, C, H, W)")
+    mask = border_mask(*target.shape[-2:], ratio=border_ratio, device=target.device, dtype=target.dtype)
+    err = charbonnier(PHOTO_BETA * (target - reconstruction), alpha, eps) * mask
+    return err.sum() / (mask.sum() * target.shape[0] * target.shape[1])
+
+
+def smoothness_loss(flow_px: torch.Tensor, alpha: float = ALPHA_SMOOTH, eps: float = EPS) -> torch.Tensor:
+    """Eq. 2: F(d/dx u) + F(d/dy u) + F(d/dx v) + F(d/dy v), each a mean over pixels and flow fields.
+
+    flow_px (N, 2K, H, W), channels x0, y0, x1, y1, ... in pixels. Forward differences (the release's
+    FlowDeltaWeights kernels [1, -1]); unlike the release the border is not masked (Eq. 2 has no mask).
+    """
+    if flow_px.dim() != 4 or flow_px.shape[1] % 2:
+        raise ValueError(f"smoothness_loss: expected flow (N, 2K, H, W), got {tuple(flow_px.shape)}")
+    total = flow_px.new_zeros(())
+    for comp in (flow_px[:, 0::2], flow_px[:, 1::2]):  # u, v
+        if comp.shape[-1] > 1:
+            total = total + charbonnier(comp[..., :, 1:] - comp[..., :, :-1], alpha, eps).mean()
+        if comp.shape[-2] > 1:
+            total = total + charbonnier(comp[..., 1:, :] - comp[..., :-1, :], alpha, eps).mean()
+    return total
+
+
+def _window(block: int, kind: str, dtype, device) -> torch.Tensor:
+    if kind == "uniform":
+        win = torch.ones(block, block, dtype=dtype, device=device)
+    elif kind == "gaussian":
+        # Release SSIMLoss: sigma = (kh + kw) / 12, "the kernel encloses +/- 3 sigma". Centred on the block centre
+        # ((block - 1) / 2); the release centres at block / 2, half a pixel off.
+        sigma = 2.0 * block / 12.0
+        r = torch.arange(block, dtype=dtype, device=device) - (block - 1) / 2.0
+        g = torch.exp(-(r * r) / (2.0 * sigma * sigma))
+        win = g[:, None] * g[None, :]
+    else:
+        raise ValueError(f"ssim: window={kind!r}; expected 'gaussian' or 'uniform'")
+    return win / win.sum()
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, block: int = SSIM_BLOCK, stride: int = SSIM_BLOCK,
+             window: str = "gaussian", c1: float = SSIM_C1, c2: float = SSIM_C2) -> torch.Tensor:
+    """Eq. 3 on local blocks: SSIM per block and channel, (N, C, Hb, Wb).
+
+    Blocks start every ``stride`` pixels; as in the release, there are ceil((H - block) / stride) + 1 rows of
+    blocks, and a block reaching past the image edge is truncated (its weights renormalised over the valid
+    pixels). Variances and covariance are the window-weighted population moments.
+    """
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(f"ssim: shapes {tuple(x.shape)} and {tuple(y.shape)} differ or are not (N, C, H, W)")
+    if block < 1 or stride < 1:
+        raise ValueError(f"ssim: block={block} and stride={stride} must be >= 1")
+    n, c, h, w = x.shape
+    hb = max(0, math.ceil((h - block) / stride)) + 1
+    wb = max(0, math.ceil((w - block) / stride)) + 1
+    pad_h, pad_w = (hb - 1) * stride + block - h, (wb - 1) * stride + block - w
+    win = _window(block, window, x.dtype, x.device)
+    kernel = win.expand(c, 1, block, block)
+
+    def wsum(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(t, (0, pad_w, 0, pad_h)), kernel, stride=stride, groups=c)
+
+    norm = F.conv2d(F.pad(x.new_ones(1, 1, h, w), (0, pad_w, 0, pad_h)), win.view(1, 1, block, block), stride=stride)
+    mu_x, mu_y = wsum(x) / norm, wsum(y) / norm
+    sxx = wsum(x * x) / norm - mu_x * mu_x
+    syy = wsum(y * y) / norm - mu_y * mu_y
+    sxy = wsum(x * y) / norm - mu_x * mu_y
+    return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (sxx + syy + c2))
+
+
+def ssim_loss(reconstruction: torch.Tensor, target: torch.Tensor, window: str = "gaussian") -> torch.Tensor:
+    """Eq. 4: L_ss = mean over blocks (and channels) of 1 - SSIM(f1 block, f1' block).
+
+    Paper normalisation (1/I); the release's SSIMLoss instead sums over blocks and divides by the batch only.
+    """
+    return (1.0 - ssim_map(reconstruction, target, window=window)).mean()
+
+
+class MotionNetLoss(nn.Module):
+    """Eq. 5-6 over MotionNet's five scales.
+
+    ``forward(stack (N, L, 3, H, W) in [0, 1], flows [flow6 .. flow2]) -> (total, parts)``; parts holds detached
+    0-d tensors ``photo{s}``, ``smooth{s}``, ``ssim{s}``, ``scale{s}`` for s = 6..2 (``scale{s}`` = L_s, already
+    SSIM-weighted).
+    """
+
+    def __init__(self, ssim_weight_scale: float = 1.0, border_ratio: float = BORDER_RATIO,
+                 ssim_window: str = "gaussian") -> None:
+        super().__init__()
+        if ssim_weight_scale < 0:
+            raise ValueError(f"MotionNetLoss: ssim_weight_scale={ssim_weight_scale} must be >= 0")
+        _window(2, ssim_window, torch.float32, "cpu")  # validates the name
+        self.ssim_weight_scale = float(ssim_weight_scale)
+        self.border_ratio = float(border_ratio)
+        self.ssim_window = ssim_window
+        self.scale_weights = {s: 1.0 for s in SCALES}  # Eq. 6 delta_s; release: 1 at every scale
+
+    def forward(self, stack: torch.Tensor, flows: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if stack.dim() != 5 or stack.shape[2] != 3:
+            raise ValueError(f"MotionNetLoss: expected stack (N, L, 3, H, W), got {tuple(stack.shape)}")
+        n, L, _, H, W = stack.shape
+        if len(flows) != len(SCALES):
+            raise ValueError(f"MotionNetLoss: expected {len(SCALES)} flows [flow6 .. flow2], got {len(flows)}")
+        frames = stack.reshape(n * L, 3, H, W)
+        total = stack.new_zeros(())
+        parts: dict[str, torch.Tensor] = {}
+        for s, flow in zip(SCALES, flows):
+            h, w = flow_resolution((H, W), s)
+            if tuple(flow.shape) != (n, 2 * (L - 1), h, w):
+                raise ValueError(f"MotionNetLoss: flow{s} has shape {tuple(flow.shape)}, expected "
+                                 f"{(n, 2 * (L - 1), h, w)} for a {H}x{W} stack of {L} frames")
+            fr = frames if (h, w) == (H, W) else F.interpolate(frames, size=(h, w), mode="area")
+            fr = fr.reshape(n, L, 3, h, w)
+            target = fr[:, :-1].reshape(n * (L - 1), 3, h, w)  # frame i
+            nxt = fr[:, 1:].reshape(n * (L - 1), 3, h, w)  # frame i + 1
+            flow_px = flow * FLOW_SCALES[s]  # pixels of this scale
+            recon = warp(nxt, flow_px.reshape(n * (L - 1), 2, h, w))
+            lp = photometric_loss(target, recon, border_ratio=self.border_ratio)
+            lsm = smoothness_loss(flow_px)
+            lss = ssim_loss(recon, target, window=self.ssim_window)
+            l_s = lp + lsm + SSIM_WEIGHTS[s] * self.ssim_weight_scale * lss  # Eq. 5, lambda1 = lambda2 = 1
+            total = total + self.scale_weights[s] * l_s  # Eq. 6
+            parts.update({f"photo{s}": lp.detach(), f"smooth{s}": lsm.detach(), f"ssim{s}": lss.detach(),
+                          f"scale{s}": l_s.detach()})
+        return total, parts
