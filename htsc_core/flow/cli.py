@@ -15,7 +15,7 @@ from htsc_core.config import DATASETS, PROFILES, from_params
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", required=True, help="dataset root (synthetic: written by `htsc synth`)")
-    p.add_argument("--dataset", default="synthetic", choices=DATASETS, help="dataset layout (default synthetic)")
+    p.add_argument("--dataset", default=None, choices=DATASETS, help="dataset layout (default: the profile's)")
     p.add_argument("--profile", default="default", choices=PROFILES, help="config profile (frame size etc.)")
     p.add_argument("--threads", type=int, default=1, help="OpenCV/torch threads per estimator (default 1)")
 
@@ -31,14 +31,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev = sub.add_parser("eval", help="EPE / photometric error / ms per pair of flow estimators")
     _common(ev)
     ev.add_argument("--checkpoint", default=None, help="MotionNet checkpoint (needed for method motionnet)")
-    ev.add_argument("--methods", default="tvl1,dis,farneback,zero",
-                    help="comma list of tvl1,dis,farneback,zero,motionnet (default without motionnet)")
+    ev.add_argument("--methods", default=None,
+                    help="comma list of tvl1,dis,farneback,zero,motionnet (default: all; motionnet "
+                         "only when --checkpoint is given)")
     ev.add_argument("--max-videos", type=int, default=None, help="only the first N test videos")
     ev.add_argument("--out", default=None, help="JSON out (default <results_dir>/flow_eval.json)")
 
 
 def _config(args):
-    return from_params({"profile": args.profile, "data_root": args.data_root, "dataset": args.dataset})
+    params = {"profile": args.profile, "data_root": args.data_root}
+    if args.dataset:
+        params["dataset"] = args.dataset
+    return from_params(params)
 
 
 def command(args: argparse.Namespace) -> int:
@@ -56,7 +60,8 @@ def command(args: argparse.Namespace) -> int:
         return 0
     from htsc_core.flow.evaluate import evaluate_flow, format_rows, parse_methods, write_flow_eval
 
-    methods = parse_methods(args.methods)
+    default = "tvl1,dis,farneback,zero" + (",motionnet" if args.checkpoint else "")
+    methods = parse_methods(args.methods or default)
     rows = evaluate_flow(cfg, methods, checkpoint=args.checkpoint, max_videos=args.max_videos,
                          threads=args.threads)
     out = Path(args.out) if args.out else Path(cfg.results_dir) / "flow_eval.json"

@@ -136,6 +136,8 @@ def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback
         videos += 1
         resolutions.add(f"{frames.shape[1]}x{frames.shape[2]}")
         for m, est in estimators.items():
+            if videos == 1:  # untimed warm-up (allocations, cuDNN autotuning) so ms/pair is steady-state
+                est.estimate(frames[: max(2, getattr(est, "length", 2))])
             t0 = time.perf_counter()
             flows = est.estimate(frames)
             acc[m]["seconds"] += time.perf_counter() - t0
