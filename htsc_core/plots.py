@@ -117,3 +117,51 @@ def method_bars(rows: Sequence[dict], value: str, paper: str | None = None, titl
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def sample_frames(examples: Mapping[str, np.ndarray], classes: Sequence[str], families: Mapping[str, str] | None = None,
+                  path=None, columns: int = 6):
+    """One frame per class, titled with the class (and its family on the synthetic set)."""
+    names = [c for c in classes if c in examples]
+    rows = max(1, int(np.ceil(len(names) / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.1 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names):
+        ax.imshow(examples[name])
+        fam = (families or {}).get(name)
+        ax.set_title(f"{name}\n({fam})" if fam else name, fontsize=7, color=FAMILY_COLOURS.get(fam, "black"))
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path=None):
+    """Confusion matrix (rows: true class, columns: predicted), row-normalised."""
+    m = np.asarray(matrix, dtype=float)
+    m = m / np.maximum(m.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(0.35 * len(classes) + 2.5, 0.35 * len(classes) + 2))
+    im = ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=70, ha="right", fontsize=6)
+    ax.set_yticks(range(len(classes)), classes, fontsize=6)
+    ax.set(xlabel="predicted", ylabel="true")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def flow_scales(frame: np.ndarray, scales: Mapping[str, np.ndarray], path=None):
+    """MotionNet's flow for one pair at each output scale (flow6 coarse .. flow2 fine)."""
+    import torch
+    from torchvision.utils import flow_to_image
+
+    fig, axes = plt.subplots(1, 1 + len(scales), figsize=(2.1 * (1 + len(scales)), 2.3))
+    axes[0].imshow(frame)
+    axes[0].set_title("frame t", fontsize=8)
+    for ax, (name, f) in zip(axes[1:], scales.items()):
+        t = torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1))).float()
+        ax.imshow(flow_to_image(t).permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_title(f"{name} {f.shape[0]}x{f.shape[1]}", fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return _save(fig, path)
