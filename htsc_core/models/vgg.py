@@ -1,0 +1,231 @@
+"""VGG16 for both streams (paper section 3.1.1 and 4.2.1, Table 1).
+
+13 3x3 convolutions in five blocks (64-128-256-512-512), a 2x2 max-pool
+after each block, fc6 (4096), fc7 (4096), fc8 (M). ``width`` scales every
+conv and fc width with the same topology, so the smoke/default profiles run
+on CPU; at ``width=1.0`` the parameter shapes and (after the one renaming
+``features.`` -> ``body.``) the state-dict keys equal torchvision's
+``vgg16`` / ``vgg16_bn``, so its ImageNet weights load.
+
+Input conventions (docs/CONTRACTS.md, "Models"):
+
+- ``in_channels == 3``: RGB in [0, 1]; ImageNet mean/std are applied inside.
+- otherwise (the temporal stream): flow in the [-128, 127] CNN range (stored
+  JPEG value - 128, or :func:`htsc_core.models.temporal.flow_to_cnn_input`).
+  It is divided inside by ``FLOW_INPUT_DIVISOR = 255 * 0.226`` (0.226 = the
+  mean ImageNet std). This is the same as rescaling conv1's weights, and it
+  puts flow in the units an ImageNet conv1 sees for RGB: TSN's
+  cross-modality initialisation (Wang et al. 2016) feeds flow in raw pixel
+  intensity units to a conv1 trained on intensity units, and torchvision's
+  conv1 sees intensity / (255 * std). Flow inputs come out in about [-2.2, 2.2].
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Mapping
+
+import torch
+import torch.nn as nn
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Flow (CNN range, [-128, 127]) is divided by this inside VGG16.forward; see the module docstring.
+FLOW_INPUT_DIVISOR = 255.0 * sum(IMAGENET_STD) / 3.0
+
+# Table 1: conv widths per block, "M" = 2x2 max-pool stride 2 (torchvision's cfg "D").
+_CFG_D = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+FC_WIDTH = 4096  # fc6 / fc7 (Table 1)
+
+# torchvision weight files (the names torch.hub caches them under); looked up, never downloaded.
+_TORCHVISION_FILES = {False: "vgg16-397923af.pth", True: "vgg16_bn-6c64b313.pth"}
+_warned_no_weights = False
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(1, int(round(channels * width)))
+
+
+class VGG16(nn.Module):
+    """VGG16 of Table 1 with a width multiplier.
+
+    ``features(x) -> fc7 (N, feature_dim)``, ``classifier_head(fc7) -> logits``,
+    ``forward(x) = classifier_head(features(x))``.
+    """
+
+    def __init__(self, num_classes: int, in_channels: int = 3, width: float = 1.0,
+                 batch_norm: bool = False, dropout: float = 0.5) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"VGG16: num_classes={num_classes} must be >= 1")
+        if in_channels < 1:
+            raise ValueError(f"VGG16: in_channels={in_channels} must be >= 1")
+        if not width > 0:
+            raise ValueError(f"VGG16: width={width} must be > 0")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"VGG16: dropout={dropout} must be in [0, 1)")
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.width = float(width)
+        self.batch_norm = bool(batch_norm)
+
+        layers: list[nn.Module] = []
+        c_in = in_channels
+        for v in _CFG_D:
+            if v == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+                continue
+            c_out = _scaled(int(v), width)
+            layers.append(nn.Conv2d(c_in, c_out, kernel_size=3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.ReLU(inplace=True))
+            c_in = c_out
+        # Named "body" (not torchvision's "features") because features() is the fc7 method of the contract.
+        self.body = nn.Sequential(*layers)
+        # torchvision's adaptive pooling to 7x7, so inputs smaller than 224 px work (Table 1: 7x7x512).
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        fc = _scaled(FC_WIDTH, width)
+        self.feature_dim = fc
+        # Same indices as torchvision's classifier: fc6=0, fc7=3, fc8=6.
+        self.classifier = nn.Sequential(
+            nn.Linear(c_in * 7 * 7, fc), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(fc, fc), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(fc, num_classes),
+        )
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # torchvision's VGG initialisation.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    @property
+    def conv1(self) -> nn.Conv2d:
+        return self.body[0]
+
+    @property
+    def fc8(self) -> nn.Linear:
+        return self.classifier[6]
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"VGG16: expected input (N, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        if min(x.shape[-2:]) < 32:
+            raise ValueError(f"VGG16: input side {tuple(x.shape[-2:])} is below 32 px (five 2x2 pools)")
+        if self.in_channels == 3:
+            return (x - self.mean) / self.std
+        return x / FLOW_INPUT_DIVISOR
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Input (N, C, H, W) -> fc7 activations (N, feature_dim) (after ReLU, before dropout)."""
+        h = self.avgpool(self.body(self._normalise(x)))  # (N, c5, 7, 7)
+        return self.classifier[:5](torch.flatten(h, 1))  # fc6, relu, dropout, fc7, relu
+
+    def classifier_head(self, fc7: torch.Tensor) -> torch.Tensor:
+        """fc7 (N, feature_dim) -> logits (N, num_classes): dropout + fc8."""
+        if fc7.dim() != 2 or fc7.shape[1] != self.feature_dim:
+            raise ValueError(f"VGG16.classifier_head: expected (N, {self.feature_dim}), got {tuple(fc7.shape)}")
+        return self.classifier[5:](fc7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier_head(self.features(x))
+
+
+def from_torchvision_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a torchvision vgg16 / vgg16_bn state dict to this module's keys."""
+    return {("body." + k[len("features."):] if k.startswith("features.") else k): v for k, v in state.items()}
+
+
+def _cross_modality_conv1(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    # Wang et al. 2016 (TSN) cross-modality init, DESIGN.md section 2: mean over RGB, repeated.
+    return weight.mean(dim=1, keepdim=True).repeat(1, in_channels, 1, 1).clone()
+
+
+def _load_compatible(model: VGG16, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Copy every tensor of ``state`` into ``model``; conv1 by cross-modality when the channels differ,
+    fc8 only when its shape matches. Returns the keys copied."""
+    own = model.state_dict()
+    conv1_w = "body.0.weight"
+    copied: list[str] = []
+    new: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key not in own:
+            continue
+        if key == conv1_w and value.shape != own[key].shape:
+            value = _cross_modality_conv1(value, model.in_channels)
+        if value.shape != own[key].shape:
+            if key.startswith("classifier.6."):
+                continue  # fc8: a different class count keeps its fresh initialisation
+            raise ValueError(f"VGG16 weights: {key} has shape {tuple(value.shape)}, model expects "
+                             f"{tuple(own[key].shape)} (width/batch_norm mismatch?)")
+        new[key] = value
+        copied.append(key)
+    model.load_state_dict(new, strict=False)
+    return copied
+
+
+def cross_modality_init(flow_vgg: VGG16, rgb_vgg: VGG16) -> VGG16:
+    """Initialise the temporal VGG16 from an RGB one (TSN cross-modality init, DESIGN.md section 2).
+
+    Every layer is copied except conv1, whose weights become the mean over the 3 RGB input
+    channels repeated to ``flow_vgg.in_channels``; fc8 is copied only if its shape matches.
+    """
+    if rgb_vgg.in_channels != 3:
+        raise ValueError(f"cross_modality_init: rgb_vgg has {rgb_vgg.in_channels} input channels, expected 3")
+    if (flow_vgg.width, flow_vgg.batch_norm) != (rgb_vgg.width, rgb_vgg.batch_norm):
+        raise ValueError(f"cross_modality_init: width/batch_norm differ (flow {flow_vgg.width}/{flow_vgg.batch_norm}"
+                         f", rgb {rgb_vgg.width}/{rgb_vgg.batch_norm})")
+    with torch.no_grad():
+        _load_compatible(flow_vgg, rgb_vgg.state_dict())
+    return flow_vgg
+
+
+def imagenet_weights_path(batch_norm: bool) -> str:
+    """Where torch.hub caches torchvision's VGG16(_BN) ImageNet weights (the file may not exist)."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints", _TORCHVISION_FILES[bool(batch_norm)])
+
+
+def _warn_once(message: str) -> None:
+    global _warned_no_weights
+    if not _warned_no_weights:
+        log.warning(message)
+        _warned_no_weights = True
+
+
+def build_vgg16(cfg, num_classes: int, in_channels: int = 3) -> VGG16:
+    """VGG16 from the config (vgg_width, vgg_batch_norm, dropout, pretrained).
+
+    With ``cfg.pretrained`` and width 1.0, torchvision's ImageNet weights are loaded if (and only if)
+    they are already in the torch hub cache; for ``in_channels != 3`` conv1 gets the cross-modality
+    init. Nothing is ever downloaded; a missing file is logged once per process.
+    """
+    model = VGG16(num_classes, in_channels=in_channels, width=cfg.vgg_width,
+                  batch_norm=cfg.vgg_batch_norm, dropout=cfg.dropout)
+    if not cfg.pretrained:
+        return model
+    if cfg.vgg_width != 1.0:
+        _warn_once(f"vgg.py: pretrained=True but vgg_width={cfg.vgg_width}; ImageNet weights exist only for "
+                   "width 1.0, so VGG16 trains from scratch")
+        return model
+    path = imagenet_weights_path(cfg.vgg_batch_norm)
+    if not os.path.isfile(path):
+        _warn_once(f"vgg.py: ImageNet VGG16 weights not found at {path} (no download is attempted); "
+                   "VGG16 trains from scratch")
+        return model
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    copied = _load_compatible(model, from_torchvision_state_dict(state))
+    log.info("vgg.py: loaded %d ImageNet tensors from %s (in_channels=%d)", len(copied), path, in_channels)
+    return model
