@@ -182,3 +182,14 @@ def test_loader_survives_bad_video(tree, records, tmp_path, workers):
     for a, b in zip(first, second):
         assert torch.equal(a["index"], b["index"]) and torch.equal(a["rgb"], b["rgb"])
     assert (tmp_path / "skipped.jsonl").read_text().count("v_Alpha_g11_c01") == 2  # logged by workers too
+
+
+def test_loader_throughput_reports(tree, records):
+    from htsc_core.data.throughput import measure_loader_throughput
+
+    cfg = make_cfg(tree, batch_size=2)
+    ds = VideoDataset(records, cfg, "train", ("rgb", "stack"))
+    res = measure_loader_throughput(ds, cfg, num_batches=4, num_workers=0)
+    assert res["clips"] == 8 and res["batch_size"] == 2 and res["num_workers"] == 0  # wraps past the epoch end
+    assert res["frames_per_clip"] == 10 and res["clips_per_s"] > 0
+    assert res["frames_per_s"] == pytest.approx(res["clips_per_s"] * 10)
