@@ -17,7 +17,6 @@ An unreadable video gives ``None`` (after a warning and a JSON line in
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import time
@@ -33,7 +32,6 @@ from htsc_core.data import sampling, transforms
 from htsc_core.data.records import VideoRecord
 from htsc_core.data.video import VideoReadError, read_sampled
 
-log = logging.getLogger(__name__)
 MODALITIES = ("rgb", "stack", "flow")
 
 
