@@ -246,3 +246,15 @@ def test_flow_in_pixels_unit_chain():
     assert FLOW_SCALES == {6: 0.625, 5: 1.25, 4: 2.5, 3: 5.0, 2: 10.0}
     for s, f in FLOW_SCALES.items():  # every scale's unit is 20 input pixels
         assert f * 2 ** (s - 1) == 20.0
+
+
+def test_loss_is_float32_under_bf16_autocast():
+    torch.manual_seed(0)
+    stack = torch.rand(1, 2, 3, 32, 32)
+    flows = [torch.randn(1, 2, *flow_resolution((32, 32), s)) * 0.05 for s in FLOW_SCALES]
+    ref, _ = MotionNetLoss()(stack, flows)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, parts = MotionNetLoss()(stack, [f.bfloat16() for f in flows])
+    assert got.dtype == torch.float32 and parts["ssim2"].dtype == torch.float32
+    # only the bf16 rounding of the flow inputs themselves remains
+    assert got.item() == pytest.approx(ref.item(), rel=1e-2)

@@ -59,13 +59,16 @@ def warp(img: torch.Tensor, flow_px: torch.Tensor) -> torch.Tensor:
     if img.shape[0] != flow_px.shape[0] or img.shape[-2:] != flow_px.shape[-2:]:
         raise ValueError(f"warp: img {tuple(img.shape)} and flow {tuple(flow_px.shape)} differ in N or H, W")
     n, _, h, w = img.shape
+    # Coordinates and sampling in at least float32: in bf16 a coordinate near 100 px is only good to 0.5 px.
+    dt = torch.promote_types(torch.promote_types(img.dtype, flow_px.dtype), torch.float32)
+    img, flow_px = img.to(dt), flow_px.to(dt)
     ys, xs = torch.meshgrid(torch.arange(h, dtype=flow_px.dtype, device=flow_px.device),
                             torch.arange(w, dtype=flow_px.dtype, device=flow_px.device), indexing="ij")
     x = xs + flow_px[:, 0]  # (N, H, W)
     y = ys + flow_px[:, 1]
     # align_corners=True: -1 and +1 are the centres of the first and last pixel.
     grid = torch.stack([2.0 * x / max(w - 1, 1) - 1.0, 2.0 * y / max(h - 1, 1) - 1.0], dim=-1)
-    return F.grid_sample(img, grid.to(img.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def charbonnier(x: torch.Tensor, alpha: float, eps: float = EPS) -> torch.Tensor:
@@ -189,6 +192,13 @@ class MotionNetLoss(nn.Module):
         n, L, _, H, W = stack.shape
         if len(flows) != len(SCALES):
             raise ValueError(f"MotionNetLoss: expected {len(SCALES)} flows [flow6 .. flow2], got {len(flows)}")
+        # The losses run in float32 even under bf16 autocast: block variances E[x^2] - mu^2 and warp
+        # coordinates lose everything in bf16.
+        with torch.autocast(device_type=stack.device.type, enabled=False):
+            return self._forward(stack.float(), [f.float() for f in flows])
+
+    def _forward(self, stack: torch.Tensor, flows: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        n, L, _, H, W = stack.shape
         frames = stack.reshape(n * L, 3, H, W)
         total = stack.new_zeros(())
         parts: dict[str, torch.Tensor] = {}

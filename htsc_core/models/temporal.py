@@ -40,6 +40,7 @@ def flow_to_cnn_input(flow2: torch.Tensor, out_size: int | tuple[int, int],
     if out_h < 1 or out_w < 1:
         raise ValueError(f"flow_to_cnn_input: out_size={out_size} must be positive")
     h, w = flow2.shape[-2:]
+    flow2 = flow2.float() if flow2.dtype in (torch.float16, torch.bfloat16) else flow2  # bf16: 1-2 levels of 255
     ratio = torch.tensor([out_w / w, out_h / h], dtype=flow2.dtype, device=flow2.device)
     px = flow2 * scale * ratio.repeat(flow2.shape[1] // 2).view(1, -1, 1, 1)  # pixels of the CNN input grid
     value = (px.clamp(-FLOW_BOUND, FLOW_BOUND) + FLOW_BOUND) * (255.0 / (2 * FLOW_BOUND))  # [0, 255]
