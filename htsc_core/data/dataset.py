@@ -219,13 +219,18 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def make_loader(dataset: Dataset, cfg, shuffle: bool, drop_last: bool = False, sampler=None) -> DataLoader:
-    """DataLoader with collate_skip_none, cfg.batch_size / cfg.num_workers, reproducible from cfg.seed."""
+def make_loader(dataset: Dataset, cfg, shuffle: bool, drop_last: bool = False, sampler=None,
+                seed: int | None = None) -> DataLoader:
+    """DataLoader with collate_skip_none, cfg.batch_size / cfg.num_workers, reproducible from ``seed``.
+
+    ``seed`` defaults to cfg.seed; the trainer passes a per-epoch seed so that augmentation
+    differs between epochs yet a resumed run repeats an uninterrupted one exactly.
+    """
     workers = int(cfg.num_workers)
     if workers < 0:
         raise ValueError(f"num_workers={workers}; expected >= 0")
     generator = torch.Generator()
-    generator.manual_seed(int(cfg.seed))  # shuffling and worker base seeds follow cfg.seed
+    generator.manual_seed(int(cfg.seed if seed is None else seed))  # shuffling and worker base seeds
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
@@ -235,7 +240,7 @@ def make_loader(dataset: Dataset, cfg, shuffle: bool, drop_last: bool = False, s
         collate_fn=collate_skip_none,
         pin_memory=torch.cuda.is_available(),
         drop_last=drop_last,
-        persistent_workers=workers > 0,
+        persistent_workers=False,  # a new loader (and seed) per epoch: see the trainer
         worker_init_fn=seed_worker,
         generator=generator,
     )

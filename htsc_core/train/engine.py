@@ -215,7 +215,8 @@ class Trainer:
             t0 = time.time()
             train_stats = self._run_epoch(self.make_loader(epoch), True, epoch)
             val_stats = self._run_epoch(self.val_loader, False, epoch) if self.val_loader is not None else {}
-            lr = self.optimizer.param_groups[0]["lr"]
+            lrs = [g["lr"] for g in self.optimizer.param_groups]
+            lr = lrs[0] if len(lrs) == 1 else lrs  # temporal stage: [MotionNet, VGG16]
             if self.scheduler:
                 self.scheduler.step()
             score_src = val_stats or train_stats

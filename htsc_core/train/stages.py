@@ -71,7 +71,9 @@ def motion_step(loss_fn: nn.Module):
         stack = batch["stack"].flatten(0, 1)  # (B*V, L, 3, S, S)
         total, parts = loss_fn(stack, model(stack))
         n = batch["stack"].shape[0]
-        return total, {"count": n, **{k: float(v) * n for k, v in parts.items() if k in ("photometric", "smoothness", "ssim")}}
+        # logged at the finest scale (flow2): Eq. 1 photometric, Eq. 2 smoothness, Eq. 4 SSIM loss
+        names = {"photo2": "photometric", "smooth2": "smoothness", "ssim2": "ssim"}
+        return total, {"count": n, **{names[k]: float(v) * n for k, v in parts.items() if k in names}}
     return step
 
 
@@ -84,7 +86,7 @@ def temporal_step(loss_fn: nn.Module):
         flow_loss, _ = loss_fn(stack.flatten(0, 1), out["flows"])
         n = stack.shape[0]
         stats = {"correct": correct_count(logits, batch["label"]), "count": n,
-                 "ce": float(ce) * n, "flow_loss": float(flow_loss) * n}
+                 "ce": float(ce.detach()) * n, "flow_loss": float(flow_loss.detach()) * n}
         return ce + flow_loss, stats  # end-to-end stacking: cross-entropy + MotionNet losses
     return step
 
@@ -154,7 +156,7 @@ def _loader(cfg: Config, dataset, epoch: int, shuffle: bool) -> DataLoader:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
     else:
         sampler = None
-    return make_loader(dataset, cfg, shuffle=False, sampler=sampler)
+    return make_loader(dataset, cfg, shuffle=False, sampler=sampler, seed=cfg.seed * 1000 + epoch)
 
 
 def train(cfg: Config, stage: str, resume: bool = True, device: str | None = None) -> Path:
