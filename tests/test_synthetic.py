@@ -1,0 +1,295 @@
+"""Tests for the synthetic action set generator and its family check (DESIGN.md section 5)."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from htsc_core.data import synthetic as synth
+from htsc_core.data import synthetic_check as check
+
+TINY = dict(synth_size=32, synth_frames=6, synth_classes_per_family=2, synth_train_per_class=2,
+            synth_test_per_class=1)
+
+
+def tiny_cfg(seed: int = 0, **overrides):
+    return synth.synth_config("smoke", seed, **{**TINY, **overrides})
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth") / "set"
+    synth.generate(root, tiny_cfg(0), workers=1, progress=False)
+    return root
+
+
+# ----------------------------------------------------------------------------- determinism
+def test_same_seed_byte_identical_any_worker_count(tiny_set, tmp_path):
+    other = tmp_path / "b"
+    synth.generate(other, tiny_cfg(0), workers=2, progress=False)
+    a, b = file_hashes(tiny_set), file_hashes(other)
+    n_videos = 6 * (2 + 1)
+    assert sum(k.endswith(".mp4") for k in a) == n_videos
+    assert sum(k.endswith(".npy") for k in a) == n_videos
+    assert a == b
+
+
+def test_different_seed_gives_different_videos(tiny_set, tmp_path):
+    other = tmp_path / "seed1"
+    synth.generate(other, tiny_cfg(1), workers=1, progress=False)
+    a, b = file_hashes(tiny_set), file_hashes(other)
+    assert a.keys() == b.keys()
+    differing = [k for k in a if k.endswith((".mp4", ".npy")) and a[k] != b[k]]
+    assert len(differing) == 2 * 18
+    assert json.loads((other / "classes.json").read_text())["seed"] == 1
+
+
+def test_rerun_regenerates_identically_and_refuses_other_settings(tmp_path):
+    root = tmp_path / "set"
+    cfg = tiny_cfg(0, synth_classes_per_family=1, synth_train_per_class=1)
+    synth.generate(root, cfg, workers=1, progress=False)
+    before = file_hashes(root)
+    synth.generate(root, cfg, workers=1, progress=False)
+    assert file_hashes(root) == before
+    assert not [p for p in root.rglob("*") if p.name.endswith(".tmp")]  # atomic writes leave no temp files
+    with pytest.raises(ValueError, match="other settings"):
+        synth.generate(root, tiny_cfg(5, synth_classes_per_family=1, synth_train_per_class=1), workers=1,
+                       progress=False)
+
+
+# ----------------------------------------------------------------------------- layout and splits
+def test_layout_splits_and_classes_json(tiny_set):
+    cfg = tiny_cfg(0)
+    class_lines = (tiny_set / "splits" / "classInd.txt").read_text().splitlines()
+    classes = {}
+    for line in class_lines:
+        m = re.fullmatch(r"(\d+) ([A-Z][A-Za-z]+)", line)
+        assert m, line
+        classes[m.group(2)] = int(m.group(1))
+    assert sorted(classes.values()) == list(range(1, 7))
+
+    def parse(name: str, labelled: bool):
+        rows = []
+        for line in (tiny_set / "splits" / name).read_text().splitlines():
+            pat = r"([A-Za-z]+)/v_\1_g(\d\d)_c(\d\d)\.mp4" + (r" (\d+)" if labelled else "")
+            m = re.fullmatch(pat, line)
+            assert m, f"{name}: {line!r}"
+            if labelled:
+                assert int(m.group(4)) == classes[m.group(1)]
+            rows.append((m.group(1), int(m.group(2)), line.split()[0]))
+        return rows
+
+    train, test = parse("trainlist01.txt", True), parse("testlist01.txt", False)
+    assert len(train) == 6 * cfg.synth_train_per_class and len(test) == 6 * cfg.synth_test_per_class
+    train_groups, test_groups = {g for _, g, _ in train}, {g for _, g, _ in test}
+    assert min(train_groups) >= 8 and max(test_groups) <= 7 and not train_groups & test_groups
+    assert not {p for *_, p in train} & {p for *_, p in test}
+    for cls, _, rel in train + test:
+        video = tiny_set / "videos" / rel
+        frames = synth.decode_video(video)
+        assert frames.shape == (cfg.synth_frames, cfg.synth_size, cfg.synth_size, 3)
+        flow = np.load(tiny_set / "flow_gt" / Path(rel).with_suffix(".npy"))
+        assert flow.dtype == np.float16 and flow.shape == (cfg.synth_frames - 1, cfg.synth_size, cfg.synth_size, 2)
+
+    meta = json.loads((tiny_set / "classes.json").read_text())
+    assert meta["seed"] == 0 and meta["profile"] == "smoke" and meta["fps"] == synth.FPS
+    assert meta["size"] == 32 and meta["frames"] == 6 and meta["generator_version"] == synth.GENERATOR_VERSION
+    assert meta["families"] == {"appearance": 2, "motion": 2, "joint": 2}
+    assert [(c["index"], c["name"]) for c in meta["classes"]] == sorted((i, n) for n, i in classes.items())
+    assert "frame_{t+1}(p + flow_t(p))" in meta["flow_convention"]
+
+
+def test_class_table_default_families_and_names():
+    table = synth.class_table(4)
+    assert [c.index for c in table] == list(range(1, 13))
+    assert all(re.fullmatch(r"[A-Z][A-Za-z]+", c.name) for c in table)
+    assert len({c.name for c in table}) == 12
+    fam = [c.family for c in table]
+    assert fam == ["appearance"] * 4 + ["motion"] * 4 + ["joint"] * 4
+    joint = [c for c in table if c.family == "joint"]
+    assert len({c.appearance for c in joint}) == 2 and len({c.motion for c in joint}) == 2  # 2 x 2 grid
+    assert {c.appearance for c in joint}.isdisjoint(synth.APPEARANCES)
+    assert all(c.motion is None for c in table if c.family == "appearance")
+    assert all(c.appearance is None for c in table if c.family == "motion")
+    with pytest.raises(ValueError, match="synth_classes_per_family"):
+        synth.class_table(0)
+    with pytest.raises(ValueError, match="even"):
+        synth.video_specs(tiny_cfg(0, synth_size=33))
+
+
+# ----------------------------------------------------------------------------- decoding fidelity
+def test_decoded_files_match_drawn_frames(tiny_set):
+    for spec in synth.video_specs(tiny_cfg(0)):
+        decoded = synth.decode_video(tiny_set / "videos" / spec.cls.name / f"{spec.stem}.mp4")
+        assert synth.psnr(decoded, synth.render_video(spec).frames) > 30.0, spec.video_id
+
+
+def test_decode_psnr_default_size_each_class():
+    cfg = synth.synth_config("default", 0, synth_frames=6, synth_train_per_class=1, synth_test_per_class=1)
+    for spec in synth.video_specs(cfg)[::2]:
+        drawn = synth.render_video(spec).frames
+        decoded = synth.decode_video(synth.encode_h264(drawn))
+        assert decoded.shape == drawn.shape
+        value = synth.psnr(decoded, drawn)
+        assert value > 30.0, spec.video_id
+        assert synth.psnr(decoded, np.roll(drawn, 3, axis=2)) < value - 5.0  # the PSNR check can fail
+
+
+# ----------------------------------------------------------------------------- exact flow
+def _warp_errors(video, t, delta=(0.0, 0.0)):
+    """Mean |frame_t(p) - frame_{t+1}(p + flow_t(p) + delta)| on object interior / background."""
+    size = video.frames.shape[1]
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    mx, my = xs + video.flow[t, ..., 0], ys + video.flow[t, ..., 1]
+    warped = cv2.remap(video.frames[t + 1], mx + delta[0], my + delta[1], cv2.INTER_CUBIC).astype(np.float64)
+    kernel = np.ones((5, 5), np.uint8)
+    # Pixels that stay visible: object interior whose destination is object interior, background
+    # far from the object whose destination is far from the object, destinations inside the frame.
+    obj_in = cv2.erode((video.alpha[t] >= 1).astype(np.uint8), kernel).astype(bool)
+    dest_obj = cv2.remap(video.alpha[t + 1], mx, my, cv2.INTER_LINEAR, borderValue=2.0)
+    bg = ~cv2.dilate((video.alpha[t] > 0).astype(np.uint8), kernel).astype(bool)
+    near_next = cv2.dilate((video.alpha[t + 1] > 0).astype(np.uint8), kernel).astype(np.float32)
+    dest_near = cv2.remap(near_next, mx, my, cv2.INTER_LINEAR, borderValue=1.0)
+    inside = (mx >= 2) & (mx <= size - 3) & (my >= 2) & (my <= size - 3)
+    valid_obj = obj_in & (dest_obj >= 0.999) & inside
+    valid_bg = bg & (dest_near <= 0) & inside
+    assert valid_obj.sum() > 100 and valid_bg.sum() > 1000
+    diff = np.abs(warped - video.frames[t]).mean(axis=-1)
+    return diff[valid_obj].mean(), diff[valid_bg].mean()
+
+
+@pytest.mark.parametrize("class_index", range(1, 13))
+def test_ground_truth_flow_warps_frame_t1_onto_frame_t(class_index):
+    cfg = synth.synth_config("default", 0, synth_size=128, synth_frames=4, synth_train_per_class=1,
+                             synth_test_per_class=1)
+    spec = next(s for s in synth.video_specs(cfg) if s.cls.index == class_index)
+    scene = synth.scene_for(spec)
+    # A smoothed background keeps cubic-interpolation error small next to flow error.
+    scene = dataclasses.replace(scene, canvas=cv2.GaussianBlur(scene.canvas, (0, 0), 1.5))
+    video = synth.render_scene(scene, noise=False)
+    for t in range(len(video.flow)):
+        err_obj, err_bg = _warp_errors(video, t)
+        off = [_warp_errors(video, t, d) for d in ((0.5, 0.0), (0.0, -0.5))]
+        assert err_obj < 8.0 and err_obj < 0.6 * np.mean([o[0] for o in off]), (t, err_obj, off)
+        assert err_bg < 1.0 and err_bg < 0.6 * np.mean([o[1] for o in off]), (t, err_bg, off)
+
+
+def test_pure_pan_flow_equals_pan():
+    size, n_frames, pan = 32, 5, np.array([2.0, -1.0])
+    canvas = cv2.resize(synth._background_image("astronaut")[100:300, 150:350], (64, 64),
+                        interpolation=cv2.INTER_AREA)
+    camera = 16.0 - np.outer(np.arange(n_frames), pan) + np.array([0.25, 0.375])  # multiples of 1/32: exact in cv2.remap
+    video = synth.render_scene(synth.Scene(canvas=canvas, camera=camera, size=size, obj=None), noise=False)
+    np.testing.assert_array_equal(video.flow, np.broadcast_to(pan, video.flow.shape))
+    # Integer pan: frame_{t+1}(x + 2, y - 1) equals frame_t(x, y), away from the borders
+    # (the chroma band-limiting reflects at the frame border).
+    for t in range(n_frames - 1):
+        nxt, cur = video.frames[t + 1][:-1, 2:].astype(int), video.frames[t][1:, :-2].astype(int)
+        np.testing.assert_allclose(nxt[4:-4, 4:-4], cur[4:-4, 4:-4], atol=1)
+        assert np.abs(video.frames[t + 1].astype(int) - video.frames[t]).mean() > 5  # it does move
+    # Independent reference for the bilinear background sampling: scipy's map_coordinates.
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    for t in range(n_frames):
+        ref = np.stack([ndimage.map_coordinates(canvas[..., c].astype(np.float64),
+                                                [ys + camera[t, 1], xs + camera[t, 0]], order=1)
+                        for c in range(3)], axis=-1)
+        ref = synth._bandlimit_chroma(ref)
+        assert np.abs(np.clip(np.rint(ref * 255), 0, 255) - video.frames[t]).max() <= 1
+
+
+def test_motion_semantics_in_image_coordinates():
+    cfg = synth.synth_config("default", 0, synth_frames=6, synth_train_per_class=1, synth_test_per_class=1)
+    specs = {s.cls.name: s for s in synth.video_specs(cfg) if s.split == "train"}
+
+    def object_flow(name):
+        video = synth.render_video(specs[name], noise=False)
+        t = 2
+        inside = video.alpha[t] >= 0.5
+        rel = video.flow[t][inside] - np.median(video.flow[t].reshape(-1, 2), axis=0)
+        ys, xs = np.nonzero(inside)
+        return rel, xs - xs.mean(), ys - ys.mean()
+
+    rel, _, _ = object_flow("MotionTranslateRight")
+    assert rel[:, 0].mean() > 0.5 and abs(rel[:, 1].mean()) < 0.2
+    rel, _, _ = object_flow("MotionTranslateLeft")
+    assert rel[:, 0].mean() < -0.5
+    rel, dx, dy = object_flow("MotionRotateCW")  # clockwise on screen: the top moves right
+    assert rel[dy < -3, 0].mean() > 0.3 and rel[dy > 3, 0].mean() < -0.3
+    rel, dx, dy = object_flow("MotionRotateCCW")
+    assert rel[dy < -3, 0].mean() < -0.3
+    rel, dx, dy = object_flow("JointOrangeZoomIn")  # zoom in: flow points away from the centre
+    assert np.mean(rel[:, 0] * dx + rel[:, 1] * dy) > 0.5
+
+
+def test_motion_magnitudes_a_few_pixels_per_frame():
+    cfg = synth.synth_config("default", 0, synth_train_per_class=1, synth_test_per_class=1)
+    for spec in synth.video_specs(cfg)[::2]:
+        video = synth.render_video(spec, noise=False)
+        obj = video.alpha[:-1] >= 0.5
+        mag = np.hypot(video.flow[..., 0], video.flow[..., 1])[obj]
+        assert 0.05 < np.median(mag) < 8.0, spec.video_id
+
+
+# ----------------------------------------------------------------------------- family check
+def test_flow_features_read_rotation_translation_and_zoom():
+    size = 40
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64) - 19.5
+    disc = np.hypot(xs, ys) < 8
+    base = np.zeros((3, size, size, 2))
+    rot, trans, zoom = base.copy(), base.copy(), base.copy()
+    rot[:, disc, 0], rot[:, disc, 1] = -0.1 * ys[disc], 0.1 * xs[disc]
+    trans[:, disc, 0] = 1.5
+    zoom[:, disc, 0], zoom[:, disc, 1] = 0.08 * xs[disc], 0.08 * ys[disc]
+    f_rot, f_trans, f_zoom = (check.flow_features(f) for f in (rot, trans, zoom))
+    # features: b_x, b_y, divergence, curl, ...
+    assert f_rot[3] == pytest.approx(0.2, rel=0.05) and abs(f_rot[2]) < 1e-6
+    assert f_trans[0] == pytest.approx(1.5) and abs(f_trans[3]) < 1e-9
+    assert f_zoom[2] == pytest.approx(0.16, rel=0.05) and abs(f_zoom[3]) < 1e-6
+
+
+def test_logistic_classifier_learns_separable_and_not_random_labels():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    model = check.fit_logistic(x[:150], y[:150], 2)
+    assert np.mean(check.predict_logistic(model, x[150:]) == y[150:]) > 0.9
+    y_rand = rng.integers(0, 2, 200)
+    model = check.fit_logistic(x[:150], y_rand[:150], 2)
+    assert np.mean(check.predict_logistic(model, x[150:]) == y_rand[150:]) < 0.75
+
+
+def test_family_separability_reports_and_writes_json(tiny_set, tmp_path):
+    out = tmp_path / "check.json"
+    result = check.family_separability(tiny_set, psnr_videos=4, json_path=out)
+    assert json.loads(out.read_text())["families"].keys() == {"appearance", "motion", "joint"}
+    for fam in result["families"].values():
+        assert fam["chance"] == 0.5 and 0.0 <= fam["frame_acc"] <= 1.0 and fam["test_videos"] == 2
+    assert result["psnr_db"]["min"] > 30.0 and result["psnr_db"]["videos"] == 4
+    assert "motion" in check.format_table(result)
+
+
+def test_cli_generates_and_checks(tmp_path, monkeypatch, capsys):
+    from htsc_core import cli
+
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    root, report = tmp_path / "smoke", tmp_path / "check.json"
+    rc = cli.main(["synth", "--out", str(root), "--profile", "smoke", "--seed", "3", "--workers", "1", "--check",
+                   "--check-json", str(report)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "36 videos" in text and "decode PSNR" in text
+    assert json.loads((root / "classes.json").read_text())["seed"] == 3 and report.is_file()
+    assert cli.main(["synth", "--profile", "smoke"]) == 2  # neither --out nor --check ROOT
