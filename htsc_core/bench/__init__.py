@@ -1,0 +1,104 @@
+"""``htsc bench``: the efficiency benchmarks (paper section 4.4, Table 5; DESIGN.md section 7).
+
+    htsc bench table5   [--profile P] [--resolutions 112,224] [--repeats N] [--threads N] [--compile] [--out DIR]
+    htsc bench data     [--profile P] [--data-root ROOT] [--out DIR]
+    htsc bench scaling  [--profile P] [--data-root ROOT] [--out DIR]
+    htsc bench all      ...
+
+Each writes JSON (``bench_table5.json``, ``bench_data.json``, ``bench_scaling.json``) into
+``<results_dir>/metrics/`` (``results/<dataset>/metrics`` for the default profile) or ``--out``, and
+prints a short table. ``--compile`` also tries ``torch.compile`` on a paper-width VGG16 at 224 px and
+records whether it helped (or why it failed).
+"""
+from __future__ import annotations
+
+import argparse
+
+from htsc_core.bench.data import data_benchmark, scaling_benchmark
+from htsc_core.bench.table5 import FPS_DEFINITION, table5_benchmark
+
+__all__ = ["add_arguments", "command", "table5_benchmark", "data_benchmark", "scaling_benchmark", "FPS_DEFINITION"]
+
+WHAT = ("table5", "data", "scaling", "all")
+
+
+def _resolutions(text: str) -> list[int]:
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--resolutions {text!r}: expected comma-separated integers, e.g. 112,224") \
+            from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from htsc_core.train.stages import add_config_arguments
+
+    p.add_argument("what", choices=WHAT, help="which benchmark to run")
+    add_config_arguments(p)
+    p.add_argument("--resolutions", type=_resolutions, default=None,
+                   help="paper-width resolutions besides the profile's (comma-separated, 'none' for none; "
+                        "default: none for smoke, else the profile size,112,224)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per figure (default by profile)")
+    p.add_argument("--videos", type=int, default=1, help="videos per batch in the Table 5 pipelines")
+    p.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: torch's)")
+    p.add_argument("--num-workers", type=int, default=None, help="loader workers for `data` (default: profile's)")
+    p.add_argument("--compile", action="store_true",
+                   help="also try torch.compile on VGG16 at 224 px and record whether it helped")
+    p.add_argument("--out", default=None, help="output directory (default <results_dir>/metrics)")
+
+
+def _table(rows, cols) -> str:
+    from htsc_core.study import fmt_table
+
+    return fmt_table(rows, cols)
+
+
+def _print_table5(res: dict) -> None:
+    print(res["definition"])
+    for run in res["runs"]:
+        print(f"\n{run['label']}: {run['resolution']} px, VGG width {run['vgg_width']}, MotionNet width "
+              f"{run['motion_width']}, {run['segments']} segments x L={run['stack_length']}, batch "
+              f"{run['batch_videos']} video(s), {run['torch_threads']} threads, {run['device']}")
+        print(_table(run["rows"], ["method", "ours_fps", "fps_min", "fps_max", "videos_per_s", "paper_fps"]))
+        fs = run["flow_stage"]
+        print(f"flow stage per stack: TV-L1 {fs['tvl1_s_per_stack'] * 1e3:.1f} ms, MotionNet "
+              f"{fs['motionnet_s_per_stack'] * 1e3:.1f} ms ({fs['motionnet_speedup']:.1f}x); flow storage "
+              f"{run['flow_storage_bytes_per_video'] / 1024:.1f} KiB/video; HTSC/two-stream "
+              f"{run['ratios']['htsc_over_two_stream']:.2f}x, HTSC/HTS {run['ratios']['htsc_over_hts']:.3f}")
+    mm = res["matmul"]
+    print(f"\nmatmul {mm['n']}x{mm['n']} fp32: {mm['flops_per_s'] / 1e9:.1f} GFLOP/s")
+    print(_table([{**r, "gflops": r["gflops_per_input"], "achieved_gflops_per_s": r["achieved_flops_per_s"] / 1e9}
+                  for r in res["networks"]],
+                 ["network", "resolution", "batch", "params", "gflops", "achieved_gflops_per_s", "fraction_of_mm"]))
+    if res.get("compile"):
+        c = res["compile"]
+        outcome = f"error {c['error']}" if c.get("error") else f"speedup {c['speedup']:.2f}x, compile {c['compile_s']:.0f} s"
+        print(f"torch.compile (VGG16, {c['resolution']} px, batch {c['batch']}): {outcome}")
+    if res["goals"]:
+        print()
+        print(_table(res["goals"], ["goal", "measured", "target", "met"]))
+    print(f"\nwrote {res['path']}")
+
+
+def command(args: argparse.Namespace) -> int:
+    from htsc_core.train.stages import config_from_args
+
+    cfg = config_from_args(args)
+    if args.what in ("table5", "all"):
+        res = table5_benchmark(cfg, args.resolutions, args.repeats, videos=args.videos, threads=args.threads,
+                               try_compile=args.compile, out=args.out)
+        _print_table5(res)
+    if args.what in ("data", "all"):
+        res = data_benchmark(cfg, repeats=args.repeats, out=args.out, num_workers=args.num_workers)
+        print(_table(res["rows"], ["stage", "loader_clips_per_s", "train_clips_per_s", "ratio"]))
+        print(f"({res['dataset']}; {res['num_workers']} workers, batch {res['batch_size']}, {res['image_size']} px)")
+        print(f"wrote {res['path']}")
+    if args.what in ("scaling", "all"):
+        res = scaling_benchmark(cfg, out=args.out)
+        print(_table(res["runs"], ["factor", "videos", "steps", "epoch_s", "peak_rss_bytes"]))
+        print(f"time ratio {res['time_ratio']:.2f} for {res['size_ratio']:.0f}x videos "
+              f"(linear = {res['size_ratio']:.0f}); peak RSS ratio {res['peak_rss_ratio']:.3f} (flat = 1)")
+        print(f"wrote {res['path']}")
+    return 0

@@ -1,0 +1,84 @@
+"""Shared timing helpers of the benchmarks (DESIGN.md section 7: every figure states
+resolution, batch, threads and device; ratios are measured in one run)."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+
+def progress(iterable: Iterable, **kw):
+    """tqdm.auto bar, off when stderr is not a terminal, under CI, or in quiet notebooks."""
+    from tqdm.auto import tqdm
+
+    quiet = bool(os.environ.get("CI")) or os.environ.get("HTSC_QUIET") == "1" or not sys.stderr.isatty()
+    return tqdm(iterable, disable=quiet, dynamic_ncols=True, leave=False, **kw)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class StepTimer:
+    """Accumulates wall time per named step: ``with timer("tvl1"): ...``."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.times: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, name: str):
+        sync(self.device)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            sync(self.device)
+            self.times[name] += time.perf_counter() - t0
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """median, min, max, q1, q3 of repeated measurements."""
+    v = np.asarray(list(values), dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("spread: no measurements")
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    return {"median": float(med), "min": float(v.min()), "max": float(v.max()), "q1": float(q1), "q3": float(q3),
+            "n": int(v.size)}
+
+
+def time_call(fn, repeats: int, device: torch.device, warmup: int = 1) -> dict[str, float]:
+    """Seconds per call of ``fn()``: ``warmup`` untimed calls, then the spread of ``repeats`` timed ones."""
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats}; expected >= 1")
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        out.append(time.perf_counter() - t0)
+    return spread(out)
+
+
+def matmul_throughput(n: int, repeats: int, device: torch.device) -> dict:
+    """Measured fp32 ``torch.mm`` (n x n) FLOP/s on ``device``: the machine's attainable peak for dense maths."""
+    if n < 1:
+        raise ValueError(f"matmul size n={n}; expected >= 1")
+    g = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device)
+    b = torch.randn(n, n, generator=g).to(device)
+    with torch.inference_mode():
+        t = time_call(lambda: torch.mm(a, b), repeats, device)
+    flops = 2.0 * n ** 3
+    return {"n": n, "dtype": "float32", "flop_per_call": flops, "seconds": t, "flops_per_s": flops / t["median"],
+            "flops_per_s_best": flops / t["min"], "device": str(device), "torch_threads": torch.get_num_threads()}
