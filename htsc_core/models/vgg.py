@@ -100,7 +100,11 @@ class VGG16(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # torchvision's VGG initialisation.
+        # torchvision's VGG initialisation, except fc6/fc7: He (fan_in) instead of N(0, 0.01). The small
+        # normal init assumes ImageNet weights replace it; from scratch it shrinks the signal ~30x through
+        # the three fc layers and the CPU profiles barely learned in their epoch budget (measured: 25% vs
+        # chance 8% after 15 epochs on the synthetic set). fc8 keeps N(0, 0.01).
+        fc8 = self.classifier[-1] if isinstance(self.classifier, nn.Sequential) else None
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -109,7 +113,10 @@ class VGG16(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
+                if m is fc8:
+                    nn.init.normal_(m.weight, 0.0, 0.01)
+                else:
+                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
 
     @property
