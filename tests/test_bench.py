@@ -100,7 +100,7 @@ def test_table5_benchmark_smoke_schema_and_json(tmp_path):
     assert rows["hts"]["ours_fps"] == pytest.approx(run["rows"][1]["videos_per_s"] * run["frames_per_video"])
     assert run["flow_storage_bytes_per_video"] > 0
     assert "without defining" in res["definition"] and "S x L" in res["definition"]
-    assert res["matmul"]["flops_per_s"] > 0
+    assert res["matmul"]["flops_per_s"] > 0 and res["conv1x1"]["flops_per_s"] > 0
     assert {n["network"] for n in res["networks"]} == {"spatial_vgg16", "temporal_vgg16", "motionnet"}
     assert all(n["fraction_of_mm"] > 0 for n in res["networks"])
     saved = json.loads((tmp_path / "results" / "metrics" / "bench_table5.json").read_text())

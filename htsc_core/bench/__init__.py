@@ -1,6 +1,6 @@
 """``htsc bench``: the efficiency benchmarks (paper section 4.4, Table 5; DESIGN.md section 7).
 
-    htsc bench table5   [--profile P] [--resolutions 112,224] [--repeats N] [--threads N] [--compile] [--out DIR]
+    htsc bench table5   [--profile P] [--resolutions 128,224] [--repeats N] [--threads N] [--compile] [--out DIR]
     htsc bench data     [--profile P] [--data-root ROOT] [--out DIR]
     htsc bench scaling  [--profile P] [--data-root ROOT] [--out DIR]
     htsc bench all      ...
@@ -28,7 +28,7 @@ def _resolutions(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--resolutions {text!r}: expected comma-separated integers, e.g. 112,224") \
+        raise argparse.ArgumentTypeError(f"--resolutions {text!r}: expected comma-separated integers, e.g. 128,224") \
             from None
 
 
@@ -38,8 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=WHAT, help="which benchmark to run")
     add_config_arguments(p)
     p.add_argument("--resolutions", type=_resolutions, default=None,
-                   help="paper-width resolutions besides the profile's (comma-separated, 'none' for none; "
-                        "default: none for smoke, else the profile size,112,224)")
+                   help="paper-width resolutions besides the profile's (comma-separated multiples of 32, 'none' "
+                        "for none; default: none for smoke, else the profile size,128,224)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per figure (default by profile)")
     p.add_argument("--videos", type=int, default=1, help="videos per batch in the Table 5 pipelines")
     p.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: torch's)")
@@ -68,10 +68,12 @@ def _print_table5(res: dict) -> None:
               f"{run['flow_storage_bytes_per_video'] / 1024:.1f} KiB/video; HTSC/two-stream "
               f"{run['ratios']['htsc_over_two_stream']:.2f}x, HTSC/HTS {run['ratios']['htsc_over_hts']:.3f}")
     mm = res["matmul"]
-    print(f"\nmatmul {mm['n']}x{mm['n']} fp32: {mm['flops_per_s'] / 1e9:.1f} GFLOP/s")
+    print(f"\nmatmul {mm['n']}x{mm['n']} fp32: {mm['flops_per_s'] / 1e9:.1f} GFLOP/s; 1x1 conv (oneDNN) "
+          f"{res['conv1x1']['flops_per_s'] / 1e9:.1f} GFLOP/s")
     print(_table([{**r, "gflops": r["gflops_per_input"], "achieved_gflops_per_s": r["achieved_flops_per_s"] / 1e9}
                   for r in res["networks"]],
-                 ["network", "resolution", "batch", "params", "gflops", "achieved_gflops_per_s", "fraction_of_mm"]))
+                 ["network", "resolution", "batch", "params", "gflops", "achieved_gflops_per_s", "fraction_of_mm",
+                  "fraction_of_conv1x1"]))
     if res.get("compile"):
         c = res["compile"]
         outcome = f"error {c['error']}" if c.get("error") else f"speedup {c['speedup']:.2f}x, compile {c['compile_s']:.0f} s"

@@ -82,3 +82,21 @@ def matmul_throughput(n: int, repeats: int, device: torch.device) -> dict:
     flops = 2.0 * n ** 3
     return {"n": n, "dtype": "float32", "flop_per_call": flops, "seconds": t, "flops_per_s": flops / t["median"],
             "flops_per_s_best": flops / t["min"], "device": str(device), "torch_threads": torch.get_num_threads()}
+
+
+def conv1x1_throughput(channels: int, side: int, repeats: int, device: torch.device) -> dict:
+    """Measured fp32 FLOP/s of a 1x1 convolution (a GEMM run by oneDNN, the library the networks' convs use).
+
+    A second dense-maths reference besides ``torch.mm``: on CPUs where MKL's sgemm takes a slow path
+    (e.g. AMD EPYC), oneDNN convolutions can exceed the ``torch.mm`` figure.
+    """
+    if channels < 1 or side < 1:
+        raise ValueError(f"conv1x1 channels={channels}, side={side}; expected >= 1")
+    g = torch.Generator(device="cpu").manual_seed(0)
+    x = torch.randn(1, channels, side, side, generator=g).to(device).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(channels, channels, 1, 1, generator=g).to(device).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        t = time_call(lambda: torch.nn.functional.conv2d(x, w), repeats, device)
+    flops = 2.0 * channels * channels * side * side
+    return {"channels": channels, "side": side, "dtype": "float32", "flop_per_call": flops, "seconds": t,
+            "flops_per_s": flops / t["median"], "device": str(device), "torch_threads": torch.get_num_threads()}

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from htsc_core.bench.common import StepTimer, matmul_throughput, progress, spread, sync, time_call
+from htsc_core.bench.common import StepTimer, conv1x1_throughput, matmul_throughput, progress, spread, sync, time_call
 from htsc_core.config import Config
 from htsc_core.flow.estimators import TVL1Estimator
 from htsc_core.flow.storage import encode_flow_jpeg, flow_file, read_flow_stack
@@ -374,10 +374,13 @@ def compile_trial(size: int, batch: int, repeats: int, device: torch.device, num
 
 # ----------------------------------------------------------------------------- Table 5
 def default_resolutions(cfg: Config) -> list[int]:
-    """Paper-width runs besides the profile's own: none for smoke (seconds), else the profile size, 112, 224."""
+    """Paper-width runs besides the profile's own: none for smoke (seconds), else the profile size, 128, 224.
+
+    128 rather than 112: MotionNet needs a multiple of 32 (Table 2's five stride-2 steps).
+    """
     if cfg.profile == "smoke":
         return []
-    return sorted({cfg.image_size, 112, 224})
+    return sorted({cfg.image_size, 128, 224})
 
 
 def default_repeats(cfg: Config) -> int:
@@ -452,15 +455,23 @@ def table5_benchmark(cfg: Config, resolutions: Sequence[int] | None = None, repe
     for r in resolutions:
         runs.append(benchmark_resolution(r, label="paper_width", **PAPER_WIDTH, **common))
 
-    mm = matmul_throughput(512 if smoke else 4096, repeats, device)
+    n_mm = 512 if smoke else 4096
+    mm_before = matmul_throughput(n_mm, repeats, device)
     efficiency = (not smoke) if efficiency is None else bool(efficiency)
-    networks = []
     if efficiency:
-        networks = network_efficiency(num_classes, cfg.stack_length, 224, 1.0, 1.0, False, EFFICIENCY_BATCH,
-                                      repeats, device, mm["flops_per_s"])
+        eff_args = (num_classes, cfg.stack_length, 224, 1.0, 1.0, False, EFFICIENCY_BATCH, repeats, device)
     else:  # smoke: the profile's tiny networks, to keep the notebook at seconds
-        networks = network_efficiency(num_classes, cfg.stack_length, cfg.image_size, cfg.vgg_width,
-                                      cfg.motion_width, cfg.vgg_batch_norm, 2, 1, device, mm["flops_per_s"])
+        eff_args = (num_classes, cfg.stack_length, cfg.image_size, cfg.vgg_width, cfg.motion_width,
+                    cfg.vgg_batch_norm, 2, 1, device)
+    networks = network_efficiency(*eff_args, mm_before["flops_per_s"])
+    mm_after = matmul_throughput(n_mm, repeats, device)
+    # Shared machines are noisy: the reference is the better of the mm runs before and after the networks.
+    mm = max(mm_before, mm_after, key=lambda r: r["flops_per_s"])
+    mm["runs_flops_per_s"] = [mm_before["flops_per_s"], mm_after["flops_per_s"]]
+    conv = conv1x1_throughput(256 if smoke else 1024, 16 if smoke else 64, repeats, device)
+    for row in networks:
+        row["fraction_of_mm"] = row["achieved_flops_per_s"] / mm["flops_per_s"]
+        row["fraction_of_conv1x1"] = row["achieved_flops_per_s"] / conv["flops_per_s"]
     compile_result = compile_trial(224 if not smoke else cfg.image_size, EFFICIENCY_BATCH if not smoke else 2,
                                    repeats, device, num_classes) if try_compile else None
     profile_run = runs[0]
@@ -478,6 +489,7 @@ def table5_benchmark(cfg: Config, resolutions: Sequence[int] | None = None, repe
                      "paper_note": "the paper reports fps on HMDB51 without defining it (Table 5)"},
         "runs": runs,
         "matmul": mm,
+        "conv1x1": conv,
         "networks": networks,
         "compile": compile_result,
         "seconds": time.perf_counter() - t_start,
