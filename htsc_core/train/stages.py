@@ -131,19 +131,16 @@ def build_stream(cfg: Config, stage: str, n_classes: int, load_trained: bool = F
 
 
 def _optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimizer:
-    sgd = dict(momentum=0.9, weight_decay=cfg.weight_decay)  # two-stream / TSN practice
-    if stage == "spatial":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr_spatial, **sgd)
-    if stage == "tvl1":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr_temporal, **sgd)
     if stage == "motion":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr_motion)  # the release trains MotionNet with Adam
     if stage == "temporal":
-        return torch.optim.SGD([
-            {"params": model.motion.parameters(), "lr": cfg.lr_motion_e2e},  # much lower (release: 1e-6 vs 1e-3)
-            {"params": model.vgg.parameters(), "lr": cfg.lr_temporal},
-        ], **sgd)
-    raise ValueError(stage)
+        groups = [{"params": model.motion.parameters(), "lr": cfg.lr_motion_e2e},  # much lower (release: 1e-6 vs 1e-3)
+                  {"params": model.vgg.parameters(), "lr": cfg.lr_temporal}]
+    else:
+        groups = [{"params": model.parameters(), "lr": cfg.lr_spatial if stage == "spatial" else cfg.lr_temporal}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, momentum=0.9, weight_decay=cfg.weight_decay)  # two-stream / TSN practice
+    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
 
 
 def _loader(cfg: Config, dataset, epoch: int, shuffle: bool) -> DataLoader:
