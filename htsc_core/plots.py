@@ -35,7 +35,8 @@ def training_curves(logs: Mapping[str, Sequence[dict]], path=None):
     axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
     axes[1].set(xlabel="epoch", ylabel="top-1", title="accuracy", ylim=(0, 1.02))
     for ax in axes:
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # MotionNet logs no accuracy
+            ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -107,4 +107,9 @@ def fmt_table(rows: Iterable[dict], columns: Sequence[str]) -> str:
 
 def quiet() -> None:
     """Progress bars off (nbval compares outputs; papermill logs are enough)."""
+    import warnings
+
+    from tqdm import TqdmWarning
+
     os.environ["HTSC_QUIET"] = "1"
+    warnings.filterwarnings("ignore", category=TqdmWarning)  # "IProgress not found": bars are off anyway
