@@ -21,7 +21,7 @@ def test_reproduce_smoke_writes_tables_figures_and_html(tmp_path):
     _htsc("synth", "--out", data, "--profile", "smoke", "--seed", "1")
     out = _htsc("reproduce", "--profile", "smoke", "--data-root", data, "--results-dir", results, "--runs-dir", runs)
     assert "all notebooks done" in out.stdout
-    assert out.stdout.count(" done in ") == 9  # one progress line per notebook
+    assert out.stdout.count(".ipynb done in ") == 9  # one progress line per notebook
     expected = {
         "table3": ["method", "ours", "paper_ucf101", "paper_hmdb51", "paper_thumos14"],
         "table4": ["method", "ours", "paper_ucf101", "paper_hmdb51", "paper_thumos14"],
