@@ -13,10 +13,27 @@ FAMILY_COLOURS = {"appearance": "tab:orange", "motion": "tab:blue", "joint": "ta
 
 
 def _save(fig, path: str | Path | None):
-    if path is not None:
-        from htsc_core.utils import _atomic_write
+    """Save ``fig`` as PNG (atomically) and, inside a notebook, show it once as that PNG and close it.
 
-        _atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"))
+    Showing the saved bytes rather than leaving the figure to the inline backend gives exactly one
+    output per figure, whichever backend the kernel runs (nbval compares output counts).
+    """
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    if path is not None:
+        from htsc_core.utils import atomic_write_bytes
+
+        atomic_write_bytes(path, buf.getvalue())
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return fig
+    if get_ipython() is not None and type(get_ipython()).__name__ == "ZMQInteractiveShell":
+        plt.close(fig)
+        display(Image(buf.getvalue()))
     return fig
 
 

@@ -40,10 +40,19 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     assert not list((tmp_path / "resumed").glob("*.tmp"))  # atomic writes leave no debris
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_torchrun_two_cpu_processes_train_in_step(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           str(SCRIPT), str(tmp_path / "ddp"), "--epochs", "2"]
-    subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=180, check=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), str(SCRIPT), str(tmp_path / "ddp"), "--epochs", "2"]
+    run = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
     log = _log(tmp_path / "ddp")
     assert len(log) == 2  # one writer: rank 0
     assert all(r["world_size"] == 2 and r["ranks_in_step"] for r in log)
