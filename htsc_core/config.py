@@ -118,7 +118,7 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         synth_size=40, synth_frames=14, synth_classes_per_family=2,
         synth_train_per_class=4, synth_test_per_class=2,
         frame_size=40, image_size=32, num_segments=2, test_segments=2, stack_length=5,
-        vgg_width=1 / 16, motion_width=1 / 16, cln_hidden=16, dropout=0.5, batch_size=4, num_workers=0,
+        vgg_width=1 / 16, motion_width=1 / 16, cln_hidden=16, dropout=0.5, pretrained=False, batch_size=4, num_workers=0,
         epochs_spatial=1, epochs_motion=1, epochs_temporal=1, epochs_tvl1=1, epochs_cln=2,
         max_steps_per_epoch=3,
     ),

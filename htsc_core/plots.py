@@ -34,6 +34,7 @@ def _save(fig, path: str | Path | None):
     if get_ipython() is not None and type(get_ipython()).__name__ == "ZMQInteractiveShell":
         plt.close(fig)
         display(Image(buf.getvalue()))
+        return None  # already shown; a returned figure would be shown a second time
     return fig
 
 

@@ -98,7 +98,7 @@ NOTEBOOKS = {
         "by = {r['method']: r for r in rows}\n"
         "study.claim(cfg, 'MotionNet EPE below zero flow', by['motionnet']['epe'] < by['zero']['epe'], f\"{by['motionnet']['epe']:.3f} vs {by['zero']['epe']:.3f} px\")\n"
         "study.claim(cfg, 'MotionNet EPE at most 2x TV-L1', by['motionnet']['epe'] <= 2 * by['tvl1']['epe'], f\"{by['motionnet']['epe']:.3f} vs TV-L1 {by['tvl1']['epe']:.3f} px\", strict=False)",
-        "# NBVAL_IGNORE_OUTPUT  (timings vary)\n"
+        "# NBVAL_IGNORE_OUTPUT\n# (timings vary between runs)\n"
         "study.claim(cfg, 'MotionNet at least 20x faster than TV-L1 per pair', by['tvl1']['ms_per_pair'] >= 20 * by['motionnet']['ms_per_pair'], f\"ratio {by['tvl1']['ms_per_pair'] / by['motionnet']['ms_per_pair']:.1f}x\", strict=False)",
         "study.write_metrics(cfg, '02_motionnet', {'flow_eval': rows})",
     ],
@@ -221,7 +221,7 @@ NOTEBOOKS = {
         "print(study.fmt_table(rows, ['method', 'ours_fps', 'paper_fps']))\n"
         "print(study.fmt_table(bench['steps'], ['method', 'step', 'share']))",
         "plots.method_bars(rows, 'ours_fps', title='videos per second x frames per video (fps)', path=study.figure_path(cfg, '08_table5'));",
-        "# NBVAL_IGNORE_OUTPUT  (timings vary)\n"
+        "# NBVAL_IGNORE_OUTPUT\n# (timings vary between runs)\n"
         "fps = {r['method']: r['ours_fps'] for r in rows}\n"
         "study.claim(cfg, 'HTS faster than two-stream with TV-L1', fps['hts'] > fps['two_stream'], f\"{fps['hts']:.1f} vs {fps['two_stream']:.1f} fps (paper 120.4 vs 99.7)\", strict=False)\n"
         "study.claim(cfg, 'HTSC within 5% of HTS', fps['htsc'] >= 0.95 * fps['hts'], f\"{fps['htsc']:.1f} vs {fps['hts']:.1f} fps (paper 115.1 vs 120.4)\", strict=False)",
