@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, TensorDataset
 
-from htsc_core.train.engine import Trainer, is_distributed, is_main_process, parameter_digest
+from htsc_core.train.engine import Trainer, is_distributed, is_main_process, parameter_digest, shutdown_distributed
 
 parser = argparse.ArgumentParser()
 parser.add_argument("run_dir")
@@ -57,4 +57,5 @@ history = trainer.fit(resume=True)
 if is_main_process():
     json.dump({"digest": parameter_digest(trainer.module), "last": history[-1].val if history else None},
               open(os.path.join(args.run_dir, "final.json"), "w"))
+shutdown_distributed()
 sys.exit(0)

@@ -61,6 +61,13 @@ def init_distributed(device: torch.device) -> bool:
     return True
 
 
+def shutdown_distributed() -> None:
+    """Wait for every rank, then tear the process group down (a rank exiting with it alive aborts gloo)."""
+    if is_distributed():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _param_checksum(model: nn.Module) -> float:
     with torch.no_grad():
         return float(sum(p.detach().double().sum().item() for p in model.parameters()))

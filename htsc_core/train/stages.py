@@ -228,6 +228,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def command(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    from htsc_core.train.engine import shutdown_distributed
+
     out = train(cfg, args.stage, resume=not args.no_resume)
+    shutdown_distributed()
     print(f"{args.stage}: run written to {out}")
     return 0
