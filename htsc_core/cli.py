@@ -21,29 +21,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """All subcommands listed; only the requested one's module is imported to add its arguments."""
     parser = argparse.ArgumentParser(prog="htsc", description="HTSC (CMC 2020) reproducibility study")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    requested = set(argv) & set(COMMANDS)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        mod = importlib.import_module(module) if name in _requested(sys.argv) else None
-        if mod is not None:
-            mod.add_arguments(p)
-            p.set_defaults(_module=module)
-        else:
-            p.set_defaults(_module=module)
+        if name in requested:
+            importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
     return parser
 
 
-def _requested(argv: list[str]) -> set[str]:
-    return {a for a in argv[1:] if a in COMMANDS}
-
-
 def main(argv: list[str] | None = None) -> int:
-    if argv is not None:
-        sys.argv = ["htsc", *argv]
-    parser = build_parser()
-    args = parser.parse_args()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     mod = importlib.import_module(args._module)
     return int(mod.command(args) or 0)
 

@@ -85,10 +85,10 @@ def _feature_pairs(cfg: Config, subset: str) -> tuple[torch.Tensor, torch.Tensor
     s, o = load_scores(cfg, subset, "spatial"), load_scores(cfg, subset, "temporal")
     if not np.array_equal(s["video_ids"], o["video_ids"]):  # a video skipped by one stream only
         common = np.intersect1d(s["video_ids"], o["video_ids"])
-        si = np.searchsorted(s["video_ids"], common, sorter=np.argsort(s["video_ids"]))
-        s = {k: v[np.argsort(s["video_ids"])[si]] for k, v in s.items()}
-        oi = np.searchsorted(o["video_ids"], common, sorter=np.argsort(o["video_ids"]))
-        o = {k: v[np.argsort(o["video_ids"])[oi]] for k, v in o.items()}
+        s = {k: v[np.isin(s["video_ids"], common)] for k, v in s.items()}
+        o = {k: v[np.isin(o["video_ids"], common)] for k, v in o.items()}
+        order_s, order_o = np.argsort(s["video_ids"]), np.argsort(o["video_ids"])
+        s, o = {k: v[order_s] for k, v in s.items()}, {k: v[order_o] for k, v in o.items()}
     return (torch.from_numpy(s["features"]), torch.from_numpy(o["features"]),
             torch.from_numpy(s["labels"]), s["video_ids"])
 
