@@ -39,44 +39,108 @@ def _save(fig, path: str | Path | None):
 
 
 def training_curves(logs: Mapping[str, Sequence[dict]], path=None):
-    """Loss and accuracy per epoch for each stage's log.jsonl records."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    """Loss (and, where a stage logs it, accuracy) per epoch from each stage's log.jsonl records.
+
+    The accuracy panel is drawn only when some log has accuracy (MotionNet's has none).
+    """
+    has_acc = any(log and "train_accuracy" in log[0] for log in logs.values())
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 3.4), squeeze=False)
+    axes = axes[0]
     for stage, log in logs.items():
         ep = [r["epoch"] for r in log]
         axes[0].plot(ep, [r["train_loss"] for r in log], "-o", ms=3, label=f"{stage} train")
         if log and "val_loss" in log[0]:
             axes[0].plot(ep, [r["val_loss"] for r in log], "--", label=f"{stage} val")
-        if log and "train_accuracy" in log[0]:
+        if has_acc and log and "train_accuracy" in log[0]:
             axes[1].plot(ep, [r["train_accuracy"] for r in log], "-o", ms=3, label=f"{stage} train")
             if "val_accuracy" in log[0]:
                 axes[1].plot(ep, [r["val_accuracy"] for r in log], "--", label=f"{stage} val")
     axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
-    axes[1].set(xlabel="epoch", ylabel="top-1", title="accuracy", ylim=(0, 1.02))
+    if has_acc:
+        axes[1].set(xlabel="epoch", ylabel="top-1", title="accuracy", ylim=(0, 1.02))
     for ax in axes:
-        if ax.get_legend_handles_labels()[0]:  # MotionNet logs no accuracy
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def flow_grid(frames: np.ndarray, flows: Mapping[str, np.ndarray], path=None, max_rows: int = 3):
-    """One row per frame pair: the frame, then each method's flow coloured by flow_to_image."""
-    import torch
-    from torchvision.utils import flow_to_image
+def _colour_flows(flows: Sequence[np.ndarray], max_norm: float) -> list[np.ndarray]:
+    """Colour (H, W, 2) flows with the Middlebury wheel on one scale: ``max_norm`` px is full saturation.
 
+    torchvision's ``flow_to_image`` divides every call by that call's own largest magnitude, which
+    would draw a flow 100x smaller exactly like the original; so the division is done here, once for
+    all flows, and torchvision's wheel (``_normalized_flow_to_image``, its own helper) colours them.
+    """
+    import torch
+    from torchvision.utils import _normalized_flow_to_image
+
+    out = []
+    for f in flows:
+        t = torch.from_numpy(np.ascontiguousarray(np.asarray(f, dtype=np.float32).transpose(2, 0, 1)))[None]
+        t = t / max(float(max_norm), 1e-6)
+        out.append(_normalized_flow_to_image(t)[0].permute(1, 2, 0).numpy())
+    return out
+
+
+def flow_magnitude_max(flow: np.ndarray) -> float:
+    """Largest per-pixel flow magnitude in px of an (..., 2) array."""
+    return float(np.sqrt((np.asarray(flow, dtype=np.float64) ** 2).sum(-1)).max())
+
+
+def flow_images(flows: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
+    """Colour every method's flows on a shared scale per index.
+
+    ``flows`` maps a method name to an (N, H, W, 2) array (every method the same N). Image i of every
+    method is coloured with the largest magnitude over all methods at index i as full saturation, so a
+    method whose flow is 10x smaller than another's is visibly paler. Returns name -> N uint8 (H, W, 3).
+    """
+    names = list(flows)
+    if not names:
+        return {}
+    n = len(flows[names[0]])
+    if any(len(flows[k]) != n for k in names):
+        raise ValueError(f"flow_images: every method needs the same number of flows, got "
+                         f"{ {k: len(v) for k, v in flows.items()} }")
+    out: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    for i in range(n):
+        scale = max(flow_magnitude_max(flows[k][i]) for k in names)
+        for k in names:
+            out[k] += _colour_flows([flows[k][i]], scale)
+    return out
+
+
+def colour_wheel(size: int = 64) -> np.ndarray:
+    """The key: the colour of a flow of each direction, magnitude growing to full at the rim."""
+    ys, xs = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    flow = np.stack([xs, ys], -1)
+    img = _colour_flows([flow], 1.0)[0].copy()
+    img[np.hypot(xs, ys) > 1] = 255
+    return img
+
+
+def _wheel_axis(ax) -> None:
+    ax.imshow(colour_wheel())
+    ax.set_title("key: direction\n(rim = row max)", fontsize=7)
+    ax.axis("off")
+
+
+def flow_grid(frames: np.ndarray, flows: Mapping[str, np.ndarray], path=None, max_rows: int = 3):
+    """One row per frame pair: the frame, each method's flow on the row's shared scale, the colour key.
+
+    Each panel's title gives its own largest magnitude in px, so faint flows read as faint.
+    """
     names = list(flows)
     rows = min(max_rows, len(frames))
-    fig, axes = plt.subplots(rows, 1 + len(names), figsize=(2.2 * (1 + len(names)), 2.2 * rows), squeeze=False)
-    # one colour scale for every method of a row, so colours compare across methods
+    images = flow_images({k: np.asarray(v[:rows]) for k, v in flows.items()})
+    fig, axes = plt.subplots(rows, 2 + len(names), figsize=(2.2 * (2 + len(names)), 2.45 * rows), squeeze=False)
     for r in range(rows):
         axes[r, 0].imshow(frames[r])
-        axes[r, 0].set_title("frame t" if r == 0 else "")
-        norm = max(float(np.abs(flows[n][r]).max()) for n in names) + 1e-6
+        axes[r, 0].set_title("frame t", fontsize=8)
         for c, name in enumerate(names, start=1):
-            f = torch.from_numpy(np.ascontiguousarray(flows[name][r].transpose(2, 0, 1)) / norm)
-            axes[r, c].imshow(flow_to_image(f.float()).permute(1, 2, 0).numpy())
-            if r == 0:
-                axes[r, c].set_title(name)
+            axes[r, c].imshow(images[name][r])
+            axes[r, c].set_title(f"{name}\nmax {flow_magnitude_max(flows[name][r]):.2f} px", fontsize=8)
+        _wheel_axis(axes[r, -1])
     for ax in axes.flat:
         ax.axis("off")
     fig.tight_layout()
@@ -84,14 +148,23 @@ def flow_grid(frames: np.ndarray, flows: Mapping[str, np.ndarray], path=None, ma
 
 
 def coefficient_heatmaps(c_s: np.ndarray, c_o: np.ndarray, labels: Sequence[str], path=None):
-    """The collaborative coefficients c^s and c^o (videos x segments) as two heatmaps."""
+    """The collaborative coefficients c^s and c^o (videos x segments), Eq. 8-9, as two heatmaps.
+
+    One diverging colour scale for both panels, centred on 1/K (uniform attention): red segments get
+    more than their share, blue less; white means the attention is uniform.
+    """
+    import seaborn as sns
+
     n, segs = c_s.shape
-    fig, axes = plt.subplots(1, 2, figsize=(2 + 0.6 * segs * 2, 0.4 * n + 1.4))
-    for ax, c, title in ((axes[0], c_s, "spatial $c^s$"), (axes[1], c_o, "temporal $c^o$")):
-        im = ax.imshow(c, cmap="viridis", vmin=0, vmax=max(float(c.max()), 1.0 / segs))
-        ax.set(title=title, xlabel="segment", xticks=range(segs))
-        ax.set_yticks(range(n), labels if ax is axes[0] else [""] * n, fontsize=7)
-        fig.colorbar(im, ax=ax, fraction=0.046)
+    centre = 1.0 / segs
+    half = max(float(np.abs(np.concatenate([c_s.ravel(), c_o.ravel()]) - centre).max()), 1e-3)
+    fig, axes = plt.subplots(1, 2, figsize=(2.5 + 0.6 * segs * 2, 0.4 * n + 1.6))
+    for i, (ax, c, title) in enumerate(((axes[0], c_s, "spatial $c^s$"), (axes[1], c_o, "temporal $c^o$"))):
+        sns.heatmap(c, ax=ax, cmap="RdBu_r", center=centre, vmin=centre - half, vmax=centre + half,
+                    cbar=i == 1, cbar_kws={"label": f"coefficient (1/K = {centre:.2f} is uniform)"},
+                    xticklabels=range(1, segs + 1), yticklabels=list(labels) if i == 0 else False)
+        ax.set(title=title, xlabel="segment")
+        ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -110,29 +183,67 @@ def weighted_frames(frames: np.ndarray, c_s: np.ndarray, c_o: np.ndarray, title:
 
 
 def awl_weights(rows: Sequence[dict], path=None):
-    """Per-class AWL spatial weight, bars coloured by the class's family (synthetic set)."""
-    fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(rows)), 3))
+    """Per-class AWL fusion weights (Eq. 10-15) as stacked bars: spatial w_1 + temporal w_2 = 1.
+
+    Each bar is full height, so a class that gives everything to one stream still shows a bar; the
+    class name is coloured by its family on the synthetic set.
+    """
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.45 * len(rows) + 1.5), 3.2))
     xs = np.arange(len(rows))
-    ax.bar(xs, [r["w_spatial"] for r in rows], color=[FAMILY_COLOURS.get(r.get("family")) for r in rows])
+    w1 = np.array([float(r["w_spatial"]) for r in rows])
+    ax.bar(xs, w1, color="tab:orange", label="spatial $w_1$")
+    ax.bar(xs, 1 - w1, bottom=w1, color="tab:blue", label="temporal $w_2 = 1 - w_1$")
     ax.set_xticks(xs, [r["class"] for r in rows], rotation=60, ha="right", fontsize=7)
-    ax.set(ylabel="spatial weight $w_1$", ylim=(0, 1.05), title="AWL per-class fusion weights (1 - $w_1$ = temporal)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for f, c in FAMILY_COLOURS.items() if f]
-    ax.legend(handles, [f for f in FAMILY_COLOURS if f], fontsize=7, loc="upper right")
+    for tick, r in zip(ax.get_xticklabels(), rows):
+        tick.set_color(FAMILY_COLOURS.get(r.get("family"), "black") if r.get("family") else "black")
+    ax.set(ylabel="weight", ylim=(0, 1), title="AWL per-class fusion weights")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return _save(fig, path)
 
 
-def method_bars(rows: Sequence[dict], value: str, paper: str | None = None, title: str = "", path=None):
-    """Ours (and optionally the paper's) per method, side by side."""
-    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(rows)), 3))
+def method_bars(rows: Sequence[dict], value: str, paper: str | None = None, title: str = "", path=None,
+                ylabel: str = "", log: bool = False):
+    """Ours (with its 95% interval when rows carry ci_low/ci_high) and optionally the paper's value."""
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * len(rows)), 3.2))
     xs = np.arange(len(rows))
     width = 0.4 if paper else 0.7
-    ax.bar(xs - (width / 2 if paper else 0), [float(r[value]) for r in rows], width, label="ours")
+    ours = np.array([float(r[value]) for r in rows])
+    err = None
+    if rows and all(r.get("ci_low") not in ("", None) and r.get("ci_high") not in ("", None) for r in rows):
+        lo = np.array([float(r["ci_low"]) for r in rows])
+        hi = np.array([float(r["ci_high"]) for r in rows])
+        err = np.vstack([ours - lo, hi - ours])
+    ax.bar(xs - (width / 2 if paper else 0), ours, width, yerr=err, capsize=3, label="ours (95% CI)" if err is not None else "ours")
     if paper:
         vals = [float(r[paper]) if r.get(paper) not in ("", None) else np.nan for r in rows]
-        ax.bar(xs + width / 2, vals, width, label=paper)
+        ax.bar(xs + width / 2, vals, width, label=f"paper ({paper.removeprefix('paper_')})", color="tab:gray")
     ax.set_xticks(xs, [r["method"] for r in rows], rotation=20, ha="right", fontsize=8)
-    ax.set(title=title)
+    ax.set(title=title, ylabel=ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def table5_fps(rows: Sequence[dict], path=None):
+    """Table 5: frames per second per method, ours (CPU) beside the paper's (GPU), on a log axis.
+
+    A log axis keeps two-stream (TV-L1, about 1 fps on a CPU) visible beside hidden-flow pipelines.
+    """
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(rows)), 3.4))
+    xs = np.arange(len(rows))
+    ours = [float(r["ours_fps"]) for r in rows]
+    paper = [float(r["paper_fps"]) if r.get("paper_fps") not in ("", None) else np.nan for r in rows]
+    ax.bar(xs - 0.2, ours, 0.4, label=f"ours ({rows[0].get('device', 'cpu') if rows else 'cpu'}, "
+                                      f"{rows[0].get('resolution', '') if rows else ''} px)")
+    ax.bar(xs + 0.2, paper, 0.4, color="tab:gray", label="paper (GPU)")
+    for x, v in zip(xs, ours):
+        ax.text(x - 0.2, v, f"{v:.3g}", ha="center", va="bottom", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xticks(xs, [r["method"] for r in rows], rotation=15, ha="right", fontsize=8)
+    ax.set(ylabel="frames per second (log)", title="Table 5: test-time speed")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
@@ -143,14 +254,14 @@ def sample_frames(examples: Mapping[str, np.ndarray], classes: Sequence[str], fa
     """One frame per class, titled with the class (and its family on the synthetic set)."""
     names = [c for c in classes if c in examples]
     rows = max(1, int(np.ceil(len(names) / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.5 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, name in zip(axes.flat, names):
         ax.imshow(examples[name])
         fam = (families or {}).get(name)
-        ax.set_title(f"{name}\n({fam})" if fam else name, fontsize=7, color=FAMILY_COLOURS.get(fam, "black"))
-    fig.tight_layout()
+        ax.set_title(f"{name}\n({fam})" if fam else name, fontsize=7, color=FAMILY_COLOURS.get(fam, "black"), pad=3)
+    fig.tight_layout(h_pad=1.2)
     return _save(fig, path)
 
 
@@ -169,17 +280,15 @@ def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path=None
 
 
 def flow_scales(frame: np.ndarray, scales: Mapping[str, np.ndarray], path=None):
-    """MotionNet's flow for one pair at each output scale (flow6 coarse .. flow2 fine)."""
-    import torch
-    from torchvision.utils import flow_to_image
-
-    fig, axes = plt.subplots(1, 1 + len(scales), figsize=(2.1 * (1 + len(scales)), 2.3))
+    """MotionNet's flow for one pair at each output scale (flow6 coarse .. flow2 fine), one shared scale."""
+    images = flow_images({k: np.asarray(v)[None] for k, v in scales.items()})
+    fig, axes = plt.subplots(1, 2 + len(scales), figsize=(2.1 * (2 + len(scales)), 2.5))
     axes[0].imshow(frame)
     axes[0].set_title("frame t", fontsize=8)
     for ax, (name, f) in zip(axes[1:], scales.items()):
-        t = torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1))).float()
-        ax.imshow(flow_to_image(t).permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_title(f"{name} {f.shape[0]}x{f.shape[1]}", fontsize=8)
+        ax.imshow(images[name][0], interpolation="nearest")
+        ax.set_title(f"{name} {f.shape[0]}x{f.shape[1]}\nmax {flow_magnitude_max(f):.2f} px", fontsize=8)
+    _wheel_axis(axes[-1])
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
