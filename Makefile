@@ -29,8 +29,8 @@ data: data/synthetic-$(PROFILE)/classes.json
 smoke-data: $(STAMP)
 	$(MAKE) --no-print-directory data PROFILE=smoke
 
-study: data
-	$(BIN)/htsc reproduce --dataset synthetic --profile $(PROFILE) --data-root data/synthetic-$(PROFILE)
+study: $(STAMP)
+	$(BIN)/htsc reproduce --dataset synthetic --profile $(PROFILE) --data-root data/synthetic-$(PROFILE) --seed $(SEED)
 
 # The notebooks are committed with the smoke profile's outputs; nbval re-runs them (fresh runs/smoke)
 # and fails when a check fails or a stable output changes.

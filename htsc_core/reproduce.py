@@ -26,13 +26,25 @@ def notebook_paths() -> list[Path]:
 
 
 def _to_html(executed: Path) -> Path:
+    """A standalone HTML copy titled by the notebook (nbconvert titles it by ``metadata.name``)."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
     from htsc_core.utils import atomic_write_text
 
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4),
+                                                resources={"metadata": {"name": executed.stem}})
     return atomic_write_text(executed.with_suffix(".html"), body)
+
+
+def project_relative(path: str | Path) -> str:
+    """``path`` relative to the project root when it lies inside it (committed results must not carry a
+    checkout's absolute path); a user's dataset outside the project keeps its absolute path."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(ROOT))
+    except ValueError:
+        return str(resolved)
 
 
 def _failure(exc: Exception, nb: Path) -> str:
@@ -41,24 +53,39 @@ def _failure(exc: Exception, nb: Path) -> str:
     return f"notebook {nb.name} failed in cell [{cell}]: {ename}: {evalue}"
 
 
+def _merge_record(path: Path, record: dict, only: list[str] | None) -> dict:
+    """The run record; a partial run (``--only``) updates the notebooks it ran in the full run's record."""
+    if only and path.exists():
+        previous = json.loads(path.read_text())
+        timings = {**previous.get("seconds_per_notebook", {}), **record["seconds_per_notebook"]}
+        partial = {"only": only, "git_commit": record["git_commit"], "seconds": record["total_seconds"],
+                   "notebooks": sorted(record["seconds_per_notebook"])}
+        return {**previous, "seconds_per_notebook": timings,
+                "partial_reruns": previous.get("partial_reruns", []) + [partial]}
+    return record
+
+
 def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, runs_dir: Path,
               seed: int = 0, device: str = "auto", only: list[str] | None = None) -> int:
     import papermill as pm
 
+    from htsc_core.utils import atomic_write_json, git_commit
+
     results_dir.mkdir(parents=True, exist_ok=True)
-    params = dict(dataset=dataset, data_root=str(Path(data_root).resolve()), profile=profile, seed=seed,
-                  device=device, results_dir=str(results_dir.resolve()), runs_dir=str(runs_dir.resolve()))
+    params = dict(dataset=dataset, data_root=project_relative(data_root), profile=profile, seed=seed,
+                  device=device, results_dir=project_relative(results_dir), runs_dir=project_relative(runs_dir))
     os.environ.setdefault("HTSC_QUIET", "1")
     started = time.time()
-    timings = {}
+    timings: dict[str, float] = {}
+    synthesis_seconds = _ensure_synthetic(dataset, data_root, profile, seed)
     for nb in notebook_paths():
         if only and not any(nb.name.startswith(o) for o in only):
             continue
         out = results_dir / nb.name
         t0 = time.time()
         print(f"[{time.time() - started:7.1f}s] {nb.name} ...", flush=True)
-        try:
-            pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(NOTEBOOKS), kernel_name="python3",
+        try:  # run from the project root, so every path in the parameters is root-relative
+            pm.execute_notebook(str(nb), str(out), parameters=params, cwd=str(ROOT), kernel_name="python3",
                                 progress_bar=False, log_output=False)
         except Exception as exc:  # noqa: BLE001 - papermill raises PapermillExecutionError and friends
             print(_failure(exc, nb), file=sys.stderr)
@@ -68,16 +95,30 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
         timings[nb.name] = round(time.time() - t0, 1)
         print(f"[{time.time() - started:7.1f}s] {nb.name} done in {timings[nb.name]}s", flush=True)
     from htsc_core.report import update_readme
-    from htsc_core.utils import atomic_write_json, git_commit
 
-    atomic_write_json(results_dir / "metrics" / "reproduce.json",
-                      {"parameters": params, "seconds_per_notebook": timings,
-                       "total_seconds": round(time.time() - started, 1), "git_commit": git_commit(),
-                       "cpu_count": os.cpu_count()})
+    record_path = results_dir / "metrics" / "reproduce.json"
+    record = {"parameters": params, "seconds_per_notebook": timings, "synthesis_seconds": synthesis_seconds,
+              "total_seconds": round(time.time() - started, 1), "git_commit": git_commit(),
+              "cpu_count": os.cpu_count()}
+    atomic_write_json(record_path, _merge_record(record_path, record, only))
     if not only and dataset == "synthetic" and profile == "default":  # the README shows the main command's run
         update_readme(results_dir)
     print(f"all notebooks done in {time.time() - started:.0f}s; results in {results_dir}")
     return 0
+
+
+def _ensure_synthetic(dataset: str, data_root: str, profile: str, seed: int) -> float | None:
+    """Generate the synthetic set if ``data_root`` has none yet (timed: it is part of the study's budget);
+    a rerun reuses it. Real datasets are the user's: never generated."""
+    if dataset != "synthetic" or (Path(data_root) / "classes.json").exists():
+        return None
+    from htsc_core.config import from_params
+    from htsc_core.data.synthetic import generate
+
+    t0 = time.time()
+    print(f"generating the synthetic set into {data_root} (profile {profile}, seed {seed}) ...", flush=True)
+    generate(data_root, from_params(profile=profile, seed=seed), progress=False)
+    return round(time.time() - t0, 1)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -89,6 +130,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="train the whole study with N seeds (seed, seed+1, ...); the first seed's run is the main "
+                        "result, the others go to <results>/seeds/seed<k>/, and tables/seeds.csv gives the mean "
+                        "and spread across seeds (default 1)")
+
+
+def aggregate_seeds(results_dir: Path, seed_dirs: list[Path], seeds: list[int]) -> Path:
+    """``tables/seeds.csv``: each Table 3/4 and per-family value's mean, sample std and per-seed values
+    across the seeds' runs (beside the bootstrap intervals of the main run, which are within-run)."""
+    import csv
+    import statistics
+
+    from htsc_core.utils import atomic_write_text
+
+    rows = []
+    for table in ("table4", "table3", "per_family"):
+        per_seed = []
+        for d in seed_dirs:
+            path = d / "tables" / f"{table}.csv"
+            per_seed.append({r["method"]: r for r in csv.DictReader(path.open())} if path.exists() else {})
+        if not per_seed or not per_seed[0]:
+            continue
+        columns = ["ours"] if table != "per_family" else [c for c in next(iter(per_seed[0].values())) if
+                                                            c not in ("method",) and not c.startswith(("ci_", "n_"))
+                                                            and "_ci_" not in c]
+        for method in per_seed[0]:
+            for col in columns:
+                vals = [float(t[method][col]) for t in per_seed if method in t and t[method].get(col) not in ("", None)]
+                if not vals:
+                    continue
+                rows.append({"table": table, "method": method, "column": col, "n_seeds": len(vals),
+                             "mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                             "values": " ".join(f"{v:.4f}" for v in vals)})
+    lines = ["table,method,column,n_seeds,mean,std,values"]
+    lines += [f"{r['table']},{r['method']},{r['column']},{r['n_seeds']},{r['mean']:.4f},{r['std']:.4f},{r['values']}"
+              for r in rows]
+    out = atomic_write_text(results_dir / "tables" / "seeds.csv", "\n".join(lines) + "\n")
+    record = results_dir / "metrics" / "reproduce.json"
+    if record.exists():
+        from htsc_core.utils import atomic_write_json
+
+        atomic_write_json(record, {**json.loads(record.read_text()), "seeds": seeds,
+                                   "seed_results": [project_relative(d) for d in seed_dirs]})
+    return out
 
 
 def command(args: argparse.Namespace) -> int:
@@ -98,4 +183,20 @@ def command(args: argparse.Namespace) -> int:
         return 2
     results = args.results_dir or Path("results") / (args.dataset if args.profile != "smoke" else "smoke")
     runs = args.runs_dir or Path("runs") / f"{args.dataset}-{args.profile}"
-    return reproduce(args.dataset, data_root, args.profile, results, runs, args.seed, args.device, args.only)
+    if args.seeds < 1:
+        print(f"--seeds {args.seeds}: expected at least 1", file=sys.stderr)
+        return 2
+    seeds = [args.seed + k for k in range(args.seeds)]
+    seed_dirs = [results] + [results / "seeds" / f"seed{s}" for s in seeds[1:]]
+    for k, (seed, res) in enumerate(zip(seeds, seed_dirs)):
+        run = runs if k == 0 else runs.with_name(f"{runs.name}-seed{seed}")
+        rc = reproduce(args.dataset, data_root, args.profile, res, run, seed, args.device, args.only)
+        if rc:
+            return rc
+    if len(seeds) > 1:
+        print(f"across {len(seeds)} seeds: {aggregate_seeds(results, seed_dirs, seeds)}")
+        if args.dataset == "synthetic" and args.profile == "default" and not args.only:
+            from htsc_core.report import update_readme
+
+            update_readme(results)
+    return 0
