@@ -71,7 +71,7 @@ class Config:
     weight_decay: float = 5e-4
     max_steps_per_epoch: int = 0  # 0 = full epoch; >0 caps steps (smoke profile)
     awl_c: float = 5e-3  # Eq. 10/13, c = 5e-3
-    amp: bool = True  # bf16 autocast on CUDA only; ignored on CPU
+    amp: str = "auto"  # "auto": bf16 autocast where native (CUDA; CPU with AVX512-BF16/AMX), "bf16", "off" = fp32
 
     # ---------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -87,6 +87,10 @@ class Config:
             raise ValueError(f"test_crops={self.test_crops}; expected 1, 5 or 10")
         if self.stack_length < 2:
             raise ValueError("stack_length must be >= 2 (at least one frame pair)")
+        if isinstance(self.amp, bool):  # configs saved before amp was a mode: true/false
+            object.__setattr__(self, "amp", "auto" if self.amp else "off")
+        if self.amp not in ("auto", "bf16", "off"):
+            raise ValueError(f"amp={self.amp!r}; expected 'auto', 'bf16' or 'off' (or true/false)")
         if self.frame_size and self.frame_size < self.image_size:
             raise ValueError(f"frame_size={self.frame_size} is smaller than image_size={self.image_size}")
 

@@ -50,7 +50,7 @@ def extract_scores(cfg: Config, stream: str, subset: str, device: str | None = N
     """Run a trained stream over ``subset`` with the multi-view test protocol; save scores + features."""
     from htsc_core.data.dataset import VideoDataset, make_loader
     from htsc_core.data.registry import load_split
-    from htsc_core.train.engine import progress
+    from htsc_core.train.engine import precision_policy, progress
     from htsc_core.train.stages import MODALITY, build_stream, flow_root, run_dir
 
     dev = resolve_device(device or cfg.device)
@@ -64,7 +64,7 @@ def extract_scores(cfg: Config, stream: str, subset: str, device: str | None = N
         if batch is None:
             continue
         batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda"):
+        with precision_policy(dev, cfg.amp).autocast(dev):  # the trainer's policy (train/engine.py)
             logits, fc7 = _forward(stream, model, batch)
         b = batch["index"].shape[0]
         probs = logits.float().softmax(-1).view(b, -1, logits.shape[-1])  # (B, V, M)

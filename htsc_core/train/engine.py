@@ -2,8 +2,9 @@
 
 What differs between stages is a ``step`` function ``step(model, batch) -> (loss, stats)``
 where ``stats`` holds sums (``correct``, ``count`` and any loss parts); the engine does
-the rest: device placement, bf16 autocast and channels_last on CUDA, DDP under
-``torchrun``, a JSONL log per epoch, ``last.pt`` / ``best.pt`` written atomically,
+the rest: device placement, the precision policy (:func:`precision_policy`: bf16 autocast where
+the device computes bf16 natively - CUDA, or a CPU with AVX512-BF16 / AMX - and channels_last),
+DDP under ``torchrun``, a JSONL log per epoch, ``last.pt`` / ``best.pt`` written atomically,
 resume from ``last.pt``, and progress bars.
 
 Reproducibility: every epoch reseeds torch (and the data order) from
@@ -16,8 +17,10 @@ import hashlib
 import json
 import math
 import os
+import platform
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -39,6 +42,109 @@ def progress(iterable: Iterable, **kw: Any):
 
     quiet = bool(os.environ.get("CI")) or os.environ.get("HTSC_QUIET") == "1"
     return tqdm(iterable, disable=quiet or not is_main_process(), dynamic_ncols=True, **kw)
+
+
+# --- precision policy -----------------------------------------------------------
+AMP_MODES = ("auto", "bf16", "off")
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 /proc/cpuinfo flags; "bf16" is aarch64's Features
+
+
+def normalise_amp(amp: Any) -> str:
+    """Config ``amp`` -> one of :data:`AMP_MODES` (``True`` -> "auto", ``False`` -> "off", for old configs)."""
+    if amp is True or amp is None:
+        return "auto"
+    if amp is False:
+        return "off"
+    value = str(amp).strip().lower()
+    if value not in AMP_MODES:
+        raise ValueError(f"amp={amp!r}; expected one of {AMP_MODES} (or true/false)")
+    return value
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Does this CPU compute bf16 natively (AVX512-BF16, AMX-BF16, or Arm BF16)?
+
+    Without such instructions oneDNN emulates bf16 with fp32 conversions, which is slower than fp32,
+    so autocast stays off there. Sources: torch's dispatch capability (``AMX*`` levels) and the
+    kernel's CPU flags in ``/proc/cpuinfo`` (torch 2.x reports AVX512-BF16 CPUs as plain "AVX512").
+    """
+    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    if "AMX" in capability or "BF16" in capability:
+        return True
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False  # not Linux: no way to tell here, so fp32 (the safe side)
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return any(f in flags for f in CPU_BF16_FLAGS)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a network runs in training: autocast dtype (``None`` = fp32) and memory layout."""
+
+    autocast_dtype: torch.dtype | None
+    channels_last: bool
+
+    @property
+    def name(self) -> str:
+        return "bf16" if self.autocast_dtype == torch.bfloat16 else "fp32"
+
+    def autocast(self, device: torch.device):
+        """The autocast context for ``device`` (a disabled one in fp32)."""
+        return torch.autocast(device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                              enabled=self.autocast_dtype is not None)
+
+
+def precision_policy(device: str | torch.device, amp: Any = "auto") -> Precision:
+    """The one place that decides precision and layout for training (and anything that runs the networks).
+
+    ``amp`` is a config's ``amp`` value (or the Config itself): "auto" -> bf16 autocast where the device
+    has native bf16 (CUDA; a CPU per :func:`cpu_has_native_bf16`), else fp32; "bf16" -> bf16 autocast
+    even where it is emulated; "off" -> fp32. The flow losses, warping and flow normalisation leave
+    autocast and run in fp32 themselves (models/flow_losses.py, models/temporal.py).
+    channels_last: on CUDA and on CPUs with oneDNN, where conv kernels run in NHWC without the
+    reorders NCHW needs (measured by ``htsc bench train``: VGG16 faster, MotionNet on par).
+    """
+    device = resolve_device(device) if isinstance(device, str) else device
+    mode = normalise_amp(getattr(amp, "amp", amp))
+    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    use_bf16 = mode == "bf16" or (mode == "auto" and native)
+    if use_bf16 and device.type not in ("cuda", "cpu"):
+        use_bf16 = False  # other backends: no bf16 autocast guarantee
+    cl = device.type == "cuda" or (device.type == "cpu" and torch.backends.mkldnn.is_available())
+    return Precision(torch.bfloat16 if use_bf16 else None, cl)
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Conv weights in channels_last (in place); 5-D buffers such as MotionNet's input mean stay as they are
+    (``model.to(memory_format=...)`` would fail on them). Conv outputs then follow the weights' layout."""
+    for mod in model.modules():
+        if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d)):
+            mod.to(memory_format=torch.channels_last)
+    return model
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, torch version and native-bf16 support: stated beside every timing."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+            "bf16_native_cpu": cpu_has_native_bf16(), "mkldnn": torch.backends.mkldnn.is_available(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "platform": platform.platform()}
 
 
 # --- distributed ------------------------------------------------------------
@@ -115,16 +221,17 @@ class Trainer:
 
     def __init__(self, run_dir: str | Path, stage: str, model: nn.Module, optimizer: torch.optim.Optimizer,
                  step: StepFn, make_loader: Callable[[int], Iterable], epochs: int, *, seed: int = 0,
-                 device: str | torch.device = "auto", amp: bool = True, val_loader: Iterable | None = None,
+                 device: str | torch.device = "auto", amp: Any = "auto", val_loader: Iterable | None = None,
                  monitor: str = "accuracy", max_steps_per_epoch: int = 0, config: dict | None = None,
                  scheduler: torch.optim.lr_scheduler.LRScheduler | None = None):
         self.run_dir = Path(run_dir)
         self.stage = stage
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.distributed = init_distributed(self.device)
+        self.precision = precision_policy(self.device, amp)
         self.model = model.to(self.device)
-        if self.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        if self.precision.channels_last:
+            to_channels_last(self.model)
         self.module = self.model  # unwrapped, for state dicts
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -133,7 +240,6 @@ class Trainer:
         self.make_loader, self.val_loader = make_loader, val_loader
         self.epochs, self.seed, self.monitor = epochs, seed, monitor
         self.max_steps = max_steps_per_epoch
-        self.amp = amp and self.device.type == "cuda"
         self.config = config or {}
         self.start_epoch = 0
         self.best: float | None = None
@@ -181,7 +287,7 @@ class Trainer:
                     continue
                 batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
                          for k, v in batch.items()}
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                with self.precision.autocast(self.device):
                     loss, stats = self.step(self.model, batch)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"{self.stage}: non-finite loss {loss.item()} at epoch {epoch + 1}")
@@ -233,6 +339,7 @@ class Trainer:
             if improved:
                 self.best = score
             record = {"epoch": epoch + 1, "stage": self.stage, "lr": lr, "seconds": round(time.time() - t0, 3),
+                      "precision": self.precision.name, "channels_last": self.precision.channels_last,
                       **{f"train_{k}": v for k, v in train_stats.items()},
                       **{f"val_{k}": v for k, v in val_stats.items()}}
             if self.distributed:
