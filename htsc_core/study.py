@@ -13,6 +13,10 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+from scipy.stats import binomtest
+
+from htsc_core import stats
 from htsc_core.config import Config, from_params
 from htsc_core.utils import atomic_write_json, atomic_write_text, run_metadata, seed_everything
 
@@ -75,24 +79,99 @@ def train_stage(cfg: Config, stage: str) -> list[dict]:
     return read_log(cfg, stage)
 
 
-def claim(cfg: Config, name: str, holds: bool, detail: str, strict: bool | None = None) -> dict:
-    """State one of the paper's claims as a check on our measurement.
+def claims_path(cfg: Config) -> Path:
+    return Path(cfg.results_dir) / "metrics" / "claims.json"
 
-    ``strict`` (default: not the smoke profile) makes a claim that does not hold raise; a
-    claim about learning outcomes is not strict at smoke size, where a few steps of
-    training prove nothing, so there it is recorded and printed but not asserted.
-    Findings are appended to ``<results_dir>/metrics/claims.json``.
+
+def record(cfg: Config, rec: dict, paper: str = "") -> dict:
+    """Store a claim record (:func:`htsc_core.stats.claim_record`) in ``claims.json`` and print its verdict.
+
+    A learning outcome is a finding, never an error: only a record marked ``strict`` (an invariant of
+    data we generate ourselves) raises when it does not hold.
     """
-    strict = cfg.profile != "smoke" if strict is None else strict
-    record = {"claim": name, "holds": bool(holds), "detail": detail, "strict": strict}
-    path = Path(cfg.results_dir) / "metrics" / "claims.json"
-    existing = json.loads(path.read_text()) if path.exists() else []
-    existing = [c for c in existing if c["claim"] != name] + [record]
-    atomic_write_json(path, existing)
-    print(f"[{'HOLDS' if holds else 'DOES NOT HOLD'}] {name}: {detail}")
-    if strict and not holds:
-        raise AssertionError(f"claim failed: {name}: {detail}")
-    return record
+    if paper:
+        rec = {**rec, "paper": paper}
+    stats.record_claim(claims_path(cfg), rec)
+    lo, hi = rec["ci"]
+    p = f", p={rec['p']:.3g}" if rec.get("p") is not None else ""
+    print(f"[{rec['verdict'].upper()}] {rec['claim']}: {rec['detail']} "
+          f"(estimate {rec['estimate']:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]{p}, n={rec['n']})"
+          + (f"; paper: {paper}" if paper else ""))
+    if rec.get("strict") and rec["verdict"] != "holds":
+        raise AssertionError(f"invariant failed: {rec['claim']}: {rec['detail']}")
+    return rec
+
+
+def compare(cfg: Config, claim: str, correct_a, correct_b, kind: str = "greater", margin: float = 0.0,
+            names: tuple[str, str] = ("A", "B"), paper: str = "") -> dict:
+    """A paired claim about top-1 on the same test videos (A vs B): paired bootstrap interval of the
+    difference, exact McNemar p, verdict holds / reversed / not resolved (:mod:`htsc_core.stats`)."""
+    rec = stats.compare_accuracy(correct_a, correct_b, kind=kind, margin=margin, claim=claim, seed=cfg.seed)
+    rec["detail"] = (f"{names[0]} {rec['accuracy_a']:.3f} vs {names[1]} {rec['accuracy_b']:.3f} "
+                     f"on {rec['n']} test videos")
+    return record(cfg, rec, paper)
+
+
+def compare_metric(cfg: Config, claim: str, metric, arrays_a, arrays_b, kind: str = "greater",
+                   margin: float = 0.0, names: tuple[str, str] = ("A", "B"), unit: str = "", paper: str = "") -> dict:
+    """A paired claim about any per-item metric (mAP, EPE over frame pairs): paired bootstrap verdict."""
+    rec = stats.compare_metric(metric, arrays_a, arrays_b, kind=kind, margin=margin, claim=claim, seed=cfg.seed)
+    rec["detail"] = f"{names[0]} {rec['value_a']:.3f}{unit} vs {names[1]} {rec['value_b']:.3f}{unit} on {rec['n']}"
+    return record(cfg, rec, paper)
+
+
+def versus_chance(cfg: Config, claim: str, correct, chance: float, kind: str = "greater", margin: float = 0.0,
+                  paper: str = "", strict: bool = False) -> dict:
+    """A claim about one accuracy against chance: Wilson interval of (accuracy - chance), exact binomial p.
+
+    ``kind`` "greater": beats chance; "at_most" with ``margin``: no more than ``margin`` above chance
+    (a cue the classifier should not be able to see).
+    """
+    correct = np.asarray(correct, dtype=bool).ravel()
+    n, k = correct.size, int(correct.sum())
+    if n == 0:
+        raise ValueError(f"{claim}: no test videos to score")
+    lo, hi = stats.wilson_interval(k, n)
+    alternative = "greater" if kind == "greater" else "two-sided"
+    p = float(binomtest(k, n, chance, alternative=alternative).pvalue)
+    est = k / n - chance
+    rec = stats.claim_record(claim, f"top-1 {k / n:.3f} vs chance {chance:.3f} ({k}/{n})",
+                             stats.verdict(lo - chance, hi - chance, kind, margin), est, (lo - chance, hi - chance),
+                             p=p, n=n, strict=strict, kind=kind, margin=margin, accuracy=k / n, chance=chance)
+    return record(cfg, rec, paper)
+
+
+def ratio(cfg: Config, claim: str, values_a, values_b, kind: str, margin: float = 0.0,
+          names: tuple[str, str] = ("A", "B"), unit: str = "", paper: str = "") -> dict:
+    """A claim about the ratio of two repeated, interleaved measurements (timings): bootstrap interval of
+    the ratio of medians; kind "greater"/"less" compare the ratio with 1, "within" with 1 +- margin."""
+    est, lo, hi = stats.ratio_ci(values_a, values_b, seed=cfg.seed)
+    if kind == "within":
+        v = stats.verdict(lo, hi, "within", margin)
+    else:
+        v = stats.verdict(lo - 1, hi - 1, kind, margin)
+    rec = stats.claim_record(claim, f"{names[0]} / {names[1]} = {est:.3f} from {len(values_a)} and {len(values_b)} "
+                             f"interleaved measurements ({np.median(values_a):.4g} vs {np.median(values_b):.4g}{unit})",
+                             v, est, (lo, hi), n=min(len(values_a), len(values_b)), kind=kind, margin=margin)
+    return record(cfg, rec, paper)
+
+
+def check(cfg: Config, name: str, holds: bool, detail: str) -> None:
+    """An invariant (data integrity, parity with a reference): printed, and an error when it fails.
+
+    Not a paper claim, so not in claims.json; learning outcomes go through the functions above.
+    """
+    print(f"[{'OK' if holds else 'FAILED'}] {name}: {detail}")
+    if not holds:
+        raise AssertionError(f"{name}: {detail}")
+
+
+def claim(cfg: Config, name: str, holds: bool, detail: str, strict: bool | None = None) -> dict:
+    """Transitional: a bare yes/no claim without an interval (being replaced by the verdict functions above)."""
+    strict = False if strict is None else strict
+    rec = stats.claim_record(name, detail, "holds" if holds else "reversed", float(holds), (float(holds),) * 2,
+                             strict=strict)
+    return record(cfg, rec)
 
 
 def fmt_table(rows: Iterable[dict], columns: Sequence[str]) -> str:
