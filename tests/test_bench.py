@@ -75,8 +75,9 @@ def test_pipelines_compute_the_fused_scores(tmp_path):
         from htsc_core.models.temporal import flow_to_cnn_input
         x = flow_to_cnn_input(nets["motion"](stack)[-1], 32)
         s_log, o_log = nets["spatial"](rgb), nets["temporal"](x)
-        want_hts = hts_fusion(torch.softmax(s_log.view(2, 2, -1).mean(1), 1).numpy(),
-                              torch.softmax(o_log.view(2, 2, -1).mean(1), 1).numpy())
+        # TSN consensus of HTSC (models/htsc.py): the mean over segments of the per-view softmax
+        want_hts = hts_fusion(torch.softmax(s_log, 1).view(2, 2, -1).mean(1).numpy(),
+                              torch.softmax(o_log, 1).view(2, 2, -1).mean(1).numpy())
         out = nets["cln"](nets["spatial"].features(rgb).view(2, 2, -1), nets["temporal"].features(x).view(2, 2, -1))
         want_htsc = awl_scores(nets["awl_W"], torch.softmax(out["logits_s"], 1).numpy(),
                                torch.softmax(out["logits_o"], 1).numpy())

@@ -1,4 +1,4 @@
-"""``htsc bench``: the efficiency benchmarks (paper section 4.4, Table 5; DESIGN.md section 7).
+"""``htsc bench``: the efficiency benchmarks (paper section 4.4, Table 5; docs/DESIGN.md section 7).
 
     htsc bench table5   [--profile P] [--resolutions 128,224] [--repeats N] [--threads N] [--compile] [--out DIR]
     htsc bench data     [--profile P] [--data-root ROOT] [--out DIR]
@@ -16,6 +16,8 @@ import argparse
 
 from htsc_core.bench.data import data_benchmark, scaling_benchmark
 from htsc_core.bench.table5 import FPS_DEFINITION, table5_benchmark
+from htsc_core.cli import add_config_arguments, config_from_args
+from htsc_core.study import fmt_table
 
 __all__ = ["add_arguments", "command", "table5_benchmark", "data_benchmark", "scaling_benchmark", "FPS_DEFINITION"]
 
@@ -33,8 +35,6 @@ def _resolutions(text: str) -> list[int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from htsc_core.train.stages import add_config_arguments
-
     p.add_argument("what", choices=WHAT, help="which benchmark to run")
     add_config_arguments(p)
     p.add_argument("--resolutions", type=_resolutions, default=None,
@@ -50,8 +50,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _table(rows, cols) -> str:
-    from htsc_core.study import fmt_table
-
     return fmt_table(rows, cols)
 
 
@@ -85,8 +83,6 @@ def _print_table5(res: dict) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    from htsc_core.train.stages import config_from_args
-
     cfg = config_from_args(args)
     if args.what in ("table5", "all"):
         res = table5_benchmark(cfg, args.resolutions, args.repeats, videos=args.videos, threads=args.threads,

@@ -1,5 +1,5 @@
 """Table 5 efficiency benchmark: test-time fps of two-stream, HTS and HTSC (paper section 4.4, Table 5;
-DESIGN.md section 7).
+docs/DESIGN.md section 7).
 
 Three pipelines run in one process, on the same machine, decoded frames, resolution, batch and threads,
 from decoded frames (uint8 arrays in memory) to class scores:
@@ -10,6 +10,9 @@ from decoded frames (uint8 arrays in memory) to class scores:
 2. ``hts``: the stack -> MotionNet -> :func:`flow_to_cnn_input` -> temporal VGG16, plus the spatial
    VGG16 -> late fusion (spatial + 1.5 x temporal, the Hidden Two-Stream protocol).
 3. ``htsc``: HTS up to fc7 -> the collaborative learning network (section 3.2) -> AWL (Eq. 14-15).
+
+Pipelines 2 and 3 are one forward of :class:`~htsc_core.models.htsc.HTSC` (without and with the CLN),
+the model evaluation runs for Tables 3-4, so the benchmark times what the evaluation computes.
 
 The networks are randomly initialised: timing does not depend on the weights (no data-dependent
 control flow). The paper does not say what its "fps" counts; :data:`FPS_DEFINITION` states ours.
@@ -30,17 +33,18 @@ from htsc_core.bench.common import StepTimer, conv1x1_throughput, matmul_through
 from htsc_core.config import Config
 from htsc_core.flow.estimators import TVL1Estimator
 from htsc_core.flow.storage import encode_flow_jpeg, flow_file, read_flow_stack
-from htsc_core.fusion import awl_scores, hts_fusion
+from htsc_core.fusion import hts_fusion
 from htsc_core.models.cln import CollaborativeLearning
+from htsc_core.models.htsc import HTSC, video_scores
 from htsc_core.models.motionnet import MotionNet
-from htsc_core.models.temporal import flow_to_cnn_input
+from htsc_core.models.temporal import HiddenTemporalStream
 from htsc_core.models.vgg import VGG16
+from htsc_core.train.streams import num_classes as dataset_num_classes
 from htsc_core.paper import TABLE5_FPS
 from htsc_core.utils import atomic_write_json, resolve_device, run_metadata
 
 METHODS = ("two_stream", "hts", "htsc")
 PAPER_WIDTH = {"vgg_width": 1.0, "motion_width": 1.0, "vgg_batch_norm": False}  # Tab. 1 / Tab. 2
-NUM_CLASSES = {"ucf101": 101, "hmdb51": 51, "thumos14": 101}
 EFFICIENCY_BATCH = 8  # images per forward for the achieved-FLOP/s figures
 
 FPS_DEFINITION = (
@@ -106,6 +110,7 @@ def build_networks(num_classes: int, stack_length: int, vgg_width: float, motion
 
     The two-stream and HTS temporal VGG16s have the same architecture (20 input channels), so one
     instance serves both; AWL weights W pick one stream per class (the LP's vertex solutions, fusion.py).
+    ``htsc`` is the :class:`HTSC` model built from these parts (the HTS and HTSC pipelines).
     """
     torch.manual_seed(seed)
     nf = 2 * (stack_length - 1)
@@ -118,6 +123,8 @@ def build_networks(num_classes: int, stack_length: int, vgg_width: float, motion
         nets[k] = channels_last(m.to(device).eval())
     pick = np.random.default_rng(seed).integers(0, 2, num_classes)
     nets["awl_W"] = np.stack([1.0 - pick, pick.astype(np.float64)], axis=1)  # (M, 2) one stream per class
+    nets["htsc"] = HTSC(nets["spatial"], HiddenTemporalStream(nets["motion"], nets["temporal"]), nets["cln"],
+                        nets["awl_W"]).to(device).eval()
     return nets
 
 
@@ -175,8 +182,8 @@ def network_efficiency(num_classes: int, stack_length: int, size: int, vgg_width
 
 # ----------------------------------------------------------------------------- pipelines
 def _scores(logits: torch.Tensor, videos: int) -> np.ndarray:
-    """Per-view logits (B*S, M) -> video scores (B, M): TSN consensus (segment average), then softmax."""
-    return torch.softmax(logits.view(videos, -1, logits.shape[-1]).mean(1).float(), dim=1).cpu().numpy()
+    """Per-view logits (B*S, M) -> video scores (B, M), the consensus HTSC uses (:func:`video_scores`)."""
+    return video_scores(logits, videos).cpu().numpy()
 
 
 def _rgb_input(clips: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -222,47 +229,27 @@ def run_two_stream(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow
     return scores, nbytes
 
 
-def _hidden_flow(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device):
-    B, S, L, H, W, _ = clips.shape
-    with timer("input"):
-        stack = torch.from_numpy(clips.reshape(B * S, L, H, W, 3)).to(device)
-        stack = stack.permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B*S, L, 3, H, W) in [0, 1]
-        rgb = _rgb_input(clips, device)
-    with timer("motionnet"):
-        flow2 = nets["motion"](stack)[-1]
-    with timer("flow_to_cnn"):
-        x = flow_to_cnn_input(flow2, (H, W)).contiguous(memory_format=torch.channels_last)
-    return rgb, x
+def _stack_input(clips: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Decoded clips uint8 (B, S, L, H, W, 3) -> stack (B, S, L, 3, H, W) float in [0, 1] (the dataset's "stack")."""
+    return torch.from_numpy(clips).to(device).permute(0, 1, 2, 5, 3, 4).float().div_(255.0)
 
 
 def run_hts(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device) -> np.ndarray:
     """Hidden Two-Stream: MotionNet -> temporal VGG16, spatial VGG16, late fusion -> scores (B, M)."""
-    B = clips.shape[0]
     with torch.inference_mode():
-        rgb, x = _hidden_flow(clips, nets, timer, device)
-        with timer("spatial_cnn"):
-            s_logits = nets["spatial"](rgb)
-        with timer("temporal_cnn"):
-            o_logits = nets["temporal"](x)
-        with timer("fusion"):
-            return hts_fusion(_scores(s_logits, B), _scores(o_logits, B))
+        with timer("input"):
+            stack = _stack_input(clips, device)
+        out = nets["htsc"](stack, clips.shape[1], with_cln=False, timer=timer)
+        return out["hts"].cpu().numpy()
 
 
 def run_htsc(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device) -> np.ndarray:
     """HTSC: HTS to fc7 -> CLN (Eq. 7-9) -> AWL (Eq. 14-15) -> scores (B, M)."""
-    B, S = clips.shape[:2]
     with torch.inference_mode():
-        rgb, x = _hidden_flow(clips, nets, timer, device)
-        with timer("spatial_cnn"):
-            fs = nets["spatial"].features(rgb)  # (B*S, d)
-        with timer("temporal_cnn"):
-            fo = nets["temporal"].features(x)
-        with timer("cln"):
-            out = nets["cln"](fs.view(B, S, -1), fo.view(B, S, -1))
-            s = torch.softmax(out["logits_s"].float(), 1).cpu().numpy()
-            o = torch.softmax(out["logits_o"].float(), 1).cpu().numpy()
-        with timer("awl"):
-            return awl_scores(nets["awl_W"], s, o)
+        with timer("input"):
+            stack = _stack_input(clips, device)
+        out = nets["htsc"](stack, clips.shape[1], timer=timer)
+        return out["htsc"].cpu().numpy()
 
 
 # ----------------------------------------------------------------------------- one resolution
@@ -444,7 +431,7 @@ def table5_benchmark(cfg: Config, resolutions: Sequence[int] | None = None, repe
         torch.set_num_threads(int(threads))
     threads = torch.get_num_threads()
     cv2.setNumThreads(threads)
-    num_classes = NUM_CLASSES.get(cfg.dataset, 3 * cfg.synth_classes_per_family)
+    num_classes = dataset_num_classes(cfg, from_data=False)  # timing needs no data: the nominal count
     common = dict(segments=cfg.test_segments, stack_length=cfg.stack_length, num_classes=num_classes,
                   cln_hidden=cfg.cln_hidden, cln_rounds=cfg.cln_rounds, repeats=repeats, videos=videos,
                   threads=threads, device=device, seed=cfg.seed)

@@ -34,8 +34,9 @@ first V^o), so every parameter gets a gradient from a loss on both heads; with
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from htsc_core.models.losses import classification_loss
 
 
 class CollaborativeLearning(nn.Module):
@@ -123,19 +124,6 @@ def cln_loss(out: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor
 
     ``target`` is either class indices (B,) (integer dtype) or multi-hot (B, M) floats
     (multi-label THUMOS14), for which BCE-with-logits replaces the softmax cross-entropy
-    (the paper does not say how it trains on multi-label videos; DESIGN.md section 4).
+    (the one rule of :func:`htsc_core.models.losses.classification_loss`; docs/DESIGN.md section 4).
     """
-    logits_s, logits_o = out["logits_s"], out["logits_o"]
-    if target.dim() == 1:
-        if target.dtype.is_floating_point:
-            raise ValueError("cln.py: class-index targets (B,) must be an integer tensor")
-        if target.shape[0] != logits_s.shape[0]:
-            raise ValueError(f"cln.py: target batch {target.shape[0]} != logits batch {logits_s.shape[0]}")
-        return F.cross_entropy(logits_s, target) + F.cross_entropy(logits_o, target)
-    if target.dim() == 2:
-        if target.shape != logits_s.shape:
-            raise ValueError(f"cln.py: multi-hot target {tuple(target.shape)} != logits {tuple(logits_s.shape)}")
-        target = target.to(logits_s.dtype)
-        return (F.binary_cross_entropy_with_logits(logits_s, target)
-                + F.binary_cross_entropy_with_logits(logits_o, target))
-    raise ValueError(f"cln.py: target must be (B,) class indices or (B, M) multi-hot; got {tuple(target.shape)}")
+    return classification_loss(out["logits_s"], target) + classification_loss(out["logits_o"], target)

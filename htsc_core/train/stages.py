@@ -1,4 +1,4 @@
-"""The training stages of DESIGN.md section 3, each a thin recipe over the one Trainer.
+"""The training stages of docs/DESIGN.md section 3, each a thin recipe over the one Trainer.
 
 1. ``spatial``  VGG16 on one RGB frame per segment, TSN consensus (average) over K segments (sec. 3.1.1).
 2. ``motion``   MotionNet, unsupervised: the multi-scale losses of Eq. 1-6 only (sec. 3.1.2).
@@ -6,7 +6,7 @@
                 cross-entropy + the flow losses, MotionNet at a much lower learning rate.
 4. ``tvl1``     the classic two-stream baseline: the 20-channel VGG16 on stored TV-L1 flow.
 5. ``cln``      the collaborative learning network on the two streams' fc7 features (sec. 3.2);
-                see :mod:`htsc_core.evaluate` for the feature extraction it trains on.
+                :mod:`htsc_core.train.cln`, on the features :mod:`htsc_core.scores` extracts.
 
 Every stage writes ``<runs_dir>/<stage>/{config.json, log.jsonl, last.pt, best.pt, skipped.jsonl}``.
 """
@@ -16,44 +16,24 @@ import argparse
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from htsc_core.config import Config, from_params
-from htsc_core.train.engine import Trainer, is_distributed, load_checkpoint, load_state
+from htsc_core.cli import add_config_arguments, config_from_args
+from htsc_core.config import Config
+from htsc_core.data.dataset import VideoDataset, make_loader
+from htsc_core.data.registry import load_split
+from htsc_core.models.flow_losses import MotionNetLoss
+from htsc_core.train.cln import train_cln
+from htsc_core.train.engine import Trainer, is_distributed, shutdown_distributed
+from htsc_core.train.streams import (MODALITY, build_stream, classification_loss, consensus, correct_count, flow_root,
+                                     make_optimizer, num_classes, run_dir)
+
+__all__ = ["STAGES", "MODALITY", "train", "run_dir", "flow_root", "build_stream", "num_classes", "image_step",
+           "motion_step", "temporal_step", "consensus", "correct_count", "classification_loss",
+           "add_config_arguments", "config_from_args", "add_arguments", "command"]
 
 STAGES = ("spatial", "motion", "temporal", "tvl1", "cln")
-MODALITY = {"spatial": ("rgb",), "motion": ("stack",), "temporal": ("stack",), "tvl1": ("flow",)}
-
-
-def run_dir(cfg: Config, stage: str) -> Path:
-    return Path(cfg.runs_dir) / stage
-
-
-def flow_root(cfg: Config) -> Path:
-    """Where ``htsc flow extract`` stores TV-L1 JPEGs for this dataset."""
-    return Path(cfg.data_root) / "flow_tvl1"
-
-
-# --- losses shared by the classification stages -----------------------------------
-def classification_loss(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy; binary cross-entropy for multi-hot labels (THUMOS14 validation)."""
-    if label.dim() == 2:
-        return F.binary_cross_entropy_with_logits(logits.float(), label.float())
-    return F.cross_entropy(logits.float(), label)
-
-
-def correct_count(logits: torch.Tensor, label: torch.Tensor) -> float:
-    pred = logits.argmax(1)
-    if label.dim() == 2:  # multi-label: top-1 is correct when it is one of the labels
-        return float(label.gather(1, pred[:, None]).gt(0).sum())
-    return float((pred == label).sum())
-
-
-def consensus(per_view: torch.Tensor, batch: int) -> torch.Tensor:
-    """TSN segmental consensus: the average of the K segment scores (Wang et al. 2016)."""
-    return per_view.view(batch, -1, per_view.shape[-1]).mean(1)
 
 
 # --- step functions: (model, batch) -> (loss, stats) ------------------------------
@@ -91,61 +71,19 @@ def temporal_step(loss_fn: nn.Module):
     return step
 
 
-# --- model builders ------------------------------------------------------------------
-def num_classes(cfg: Config) -> int:
-    from htsc_core.data.registry import load_split
-
-    return len(load_split(cfg, "test")[1])
-
-
-def build_stream(cfg: Config, stage: str, n_classes: int, load_trained: bool = False) -> nn.Module:
-    """Build the network of ``stage``; with ``load_trained`` load its ``best.pt``."""
-    from htsc_core.models.motionnet import build_motionnet
-    from htsc_core.models.temporal import HiddenTemporalStream
-    from htsc_core.models.vgg import build_vgg16, cross_modality_init
-
-    if stage == "spatial":
-        model = build_vgg16(cfg, n_classes, 3)
-    elif stage == "motion":
-        model = build_motionnet(cfg)
-    elif stage in ("temporal", "tvl1"):
-        vgg = build_vgg16(cfg, n_classes, 2 * cfg.num_flows)
-        spatial_ckpt = run_dir(cfg, "spatial") / "best.pt"
-        if not load_trained and spatial_ckpt.exists():  # cross-modality init (DESIGN.md, TSN)
-            rgb = build_stream(cfg, "spatial", n_classes, load_trained=True)
-            cross_modality_init(vgg, rgb)
-        if stage == "tvl1":
-            model = vgg
-        else:
-            motion = build_motionnet(cfg)
-            if not load_trained:  # stage 3 starts from the unsupervised MotionNet of stage 2
-                path = run_dir(cfg, "motion") / "best.pt"
-                load_state(motion, load_checkpoint(path, stage="motion"), path)
-            model = HiddenTemporalStream(motion, vgg)
-    else:
-        raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES[:-1]}")
-    if load_trained:
-        path = run_dir(cfg, stage) / "best.pt"
-        load_state(model, load_checkpoint(path, stage=stage), path)
-    return model
-
-
+# --- optimisation ----------------------------------------------------------------
 def _optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimizer:
-    if stage == "motion":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr_motion)  # the release trains MotionNet with Adam
+    if stage == "motion":  # the release trains MotionNet with Adam, whatever the classifiers use
+        return make_optimizer(cfg, [{"params": model.parameters(), "lr": cfg.lr_motion}], kind="adam")
     if stage == "temporal":
         groups = [{"params": model.motion.parameters(), "lr": cfg.lr_motion_e2e},  # much lower (release: 1e-6 vs 1e-3)
                   {"params": model.vgg.parameters(), "lr": cfg.lr_temporal}]
     else:
         groups = [{"params": model.parameters(), "lr": cfg.lr_spatial if stage == "spatial" else cfg.lr_temporal}]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, momentum=0.9, weight_decay=cfg.weight_decay)  # two-stream / TSN practice
-    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    return make_optimizer(cfg, groups)  # cfg.optimizer: SGD (two-stream / TSN practice) or AdamW
 
 
 def _loader(cfg: Config, dataset, epoch: int, shuffle: bool) -> DataLoader:
-    from htsc_core.data.dataset import make_loader
-
     if is_distributed():
         sampler = DistributedSampler(dataset, shuffle=shuffle, seed=cfg.seed, drop_last=False)
         sampler.set_epoch(epoch)
@@ -159,13 +97,7 @@ def _loader(cfg: Config, dataset, epoch: int, shuffle: bool) -> DataLoader:
 def train(cfg: Config, stage: str, resume: bool = True, device: str | None = None) -> Path:
     """Train one stage; returns its run directory."""
     if stage == "cln":
-        from htsc_core.evaluate import train_cln
-
         return train_cln(cfg, resume=resume, device=device)
-    from htsc_core.data.dataset import VideoDataset
-    from htsc_core.data.registry import load_split
-    from htsc_core.models.flow_losses import MotionNetLoss
-
     out = run_dir(cfg, stage)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -192,34 +124,6 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
 
 
 # --- CLI ---------------------------------------------------------------------------
-def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="a saved config.json to start from")
-    p.add_argument("--profile", choices=("smoke", "default", "paper"))
-    p.add_argument("--dataset", choices=("synthetic", "ucf101", "hmdb51", "thumos14"))
-    p.add_argument("--data-root")
-    p.add_argument("--runs-dir")
-    p.add_argument("--device")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field (repeatable), e.g. --set epochs_spatial=2")
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    import json
-
-    params: dict = json.loads(args.config.read_text()) if args.config else {}
-    for key in ("profile", "dataset", "data_root", "runs_dir", "device", "seed"):
-        if getattr(args, key, None) is not None:
-            params[key] = getattr(args, key)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return from_params(params)
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("stage", choices=STAGES)
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if last.pt exists")
@@ -228,8 +132,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def command(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    from htsc_core.train.engine import shutdown_distributed
-
     out = train(cfg, args.stage, resume=not args.no_resume)
     shutdown_distributed()
     print(f"{args.stage}: run written to {out}")

@@ -1,0 +1,85 @@
+"""Reports the notebooks show: one score matrix's accuracy and confusion, a stream's report, the
+CLN coefficients of example videos (notebook 04), and the AWL weights and fusions (notebook 05)."""
+from __future__ import annotations
+
+import numpy as np
+
+from htsc_core import metrics
+from htsc_core.config import Config
+from htsc_core.data.dataset import VideoDataset
+from htsc_core.data.registry import class_families, load_split
+from htsc_core.fusion import awl_scores, equal_fusion, fit_awl, hts_fusion, summarise_awl
+from htsc_core.scores import extract_scores, load_scores
+from htsc_core.train.cln import cln_scores
+
+
+def metric(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The paper's metric: top-1 accuracy, or mAP for multi-label THUMOS14 (sec. 4.1)."""
+    if labels.ndim == 2:
+        return float(metrics.mean_average_precision(scores, labels))
+    return float(metrics.top1(scores, labels))
+
+
+def classes_families(cfg: Config) -> tuple[list[str], dict[str, str] | None]:
+    return load_split(cfg, "test")[1], class_families(cfg)
+
+
+def score_report(cfg: Config, scores: np.ndarray, labels: np.ndarray) -> dict:
+    """Top-1 (or mAP), mean class accuracy, confusion and per-family accuracy of one score matrix."""
+    classes, families = classes_families(cfg)
+    report: dict = {"classes": classes, "n": int(len(labels))}
+    if labels.ndim == 2:
+        report.update(top1=float(metrics.top1(scores, labels)),
+                      mAP=float(metrics.mean_average_precision(scores, labels)), per_family={})
+        return report
+    report.update(top1=float(metrics.top1(scores, labels)),
+                  mean_class_accuracy=float(metrics.mean_class_accuracy(scores, labels, len(classes))),
+                  confusion=metrics.confusion(scores.argmax(1), labels, len(classes)).tolist(),
+                  per_family={k: float(v) for k, v in
+                              (metrics.per_family_accuracy(scores, labels, classes, families) or {}).items()}
+                  if families else {})
+    return report
+
+
+def stream_report(cfg: Config, stream: str, subset: str = "test") -> dict:
+    """Score one trained stream on ``subset`` (extracting its scores)."""
+    extract_scores(cfg, stream, subset)
+    s = load_scores(cfg, subset, stream)
+    return score_report(cfg, s["scores"], s["labels"])
+
+
+def coefficient_examples(cfg: Config, out: dict, per_class: int = 1) -> dict:
+    """The CLN coefficients of ``per_class`` test videos per class, with their segment frames (crop 0)."""
+    records, classes = load_split(cfg, "test")
+    by_id = {r.video_id: r for r in records}
+    labels = out["labels"] if out["labels"].ndim == 1 else out["labels"].argmax(1)
+    picks: list[int] = []
+    for c in range(len(classes)):
+        picks += [int(i) for i in np.flatnonzero(labels == c)[:per_class]]
+    chosen = [by_id[str(v)] for v in out["video_ids"][picks]]
+    ds = VideoDataset(chosen, cfg, mode="test", modalities=("rgb",))
+    frames = []
+    for i in range(len(chosen)):
+        rgb = ds[i]["rgb"].view(cfg.test_segments, cfg.test_crops, 3, cfg.image_size, cfg.image_size)[:, 0]
+        frames.append((rgb.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8))
+    return {"c_s": out["c_s"][picks], "c_o": out["c_o"][picks], "frames": frames,
+            "labels": [classes[int(labels[i])] for i in picks]}
+
+
+def awl_report(cfg: Config) -> dict:
+    """AWL on the CLN heads (fitted on val): per-class weights, family means, and fusions compared."""
+    classes, families = classes_families(cfg)
+    val, test = cln_scores(cfg, "val"), cln_scores(cfg, "test")
+    W = fit_awl(val["scores_s"], val["scores_o"], val["labels"], c=cfg.awl_c)
+    rows = summarise_awl(W, classes, families)
+    fused = {"spatial head": test["scores_s"], "temporal head": test["scores_o"],
+             "equal late fusion": equal_fusion(test["scores_s"], test["scores_o"]),
+             "1:1.5 late fusion (HTS protocol)": hts_fusion(test["scores_s"], test["scores_o"]),
+             "AWL (Eq. 15)": awl_scores(W, test["scores_s"], test["scores_o"])}
+    fusion = [{"method": k, "score": metric(v, test["labels"])} for k, v in fused.items()]
+    family_weights = {}
+    if families:
+        for fam in sorted(set(families.values())):
+            w = [r["w_temporal"] for r in rows if r["family"] == fam]
+            family_weights[fam] = float(np.mean(w))
+    return {"rows": rows, "fusion": fusion, "family_weights": family_weights, "W": W.tolist()}

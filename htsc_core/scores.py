@@ -1,0 +1,115 @@
+"""Per-stream scores and features under the multi-view test protocol (docs/DESIGN.md section 4).
+
+Each trained stream is run once per subset over S segments x C crops per video; its per-video
+scores (TSN consensus: the mean of the per-view softmax probabilities, :func:`video_scores`) and
+per-segment fc7 features (mean over crops, :func:`segment_features`) are saved to
+``<runs_dir>/scores/<subset>_<stream>.npz``. The CLN trains on these features
+(:mod:`htsc_core.train.cln`) and AWL fits on the validation scores (:mod:`htsc_core.tables`).
+Scores of different streams are combined only through :func:`align_streams`, the one rule
+for matching videos across streams.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from htsc_core.config import Config
+from htsc_core.data.dataset import VideoDataset, make_loader
+from htsc_core.data.registry import load_split
+from htsc_core.models.htsc import segment_features, video_scores
+from htsc_core.train.engine import progress
+from htsc_core.train.streams import MODALITY, build_stream, flow_root, run_dir
+from htsc_core.utils import atomic_save_npz, resolve_device
+
+STREAMS = ("spatial", "temporal", "tvl1")  # stage names of the three CNN streams
+SUBSETS = ("train", "val", "test")
+
+
+def scores_path(cfg: Config, subset: str, stream: str) -> Path:
+    return Path(cfg.runs_dir) / "scores" / f"{subset}_{stream}.npz"
+
+
+def load_scores(cfg: Config, subset: str, stream: str) -> dict[str, np.ndarray]:
+    path = scores_path(cfg, subset, stream)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `htsc evaluate` after training the {stream!r} stage")
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def align_streams(streams: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+    """Put the saved scores of several streams in one video order (the first stream's); every array
+    of a stream is reordered with its ``video_ids``.
+
+    Raises ``ValueError`` when the streams do not cover the same videos (a video skipped by one
+    stream only, see ``<runs_dir>/<stage>/skipped.jsonl``) rather than silently dropping rows.
+    """
+    if not streams:
+        raise ValueError("align_streams: no streams given")
+    names = list(streams)
+    ref = np.asarray(streams[names[0]]["video_ids"])
+    if len(np.unique(ref)) != len(ref):
+        raise ValueError(f"align_streams: {names[0]!r} has duplicate video ids")
+    out = {}
+    for name in names:
+        ids = np.asarray(streams[name]["video_ids"])
+        if len(ids) != len(ref) or not np.array_equal(np.sort(ids), np.sort(ref)):
+            only_here = sorted(set(ids.tolist()) - set(ref.tolist()))
+            only_ref = sorted(set(ref.tolist()) - set(ids.tolist()))
+            raise ValueError(
+                f"the scores of {names[0]!r} and {name!r} cover different videos: {len(only_ref)} only in "
+                f"{names[0]!r} {only_ref[:3]}, {len(only_here)} only in {name!r} {only_here[:3]}; a video "
+                f"unreadable for one stream (see its skipped.jsonl) must be fixed or removed from the split")
+        order = np.argsort(ids)[np.argsort(np.argsort(ref))]  # ids[order] == ref
+        out[name] = {k: np.asarray(v)[order] for k, v in streams[name].items()}
+    return out
+
+
+def _forward(stream: str, model: nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, fc7) for every view of the batch, flattened to (B*V, ...)."""
+    if stream == "temporal":
+        out = model(batch["stack"].flatten(0, 1))
+        return out["logits"], out["fc7"]
+    x = batch["rgb" if stream == "spatial" else "flow"].flatten(0, 1)
+    fc7 = model.features(x)
+    return model.classifier_head(fc7), fc7
+
+
+def view_loader(cfg: Config, subset: str, modalities: tuple[str, ...], skip_stage: str, flow: bool = False):
+    """(records, loader) of ``subset`` under the test protocol (S segments x C crops, segment-major)."""
+    records, _ = load_split(cfg, subset)
+    dataset = VideoDataset(records, cfg, mode="test", modalities=modalities,
+                           skip_log=run_dir(cfg, skip_stage) / "skipped.jsonl",
+                           flow_root=flow_root(cfg) if flow else None)
+    return records, make_loader(dataset, cfg, shuffle=False)
+
+
+@torch.inference_mode()
+def extract_scores(cfg: Config, stream: str, subset: str, device: str | None = None) -> Path:
+    """Run a trained stream over ``subset`` with the multi-view test protocol; save scores + features."""
+    if stream not in STREAMS:
+        raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
+    dev = resolve_device(device or cfg.device)
+    records, loader = view_loader(cfg, subset, MODALITY[stream], stream, flow=stream == "tvl1")
+    model = build_stream(cfg, stream, len(load_split(cfg, "test")[1]), load_trained=True).to(dev).eval()
+    scores, feats, labels, ids = [], [], [], []
+    for batch in progress(loader, desc=f"{stream} {subset}", leave=False):
+        if batch is None:
+            continue
+        batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda"):
+            logits, fc7 = _forward(stream, model, batch)
+        b = batch["index"].shape[0]
+        scores.append(video_scores(logits, b).cpu().numpy())  # (B, M): mean over segments x crops
+        feats.append(segment_features(fc7, b, cfg.test_segments).cpu().numpy())  # (B, S, d)
+        labels.append(batch["label"].cpu().numpy())
+        ids.extend(records[i].video_id for i in batch["index"].tolist())
+    if not scores:
+        raise RuntimeError(f"no readable video in {subset} of {cfg.data_root}; see the skipped.jsonl files")
+    return atomic_save_npz(scores_path(cfg, subset, stream), scores=np.concatenate(scores),
+                           features=np.concatenate(feats), labels=np.concatenate(labels),
+                           video_ids=np.array(ids))

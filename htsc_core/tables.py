@@ -1,0 +1,136 @@
+"""Tables 3 and 4: every fusion of the paper on the test subset, and ``htsc evaluate``.
+
+AWL weights are fitted on validation scores (sec. 3.3): the streams' saved validation scores for
+"HTS + AWL", the CLN heads' for HTSC. The test scores of every HTS / HTSC row come from one pass
+of the :class:`~htsc_core.models.htsc.HTSC` model over the test videos (the model the Table 5
+benchmark times); the TV-L1 two-stream baseline adds its saved test scores, matched to the same
+videos by :func:`htsc_core.scores.align_streams`.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from htsc_core.analysis import metric, score_report
+from htsc_core.cli import add_config_arguments, config_from_args
+from htsc_core.config import Config
+from htsc_core.fusion import awl_scores, equal_fusion, fit_awl, hts_fusion
+from htsc_core.models.htsc import HTSC
+from htsc_core.paper import PAPER_COLUMNS, TABLE3, TABLE4
+from htsc_core.scores import (STREAMS, align_streams, extract_scores, load_scores, scores_path, view_loader)
+from htsc_core.train.cln import cln_scores, load_cln
+from htsc_core.train.engine import progress
+from htsc_core.train.streams import build_stream, num_classes, run_dir
+from htsc_core.utils import atomic_save_npz, atomic_write_json, resolve_device, run_metadata
+
+HTSC_KEYS = ("spatial", "temporal", "hts", "cln_s", "cln_o", "cln", "htsc", "c_s", "c_o")
+
+
+def build_htsc(cfg: Config, awl_weights=None) -> HTSC:
+    """The trained HTSC: spatial and hidden temporal streams, CLN, and the AWL weights (eval mode)."""
+    n = num_classes(cfg)
+    spatial = build_stream(cfg, "spatial", n, load_trained=True)
+    temporal = build_stream(cfg, "temporal", n, load_trained=True)
+    return HTSC(spatial, temporal, load_cln(cfg, spatial.feature_dim, n), awl_weights).eval()
+
+
+@torch.inference_mode()
+def htsc_scores(cfg: Config, awl_weights, subset: str = "test", device: str | None = None) -> dict[str, np.ndarray]:
+    """Run the trained HTSC over ``subset`` (test protocol); every score of :data:`HTSC_KEYS` per video,
+    saved as ``<runs_dir>/scores/<subset>_htsc.npz``."""
+    dev = resolve_device(device or cfg.device)
+    model = build_htsc(cfg, awl_weights).to(dev)
+    records, loader = view_loader(cfg, subset, ("stack",), "temporal")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in (*HTSC_KEYS, "labels")}
+    ids: list[str] = []
+    for batch in progress(loader, desc=f"htsc {subset}", leave=False):
+        if batch is None:
+            continue
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda"):
+            out = model(batch["stack"].to(dev), cfg.test_segments)
+        for k in HTSC_KEYS:
+            parts[k].append(out[k].float().cpu().numpy())
+        parts["labels"].append(batch["label"].numpy())
+        ids.extend(records[i].video_id for i in batch["index"].tolist())
+    if not ids:
+        raise RuntimeError(f"no readable video in {subset} of {cfg.data_root}; see the skipped.jsonl files")
+    result = {k: np.concatenate(v) for k, v in parts.items()} | {"video_ids": np.array(ids)}
+    atomic_save_npz(scores_path(cfg, subset, "htsc"), **result)
+    return result
+
+
+def fusion_results(cfg: Config, device: str | None = None) -> dict:
+    """Every method of Tables 3-4 on the test subset (AWL fitted on val)."""
+    val = align_streams({"spatial": load_scores(cfg, "val", "spatial"), "temporal": load_scores(cfg, "val", "temporal")})
+    W_hts = fit_awl(val["spatial"]["scores"], val["temporal"]["scores"], val["spatial"]["labels"], c=cfg.awl_c)
+    cln_val = cln_scores(cfg, "val")
+    W_cln = fit_awl(cln_val["scores_s"], cln_val["scores_o"], cln_val["labels"], c=cfg.awl_c)
+    test = htsc_scores(cfg, W_cln, "test", device)
+    labels = test["labels"]
+    fused = {
+        "spatial": test["spatial"],
+        "hidden_temporal": test["temporal"],
+        "hts": test["hts"],  # Hidden Two-Stream protocol: spatial + 1.5 x temporal
+        "hts_equal": equal_fusion(test["spatial"], test["temporal"]),
+        "hts_awl": awl_scores(W_hts, test["spatial"], test["temporal"]),
+        "hts_cln": test["cln"],  # the same 1:1.5 late fusion of the CLN heads
+        "hts_cln_awl": test["htsc"],  # Eq. 15
+    }
+    result = {k: metric(v, labels) for k, v in fused.items()}
+    if scores_path(cfg, "test", "tvl1").exists():
+        pair = align_streams({"htsc": test, "tvl1": load_scores(cfg, "test", "tvl1")})
+        tv = pair["tvl1"]["scores"]
+        result["tvl1_temporal"] = metric(tv, labels)
+        result["two_stream"] = metric(hts_fusion(test["spatial"], tv), labels)
+    result["htsc"] = result["hts_cln_awl"]
+    per_family = {}
+    if labels.ndim == 1:
+        for name, scores in fused.items():
+            fam = score_report(cfg, scores, labels)["per_family"]
+            if fam:
+                per_family[name] = fam
+    return {"metric": "mAP" if labels.ndim == 2 else "top1", "test": result, "per_family": per_family,
+            "awl_weights": {"hts": W_hts.tolist(), "cln": W_cln.tolist()}, "n_test": int(len(labels))}
+
+
+def evaluate_all(cfg: Config, device: str | None = None, streams: tuple[str, ...] = STREAMS) -> dict:
+    """Score the trained streams (validation for AWL; test for TV-L1), run HTSC on test, write evaluation.json."""
+    for stream in streams:
+        if not (run_dir(cfg, stream) / "best.pt").exists():
+            continue
+        for subset in (("test",) if stream == "tvl1" else ("val",)):
+            extract_scores(cfg, stream, subset, device)
+    results = fusion_results(cfg, device)
+    results["meta"] = run_metadata(cfg)
+    atomic_write_json(Path(cfg.runs_dir) / "evaluation.json", results)
+    return results
+
+
+def table4_rows(results: dict) -> list[dict]:
+    t = results["test"]
+    return [{"method": m, "ours": t[m], **dict(zip(PAPER_COLUMNS, TABLE4[m]))} for m in TABLE4]
+
+
+def table3_rows(results: dict) -> list[dict]:
+    t = results["test"]
+    return [{"method": m, "ours": t.get(m, ""), **dict(zip(PAPER_COLUMNS, TABLE3[m]))} for m in TABLE3]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    p.add_argument("--streams", default=",".join(STREAMS), help="streams to (re)score, comma-separated")
+
+
+def command(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    streams = tuple(s for s in args.streams.split(",") if s)
+    unknown = sorted(set(streams) - set(STREAMS))
+    if unknown:
+        raise ValueError(f"--streams: unknown {unknown}; expected some of {', '.join(STREAMS)}")
+    results = evaluate_all(cfg, streams=streams)
+    for k, v in results["test"].items():
+        print(f"{k:>16s}  {results['metric']} {v:.4f}")
+    return 0

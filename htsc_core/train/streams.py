@@ -1,0 +1,103 @@
+"""The networks of each training stage, where their runs live, and the policies every stage shares.
+
+One place for: the input modality of each stream (:data:`MODALITY`), the run directory of a
+stage, the class count of a dataset (:func:`num_classes`), the classification loss
+(:func:`htsc_core.models.losses.classification_loss`), TSN consensus, and what "adam" means
+(:func:`make_optimizer`). :mod:`htsc_core.train.stages` (training), :mod:`htsc_core.train.cln`
+(the CLN stage) and :mod:`htsc_core.scores` (testing) build on it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from htsc_core.config import Config
+from htsc_core.data.registry import load_split
+from htsc_core.models.losses import classification_loss
+from htsc_core.models.motionnet import build_motionnet
+from htsc_core.models.temporal import HiddenTemporalStream
+from htsc_core.models.vgg import build_vgg16, cross_modality_init
+from htsc_core.train.engine import load_checkpoint, load_state
+
+__all__ = ["MODALITY", "STREAM_STAGES", "NOMINAL_CLASSES", "run_dir", "flow_root", "num_classes",
+           "classification_loss", "correct_count", "consensus", "build_stream", "make_optimizer"]
+
+STREAM_STAGES = ("spatial", "motion", "temporal", "tvl1")  # stages that train a network on video
+MODALITY = {"spatial": ("rgb",), "motion": ("stack",), "temporal": ("stack",), "tvl1": ("flow",)}
+# Class counts of the real datasets, for timing without the data (htsc bench table5).
+NOMINAL_CLASSES = {"ucf101": 101, "hmdb51": 51, "thumos14": 101}
+
+
+def run_dir(cfg: Config, stage: str) -> Path:
+    return Path(cfg.runs_dir) / stage
+
+
+def flow_root(cfg: Config) -> Path:
+    """Where ``htsc flow extract`` stores TV-L1 JPEGs for this dataset."""
+    return Path(cfg.data_root) / "flow_tvl1"
+
+
+def num_classes(cfg: Config, from_data: bool = True) -> int:
+    """M, the number of classes: from the dataset's class list (``from_data``), else the nominal count
+    (101 / 51 / 101, or 3 families x ``synth_classes_per_family`` for the synthetic set)."""
+    if from_data:
+        return len(load_split(cfg, "test")[1])
+    return NOMINAL_CLASSES.get(cfg.dataset, 3 * cfg.synth_classes_per_family)
+
+
+def correct_count(logits: torch.Tensor, label: torch.Tensor) -> float:
+    pred = logits.argmax(1)
+    if label.dim() == 2:  # multi-label: top-1 is correct when it is one of the labels
+        return float(label.gather(1, pred[:, None]).gt(0).sum())
+    return float((pred == label).sum())
+
+
+def consensus(per_view: torch.Tensor, batch: int) -> torch.Tensor:
+    """TSN segmental consensus: the average of the K segment scores (Wang et al. 2016)."""
+    return per_view.view(batch, -1, per_view.shape[-1]).mean(1)
+
+
+def build_stream(cfg: Config, stage: str, n_classes: int, load_trained: bool = False) -> nn.Module:
+    """Build the network of ``stage``; with ``load_trained`` load its ``best.pt``."""
+    if stage == "spatial":
+        model = build_vgg16(cfg, n_classes, 3)
+    elif stage == "motion":
+        model = build_motionnet(cfg)
+    elif stage in ("temporal", "tvl1"):
+        vgg = build_vgg16(cfg, n_classes, 2 * cfg.num_flows)
+        spatial_ckpt = run_dir(cfg, "spatial") / "best.pt"
+        if not load_trained and spatial_ckpt.exists():  # cross-modality init (docs/DESIGN.md section 2, TSN)
+            rgb = build_stream(cfg, "spatial", n_classes, load_trained=True)
+            cross_modality_init(vgg, rgb)
+        if stage == "tvl1":
+            model = vgg
+        else:
+            motion = build_motionnet(cfg)
+            if not load_trained:  # stage 3 starts from the unsupervised MotionNet of stage 2
+                path = run_dir(cfg, "motion") / "best.pt"
+                load_state(motion, load_checkpoint(path, stage="motion"), path)
+            model = HiddenTemporalStream(motion, vgg)
+    else:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {STREAM_STAGES}")
+    if load_trained:
+        path = run_dir(cfg, stage) / "best.pt"
+        load_state(model, load_checkpoint(path, stage=stage), path)
+    return model
+
+
+def make_optimizer(cfg: Config, params, kind: str | None = None) -> torch.optim.Optimizer:
+    """The optimizer of every stage; ``kind`` defaults to ``cfg.optimizer``.
+
+    "adam" means AdamW, Adam with decoupled weight decay ``cfg.weight_decay``, everywhere (the
+    classification stages, MotionNet, the CLN); "sgd" is SGD with momentum 0.9 and L2 weight
+    decay ``cfg.weight_decay`` (two-stream / TSN practice). ``params`` is an iterable of
+    parameters or of param groups with their own ``lr``.
+    """
+    kind = cfg.optimizer if kind is None else kind
+    if kind == "sgd":
+        return torch.optim.SGD(params, momentum=0.9, weight_decay=cfg.weight_decay)
+    if kind == "adam":
+        return torch.optim.AdamW(params, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer {kind!r}; expected 'sgd' or 'adam'")
