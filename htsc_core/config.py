@@ -43,6 +43,7 @@ class Config:
     test_segments: int = 5  # S segments per video at test time (paper protocol: 25)
     test_crops: int = 1  # 1 (centre), 5, or 10 (5 crops + flips)
     stack_length: int = 11  # L frames per MotionNet stack -> L-1 flow fields (Tab. 2: 33 channels)
+    rgbdiff_length: int = 5  # D frames per RGB-difference window -> D-1 differences, 3(D-1) channels (TSN: 5 -> 12)
 
     # --- networks --------------------------------------------------------
     vgg_width: float = 0.25  # VGG16 channel multiplier (1.0 = Tab. 1); 1/8 learned too slowly (measured)
@@ -63,10 +64,12 @@ class Config:
     epochs_motion: int = 8
     epochs_temporal: int = 10
     epochs_tvl1: int = 15
+    epochs_rgbdiff: int = 15  # TSN RGB-difference stream: the spatial recipe (same epochs as epochs_spatial for now)
     epochs_cln: int = 30
     lr_spatial: float = 3e-4
     lr_motion: float = 1e-3  # Adam, unsupervised MotionNet pre-training
     lr_temporal: float = 3e-4
+    lr_rgbdiff: float = 3e-4  # as lr_temporal (a 12-channel VGG16 cross-modality initialised from the spatial one)
     lr_motion_e2e: float = 1e-5  # MotionNet during end-to-end stacking, 30x lower (release: 1e-6 vs 1e-3)
     lr_cln: float = 1e-3
     weight_decay: float = 5e-4
@@ -88,6 +91,8 @@ class Config:
             raise ValueError(f"test_crops={self.test_crops}; expected 1, 5 or 10")
         if self.stack_length < 2:
             raise ValueError("stack_length must be >= 2 (at least one frame pair)")
+        if self.rgbdiff_length < 2:
+            raise ValueError(f"rgbdiff_length={self.rgbdiff_length} must be >= 2 (at least one frame difference)")
         if isinstance(self.amp, bool):  # configs saved before amp was a mode: true/false
             object.__setattr__(self, "amp", "auto" if self.amp else "off")
         if self.amp not in ("auto", "bf16", "off"):
@@ -124,7 +129,7 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         synth_train_per_class=4, synth_test_per_class=2,
         frame_size=40, image_size=32, num_segments=2, test_segments=2, stack_length=5,
         vgg_width=1 / 16, motion_width=1 / 16, cln_hidden=16, dropout=0.5, pretrained=False, batch_size=4, num_workers=0,
-        epochs_spatial=1, epochs_motion=1, epochs_temporal=1, epochs_tvl1=1, epochs_cln=2,
+        epochs_spatial=1, epochs_motion=1, epochs_temporal=1, epochs_tvl1=1, epochs_rgbdiff=1, epochs_cln=2,
         max_steps_per_epoch=3,
     ),
     "default": {},
@@ -133,7 +138,7 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         frame_size=256, image_size=224, num_segments=3, test_segments=25, test_crops=10,
         vgg_width=1.0, vgg_batch_norm=False, pretrained=True, motion_width=1.0, dropout=0.9, cln_hidden=512, optimizer="sgd",
         batch_size=32, num_workers=8, epochs_spatial=80, epochs_motion=40, epochs_temporal=80,
-        epochs_tvl1=80, epochs_cln=50, lr_spatial=1e-3, lr_motion=1e-4, lr_temporal=1e-3,
+        epochs_tvl1=80, epochs_rgbdiff=80, epochs_cln=50, lr_spatial=1e-3, lr_motion=1e-4, lr_temporal=1e-3, lr_rgbdiff=1e-3,
         lr_motion_e2e=1e-6, lr_cln=1e-3,
     ),
 }
