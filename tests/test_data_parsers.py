@@ -19,6 +19,10 @@ CLASSES = ["ApplyEyeMakeup", "HandstandPushups", "YoYo"]
 FOLDER = {"ApplyEyeMakeup": "ApplyEyeMakeup", "HandstandPushups": "HandStandPushups", "YoYo": "YoYo"}
 
 
+# The trees below hold placeholder bytes, not videos: the registry is called with screen=False
+# (no check-videos scan). Screening is tested on real clips in test_data_check.py.
+
+
 def ucf_tree(root: Path, groups=range(1, 11), clips=2) -> Path:
     videos, lists = root / "UCF-101", root / "ucfTrainTestlist"
     lists.mkdir(parents=True)
@@ -112,18 +116,18 @@ def test_missing_root_and_list_say_how_to_fix(tmp_path):
 def test_registry_ucf101_val_is_held_out_groups(tmp_path):
     root = ucf_tree(tmp_path)
     cfg = from_params(dataset="ucf101", data_root=str(root), seed=3)
-    train, names = load_split(cfg, "train")
-    val, _ = load_split(cfg, "val")
-    test, _ = load_split(cfg, "test")
+    train, names = load_split(cfg, "train", screen=False)
+    val, _ = load_split(cfg, "val", screen=False)
+    test, _ = load_split(cfg, "test", screen=False)
     assert names == CLASSES
     tg, vg = {r.group for r in train}, {r.group for r in val}
     assert len(vg) == 1 and not tg & vg and len(tg) == 6  # 7 training groups, round(0.2 * 7) = 1 held out
     assert {r.split for r in val} == {"val"} and {r.label for r in val} == {0, 1, 2}
     assert not {r.video_id for r in train} & {r.video_id for r in val}
     assert len(train) + len(val) == 42 and len(test) == 18
-    again, _ = load_split(cfg, "val")
+    again, _ = load_split(cfg, "val", screen=False)
     assert again == val  # deterministic for a seed
-    others = {frozenset(r.group for r in load_split(cfg.replace(seed=s), "val")[0]) for s in range(8)}
+    others = {frozenset(r.group for r in load_split(cfg.replace(seed=s), "val", screen=False)[0]) for s in range(8)}
     assert len(others) > 1  # and the seed matters
 
 
@@ -157,8 +161,8 @@ def test_hmdb51(tmp_path):
     assert len(train) == 14 and len(test) == 4  # code 0 (unused) dropped
     assert test[0].video_id == "brush_hair/brush_hair_clip_7" and test[0].label == 0 and test[0].group is None
     cfg = from_params(dataset="hmdb51", data_root=str(root))
-    tr, _ = load_split(cfg, "train")
-    va, _ = load_split(cfg, "val")
+    tr, _ = load_split(cfg, "train", screen=False)
+    va, _ = load_split(cfg, "val", screen=False)
     assert len(tr) + len(va) == 14 and len(va) == 2 and {r.label for r in va} == {0, 1}
     assert class_families(cfg) is None
 
@@ -198,13 +202,13 @@ def thumos_tree(root: Path) -> Path:
 def test_thumos14(tmp_path):
     root = thumos_tree(tmp_path)
     cfg = from_params(dataset="thumos14", data_root=str(root))
-    val, names = load_split(cfg, "val")
+    val, names = load_split(cfg, "val", screen=False)
     assert names == CLASSES
     assert [(r.video_id, r.label) for r in val] == [("video_validation_0000051", (1, 2)),
                                                   ("video_validation_0000052", (2,))]
-    test, _ = load_split(cfg, "test")
+    test, _ = load_split(cfg, "test", screen=False)
     assert [(r.video_id, r.label, r.split) for r in test] == [("video_test_0000004", (0,), "test")]
-    train, _ = load_split(cfg, "train")
+    train, _ = load_split(cfg, "train", screen=False)
     assert len(train) == 60 and all(isinstance(r.label, tuple) and r.split == "train" for r in train)
 
 

@@ -15,7 +15,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from htsc_core.data.records import SplitFileError, VideoRecord, require_dir, safe_relative, video_id_of
+from htsc_core.data.records import (
+    SplitFileError,
+    VideoRecord,
+    listed_but_absent,
+    require_dir,
+    safe_relative,
+    video_id_of,
+)
 
 HMDB_VIDEO_DIR = "videos"
 HMDB_SPLIT_DIR = "splits"
@@ -37,9 +44,13 @@ def hmdb51_classes(split_dir: str | Path, split: int) -> list[str]:
 
 
 def parse_hmdb51(
-    video_root: str | Path, split_dir: str | Path, split: int, subset: str
+    video_root: str | Path, split_dir: str | Path, split: int, subset: str, missing: list[dict] | None = None
 ) -> tuple[list[VideoRecord], list[str]]:
-    """Official HMDB51 split ``split`` (1..3); ``subset`` "train" (code 1) or "test" (code 2)."""
+    """Official HMDB51 split ``split`` (1..3); ``subset`` "train" (code 1) or "test" (code 2).
+
+    A listed video absent from disk raises :class:`SplitFileError`, or, when ``missing`` is a
+    list, is appended there (a ``check-videos`` problem entry) and left out.
+    """
     if split not in (1, 2, 3):
         raise ValueError(f"HMDB51 split={split}; expected 1, 2 or 3")
     if subset not in ("train", "test"):
@@ -63,6 +74,9 @@ def parse_hmdb51(
                 continue
             path = safe_relative(root, f"{cls}/{parts[0]}", split_file, lineno)
             if not path.is_file():
-                raise SplitFileError(split_file, lineno, f"video file {path} does not exist")
+                if missing is None:
+                    raise SplitFileError(split_file, lineno, f"video file {path} does not exist")
+                missing.append(listed_but_absent(path, f"{split_file}:{lineno}"))
+                continue
             records.append(VideoRecord(path=path, label=label, split=subset, video_id=video_id_of(path, root)))
     return records, class_names

@@ -96,6 +96,19 @@ def resolve_case_insensitive(root: Path, rel: str) -> Path | None:
     return current
 
 
+def listed_but_absent(path: Path, where: str) -> dict:
+    """A problem entry (check-videos format) for a video that a split file lists but the tree lacks.
+
+    ``where`` is ``"<split file>:<line>"``; a dangling symbolic link is told apart from a missing file.
+    """
+    if path.is_symlink():
+        import os
+
+        return {"path": str(path), "kind": "dangling_symlink", "frames": None,
+                "reason": f"{where}: symbolic link to {os.readlink(path)}, which does not exist"}
+    return {"path": str(path), "kind": "missing", "frames": None, "reason": f"{where}: listed but not on disk"}
+
+
 def video_id_of(path: Path, root: Path) -> str:
     """Path relative to the video root, without extension, with forward slashes."""
     return path.relative_to(root).with_suffix("").as_posix()

@@ -77,46 +77,99 @@ def split_train_val(records: list[VideoRecord], seed: int, fraction: float = VAL
     return train, val
 
 
-def _ucf_like(cfg, subset: str, split: int) -> tuple[list[VideoRecord], list[str]]:
+def _drop(records: list[VideoRecord], bad: dict | None, excluded: list[dict] | None) -> list[VideoRecord]:
+    """``records`` without the paths in ``bad`` (those go to ``excluded``)."""
+    if not bad:
+        return records
+    if excluded is not None:
+        excluded += [bad[str(r.path)] for r in records if str(r.path) in bad]
+    return [r for r in records if str(r.path) not in bad]
+
+
+def _ucf_like(cfg, subset: str, split: int, missing: list[dict] | None, bad: dict | None = None,
+              excluded: list[dict] | None = None) -> tuple[list[VideoRecord], list[str]]:
     video_root, list_dir = _layout(cfg)
     if subset == "test":
-        return parse_ucf101(video_root, list_dir, split, "test")
-    records, names = parse_ucf101(video_root, list_dir, split, "train")
-    train, val = split_train_val(records, cfg.seed)
+        records, names = parse_ucf101(video_root, list_dir, split, "test", missing)
+        return _drop(records, bad, excluded), names
+    records, names = parse_ucf101(video_root, list_dir, split, "train", missing)
+    train, val = split_train_val(_drop(records, bad, excluded), cfg.seed)  # held out among usable videos
     return (train if subset == "train" else val), names
 
 
-def load_split(cfg, subset: str) -> tuple[list[VideoRecord], list[str]]:
-    """Records of ``subset`` ("train" | "val" | "test") of ``cfg.dataset`` -> (records, class_names)."""
-    if subset not in SUBSETS:
-        raise ValueError(f"subset={subset!r}; expected one of {SUBSETS}")
+def _parse(cfg, subset: str, missing: list[dict] | None, bad: dict | None = None,
+           excluded: list[dict] | None = None) -> tuple[list[VideoRecord], list[str]]:
+    """The records ``subset`` lists; absent files raise, or go to ``missing`` when it is a list.
+
+    Paths in ``bad`` (path -> check-videos problem) are left out, before the train/val split,
+    and their problems appended to ``excluded``.
+    """
     if cfg.dataset == "synthetic":
         if cfg.split != 1:
             raise ValueError(f"the synthetic set has one split; got cfg.split={cfg.split}")
-        return _ucf_like(cfg, subset, 1)
+        return _ucf_like(cfg, subset, 1, missing, bad, excluded)
     if cfg.dataset == "ucf101":
-        return _ucf_like(cfg, subset, cfg.split)
+        return _ucf_like(cfg, subset, cfg.split, missing, bad, excluded)
     if cfg.dataset == "hmdb51":
         video_root, split_dir = _layout(cfg)
         if subset == "test":
-            return parse_hmdb51(video_root, split_dir, cfg.split, "test")
-        records, names = parse_hmdb51(video_root, split_dir, cfg.split, "train")
-        train, val = split_train_val(records, cfg.seed)
+            records, names = parse_hmdb51(video_root, split_dir, cfg.split, "test", missing)
+            return _drop(records, bad, excluded), names
+        records, names = parse_hmdb51(video_root, split_dir, cfg.split, "train", missing)
+        train, val = split_train_val(_drop(records, bad, excluded), cfg.seed)
         return (train if subset == "train" else val), names
     if cfg.dataset == "thumos14":
         root = _root(cfg)
         video_root, list_dir = root / UCF_VIDEO_DIR, root / UCF_LIST_DIR
         if subset == "train":
             # Paper protocol: all 13,320 UCF101 videos (split 1 train + test lists) train the model.
-            a, names = parse_ucf101(video_root, list_dir, 1, "train")
-            b, _ = parse_ucf101(video_root, list_dir, 1, "test")
-            return [replace(r, label=(r.label,), split="train") for r in a + b], names
+            a, names = parse_ucf101(video_root, list_dir, 1, "train", missing)
+            b, _ = parse_ucf101(video_root, list_dir, 1, "test", missing)
+            return [replace(r, label=(r.label,), split="train") for r in _drop(a + b, bad, excluded)], names
         from htsc_core.data.ucf101 import read_class_index
 
         names = read_class_index(require_file(list_dir / "classInd.txt", "UCF101 classInd.txt for THUMOS14"))
-        recs = parse_thumos14(root / THUMOS_VIDEO_DIRS[subset], root / THUMOS_ANNOTATION_DIRS[subset], names, subset)
-        return recs, names
+        recs = parse_thumos14(root / THUMOS_VIDEO_DIRS[subset], root / THUMOS_ANNOTATION_DIRS[subset], names, subset,
+                              missing)
+        return _drop(recs, bad, excluded), names
     raise ValueError(f"unknown dataset {cfg.dataset!r}")
+
+
+def listed_videos(cfg) -> tuple[list[VideoRecord], list[dict]]:
+    """Every video that ``cfg``'s split listing names (train, val and test, once each), and the
+    listed files the tree lacks (check-videos problem entries, each naming its split-file line)."""
+    missing: list[dict] = []
+    seen: dict[Path, VideoRecord] = {}
+    for subset in SUBSETS:
+        for rec in _parse(cfg, subset, missing)[0]:
+            seen.setdefault(rec.path, rec)
+    unique = list({m["path"]: m for m in missing}.values())  # val and train re-read one list
+    return list(seen.values()), unique
+
+
+def load_split(cfg, subset: str, screen: bool | None = None) -> tuple[list[VideoRecord], list[str]]:
+    """Records of ``subset`` ("train" | "val" | "test") of ``cfg.dataset`` -> (records, class_names).
+
+    ``screen`` (default: every dataset but the synthetic one, which we generate and check
+    strictly in notebook 00) leaves out the videos that the check-videos scan of the whole
+    listing finds unusable (unreadable, truncated, empty, missing, dangling links; scanned
+    once per listing and cached, :func:`htsc_core.data.check.screen_dataset`), with a warning
+    naming each; "val" is held out of the usable training videos. A user's dataset is data: one bad file must not end the study.
+    ``screen=False`` returns what the split files list and raises on a listed file the tree lacks.
+    """
+    if subset not in SUBSETS:
+        raise ValueError(f"subset={subset!r}; expected one of {SUBSETS}")
+    screen = cfg.dataset != "synthetic" if screen is None else bool(screen)
+    if not screen:
+        return _parse(cfg, subset, None)
+    from htsc_core.data.check import screen_dataset, warn_excluded
+
+    bad = {p["path"]: p for p in screen_dataset(cfg)["problems"]}
+    excluded: list[dict] = []
+    records, names = _parse(cfg, subset, excluded, bad, excluded)
+    if excluded:
+        warn_excluded(excluded, f"{cfg.dataset} split {cfg.split}")
+    return records, names
 
 
 def is_multilabel(cfg) -> bool:

@@ -21,7 +21,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from htsc_core.data.records import SplitFileError, VideoRecord, require_dir, safe_relative, video_id_of
+from htsc_core.data.records import (
+    SplitFileError,
+    VideoRecord,
+    listed_but_absent,
+    require_dir,
+    safe_relative,
+    video_id_of,
+)
 
 THUMOS_VIDEO_DIRS = {"val": "validation", "test": "test"}
 THUMOS_ANNOTATION_DIRS = {"val": "annotations/val", "test": "annotations/test"}
@@ -41,13 +48,22 @@ def _find_video(video_dir: Path, name: str) -> Path | None:
     return None
 
 
+def _dangling(video_dir: Path, name: str) -> Path:
+    """The dangling symbolic link that stands for ``name`` if there is one, else ``video_dir/name``."""
+    candidates = [name] if Path(name).suffix.lower() in _EXTENSIONS else [name + ext for ext in _EXTENSIONS]
+    return next((video_dir / c for c in candidates if (video_dir / c).is_symlink()), video_dir / name)
+
+
 def parse_thumos14(
-    video_dir: str | Path, annotation_dir: str | Path, class_names: list[str], subset: str
+    video_dir: str | Path, annotation_dir: str | Path, class_names: list[str], subset: str,
+    missing: list[dict] | None = None,
 ) -> list[VideoRecord]:
     """Multi-label records for THUMOS14 ``subset`` ("val" or "test").
 
     ``class_names`` are UCF101's classInd names; each record's ``label`` is the sorted
-    tuple of class indices with an annotated instance in that video.
+    tuple of class indices with an annotated instance in that video. An annotated video
+    absent from ``video_dir`` raises :class:`SplitFileError`, or, when ``missing`` is a
+    list, is appended there once (a ``check-videos`` problem entry) and left out.
     """
     if subset not in _SUFFIX:
         raise ValueError(f"parse_thumos14 subset={subset!r}; expected 'val' or 'test'")
@@ -62,6 +78,7 @@ def parse_thumos14(
     lookup = {n.lower(): i for i, n in enumerate(class_names)}
     labels: dict[str, set[int]] = {}
     paths: dict[str, Path] = {}
+    absent: set[str] = set()
     for ann in files:
         cls = ann.name[: -len(_SUFFIX[subset])]
         if cls.lower() in _SKIPPED_CLASSES:
@@ -83,13 +100,19 @@ def parse_thumos14(
             if start < 0 or end < start:
                 raise SplitFileError(ann, lineno, f"bad segment [{start}, {end}]")
             name = parts[0]
+            if name in absent:
+                continue
             if name not in paths:
                 safe_relative(video_dir, name, ann, lineno)
                 if "/" in name or "\\" in name:
                     raise SplitFileError(ann, lineno, f"expected a bare video name, got path {name!r}")
                 path = _find_video(video_dir, name)
                 if path is None:
-                    raise SplitFileError(ann, lineno, f"video {name!r} not found in {video_dir}")
+                    if missing is None:
+                        raise SplitFileError(ann, lineno, f"video {name!r} not found in {video_dir}")
+                    missing.append(listed_but_absent(_dangling(video_dir, name), f"{ann}:{lineno}"))
+                    absent.add(name)
+                    continue
                 paths[name] = path
             labels.setdefault(name, set()).add(label)
     return [

@@ -25,6 +25,7 @@ from htsc_core.data.records import (
     VideoRecord,
     require_dir,
     require_file,
+    listed_but_absent,
     resolve_case_insensitive,
     safe_relative,
     video_id_of,
@@ -73,12 +74,15 @@ def parse_list_file(
     class_names: list[str],
     split_name: str,
     require_label: bool,
+    missing: list[dict] | None = None,
 ) -> list[VideoRecord]:
     """Parse one UCF101-syntax list file ("Class/video.avi [label]") into records.
 
     Every line is validated: path inside ``video_root``, known class (case-insensitive),
     label (if given) consistent with the class, and the file present on disk
-    (folder resolved case-insensitively). Problems raise :class:`SplitFileError`.
+    (folder resolved case-insensitively). Problems raise :class:`SplitFileError`, except
+    a video absent from disk when ``missing`` is a list: it is appended there (a
+    ``check-videos`` problem entry) and left out.
     """
     list_file = require_file(Path(list_file), "UCF101-style split list")
     root = Path(video_root).absolute()
@@ -115,7 +119,10 @@ def parse_list_file(
                 )
         path = resolve_case_insensitive(root, rel)
         if path is None or not path.is_file():
-            raise SplitFileError(list_file, lineno, f"video file {root / rel} does not exist")
+            if missing is None:
+                raise SplitFileError(list_file, lineno, f"video file {root / rel} does not exist")
+            missing.append(listed_but_absent(path or root / rel, f"{list_file}:{lineno}"))
+            continue
         vid = video_id_of(path, root)
         if vid in seen:
             raise SplitFileError(list_file, lineno, f"video {rel!r} listed twice")
@@ -125,11 +132,12 @@ def parse_list_file(
 
 
 def parse_ucf101(
-    video_root: str | Path, list_dir: str | Path, split: int, subset: str
+    video_root: str | Path, list_dir: str | Path, split: int, subset: str, missing: list[dict] | None = None
 ) -> tuple[list[VideoRecord], list[str]]:
     """Official UCF101 split ``split`` (1..3), ``subset`` "train" (trainlist) or "test" (testlist).
 
-    Returns (records, class_names); labels are 0-based positions in classInd.txt.
+    Returns (records, class_names); labels are 0-based positions in classInd.txt. Listed videos
+    absent from disk raise, or go to ``missing`` when it is a list (see :func:`parse_list_file`).
     Validation held-out groups are carved out of "train" by ``registry.load_split``.
     """
     if split not in (1, 2, 3):
@@ -141,5 +149,6 @@ def parse_ucf101(
     require_dir(list_dir, "UCF101 split folder (ROOT/ucfTrainTestlist)")
     class_names = read_class_index(list_dir / "classInd.txt")
     name = f"{'trainlist' if subset == 'train' else 'testlist'}{split:02d}.txt"
-    records = parse_list_file(list_dir / name, video_root, class_names, subset, require_label=subset == "train")
+    records = parse_list_file(list_dir / name, video_root, class_names, subset, require_label=subset == "train",
+                              missing=missing)
     return records, class_names

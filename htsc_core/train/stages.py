@@ -103,6 +103,11 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
     torch.manual_seed(cfg.seed)
     train_records, classes = load_split(cfg, "train")
     val_records, _ = load_split(cfg, "val")
+    from htsc_core.data.check import log_excluded
+    from htsc_core.train.engine import is_main_process
+
+    if is_main_process():  # the videos the dataset screen left out, beside those that fail while loading
+        log_excluded(cfg, out / "skipped.jsonl")
     kw = dict(modalities=MODALITY[stage], skip_log=out / "skipped.jsonl",
               flow_root=flow_root(cfg) if stage == "tvl1" else None)
     train_set = VideoDataset(train_records, cfg, mode="train", **kw)
