@@ -8,6 +8,10 @@ holds the modalities asked for (CONTRACTS.md "Dataset"):
 - ``rgb``   float32 (V, 3, S, S) in [0, 1], the centre frame of each stack
 - ``stack`` float32 (V, L, 3, S, S) in [0, 1], the MotionNet input (section 3.1.2)
 - ``flow``  float32 (V, 2(L-1), S, S), stored TV-L1 flow as ``jpeg_value - 128``
+- ``rgbdiff`` float32 (V, 3(D-1), S, S), TSN's RGB difference (Wang et al. 2016, sec. 3.2):
+  D = ``cfg.rgbdiff_length`` consecutive frames centred on the segment's RGB frame
+  (``sampling.diff_window_indices``), cropped and flipped together, then the D-1 differences
+  ``I_{i+1} - I_i`` stacked along channels in pixel units [-255, 255] (``transforms.rgb_difference``)
 - ``label`` int64 scalar, or float32 (M,) multi-hot (THUMOS14)
 - ``index`` int
 
@@ -32,7 +36,7 @@ from htsc_core.data import sampling, transforms
 from htsc_core.data.records import VideoRecord
 from htsc_core.data.video import VideoReadError, read_sampled
 
-MODALITIES = ("rgb", "stack", "flow")
+MODALITIES = ("rgb", "stack", "flow", "rgbdiff")
 
 
 class VideoDataset(Dataset):
@@ -60,6 +64,7 @@ class VideoDataset(Dataset):
         self.flow_root = Path(flow_root) if flow_root is not None else None
         self.skip_log = Path(skip_log) if skip_log is not None else None
         self.length = cfg.stack_length
+        self.diff_length = cfg.rgbdiff_length
         self.segments = cfg.num_segments if mode == "train" else cfg.test_segments
         self.crops = 1 if mode == "train" else cfg.test_crops
         self.multilabel = any(isinstance(r.label, tuple) for r in self.records)
@@ -80,10 +85,11 @@ class VideoDataset(Dataset):
         return self.segments * self.crops
 
     def frames_per_item(self) -> int:
-        """Frame indices requested per item (before de-duplication): K*L with stacks, else K."""
+        """Frame indices requested per item (before de-duplication): K*L with stacks, else K (rgb)
+        plus K*D (rgbdiff windows)."""
         if "stack" in self.modalities:
             return self.segments * self.length
-        return self.segments if "rgb" in self.modalities else 0
+        return self.segments * (("rgb" in self.modalities) + self.diff_length * ("rgbdiff" in self.modalities))
 
     # -------------------------------------------------------------- randomness
     def _generator(self) -> np.random.Generator:
@@ -138,13 +144,17 @@ class VideoDataset(Dataset):
     def _load(self, index: int, rec: VideoRecord) -> dict:
         cfg, L = self.cfg, self.length
         rng = self._generator() if self.mode == "train" else None
-        need_frames = "rgb" in self.modalities or "stack" in self.modalities
+        need_frames = any(m in self.modalities for m in ("rgb", "stack", "rgbdiff"))
         chosen: dict[str, np.ndarray] = {}
 
         def choose(n: int) -> np.ndarray:
             stacks = sampling.sample_indices(n, self.segments, L, self.mode, rng)  # (K, L)
             chosen["stacks"] = stacks
-            return stacks if "stack" in self.modalities else sampling.centre_frames(stacks)
+            wanted = [stacks if "stack" in self.modalities else sampling.centre_frames(stacks)]
+            if "rgbdiff" in self.modalities:
+                chosen["diff"] = sampling.diff_window_indices(stacks, self.diff_length, n)  # (K, D)
+                wanted.append(chosen["diff"])
+            return np.concatenate([w.reshape(-1) for w in wanted])
 
         item: dict = {}
         if need_frames:
@@ -179,6 +189,11 @@ class VideoDataset(Dataset):
                 centre = np.searchsorted(uniq, sampling.centre_frames(stacks))  # (S,)
                 rg = crops[:, centre]  # (C, S, s, s, 3)
                 item["rgb"] = transforms.rgb_to_tensor(rg.transpose(1, 0, 2, 3, 4).reshape(V, *rg.shape[2:]))
+            if "rgbdiff" in self.modalities:
+                win = np.searchsorted(uniq, chosen["diff"])  # (S, D); the D frames share the crop and flip
+                dw = crops[:, win]  # (C, S, D, s, s, 3)
+                item["rgbdiff"] = transforms.rgb_difference(
+                    dw.transpose(1, 0, 2, 3, 4, 5).reshape(V, *dw.shape[2:]))  # (V, 3(D-1), s, s)
         if flow is not None:
             fc = np.stack([np.stack([transforms.crop_resize(flow[k:k + 1], b, cfg.image_size, f)[0]
                                      for b, f in specs]) for k in range(S)])  # (S, C, s, s, 2(L-1))

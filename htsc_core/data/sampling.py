@@ -8,6 +8,9 @@ frame of a segment is the centre frame of its stack (index L // 2).
 - training: a random start inside each segment (TSN ``_sample_indices``);
 - testing: the centre of each of S segments (TSN ``_get_test_indices``).
 
+The RGB-difference input (TSN's third modality) uses D consecutive frames centred on the
+same RGB frame (:func:`diff_window_indices`).
+
 Short videos never crash: with fewer valid starts than segments, training
 draws sorted random starts (TSN does the same), testing spreads them evenly
 (repeating starts); stack indices past the last frame are clipped to it, i.e.
@@ -74,6 +77,22 @@ def centre_frames(stacks: np.ndarray) -> np.ndarray:
     """(K,) RGB frame of each segment: the centre frame of its stack (index L // 2)."""
     stacks = np.asarray(stacks)
     return stacks[:, stacks.shape[1] // 2]
+
+
+def diff_window_indices(stacks: np.ndarray, length: int, num_frames: int) -> np.ndarray:
+    """(K, D) frames of each segment's RGB-difference window (TSN RGB difference, Wang et al. 2016 sec. 3.2).
+
+    D = ``length`` consecutive frames whose own centre (index D // 2) is the segment's RGB frame
+    (the stack centre, :func:`centre_frames`): frames c - D//2 .. c - D//2 + D - 1. So the RGB frame,
+    the MotionNet stack and the difference window of a segment are centred on the same frame, and
+    the window moves with the stack's random offset in training (TSN draws its 5 frames at a random
+    offset in the segment). Indices outside the video are clipped to [0, T-1], i.e. the first/last
+    frame repeats and the difference there is zero, as stacks do in short videos.
+    """
+    if length < 2:
+        raise ValueError(f"length={length}; an RGB-difference window needs at least 2 frames")
+    start = centre_frames(stacks).astype(np.int64).reshape(-1, 1) - length // 2
+    return np.clip(start + np.arange(length, dtype=np.int64), 0, num_frames - 1)
 
 
 def flow_pair_indices(stacks: np.ndarray, num_frames: int) -> np.ndarray:

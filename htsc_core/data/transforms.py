@@ -10,6 +10,8 @@ OpenCV; ``rgb_to_tensor``/``flow_to_tensor`` convert to float tensors at the end
 
 Flipping flow: a mirrored x-flow changes sign, so for stored flow the x channels
 are negated after subtracting 128 (DESIGN.md section 3: flow in the CNN range).
+RGB differences (``rgb_difference``) are taken after the crop and flip, which are the
+same for the D frames of a window, so a mirrored window gives the mirrored differences.
 """
 from __future__ import annotations
 
@@ -119,3 +121,31 @@ def flow_to_tensor(flow: np.ndarray, flipped: bool | np.ndarray = False) -> torc
     if flips.any():
         t[flips, 0::2] = -t[flips, 0::2]  # x channels change sign under a horizontal mirror
     return t
+
+
+def rgb_difference(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """TSN RGB difference (Wang et al. 2016, sec. 3.2): D consecutive RGB frames -> D-1 differences.
+
+    ``frames``: (..., D, H, W, 3) uint8 RGB (numpy, as the dataset crops them) or a float tensor
+    (..., D, 3, H, W) in pixel units [0, 255] (the benchmark computes differences on the fly).
+    Returns float32 (..., 3(D-1), H, W): channels ``[I1 - I0 (R, G, B), I2 - I1 (R, G, B), ...]``
+    (TSN's ``_get_diff`` order), values in pixel units [-255, 255]. No normalisation: as TSN's
+    reference code (IdentityTransform for RGBDiff, frames in [0, 255] for its BN-Inception), the
+    difference of two frames equals the difference of their mean-subtracted versions, and VGG16
+    divides every non-RGB input by 255 * 0.226 (``FLOW_INPUT_DIVISOR``), so the network sees the
+    difference of the ImageNet-normalised frames the spatial stream sees (up to the per-channel std
+    vs its mean) -- the units that make the cross-modality initialisation from the spatial conv1 apt.
+    Crops and flips must be applied to the frames before differencing (same box and flip for all D).
+    """
+    if isinstance(frames, np.ndarray):
+        if frames.ndim < 4 or frames.shape[-1] != 3:
+            raise ValueError(f"rgb_difference: frames must be (..., D, H, W, 3), got shape {frames.shape}")
+        t = torch.from_numpy(np.ascontiguousarray(frames)).float().movedim(-1, -3)  # (..., D, 3, H, W)
+    else:
+        if frames.dim() < 4 or frames.shape[-3] != 3:
+            raise ValueError(f"rgb_difference: tensor frames must be (..., D, 3, H, W), got {tuple(frames.shape)}")
+        t = frames.float()
+    if t.shape[-4] < 2:
+        raise ValueError(f"rgb_difference: need at least 2 frames along D, got {t.shape[-4]}")
+    diff = t[..., 1:, :, :, :] - t[..., :-1, :, :, :]  # (..., D-1, 3, H, W): I_{i+1} - I_i
+    return diff.flatten(-4, -3).contiguous()
