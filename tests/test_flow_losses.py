@@ -258,3 +258,53 @@ def test_loss_is_float32_under_bf16_autocast():
     assert got.dtype == torch.float32 and parts["ssim2"].dtype == torch.float32
     # only the bf16 rounding of the flow inputs themselves remains
     assert got.item() == pytest.approx(ref.item(), rel=1e-2)
+
+
+# ---------------------------------------------------------------- release weighting (hand-computed values)
+def test_release_photometric_sums_channels_and_pairs_over_batch_times_valid_pixels():
+    # 2 stacks x 2 frame pairs = 4 images, 3 channels, 10 x 10: border round(0.1 * 10) = 1 px -> 8 x 8 valid.
+    target = torch.rand(4, 3, 10, 10, dtype=torch.float64)
+    recon = target - 0.1
+    e = (25.5 ** 2 + 1e-6) ** 0.4  # one element, 255 * 0.1 = 25.5
+    # release: sum over 4 x 3 x 64 elements / (2 stacks x 64 pixels) = 6 e; mean: e
+    assert photometric_loss(target, recon, weighting="release", batch=2).item() == pytest.approx(6 * e, rel=1e-9)
+    assert photometric_loss(target, recon, weighting="mean").item() == pytest.approx(e, rel=1e-9)
+
+
+def test_release_smoothness_sums_fields_over_batch_times_border_masked_pixels():
+    c, f = (0.25 + 1e-6) ** 0.3, 1e-6 ** 0.3
+    flow = torch.zeros(1, 4, 6, 7, dtype=torch.float64)  # two flow fields (u0, v0, u1, v1)
+    flow[:, 0] = 0.5 * torch.arange(7, dtype=torch.float64)  # u0 = 0.5 x: d/dx u0 = 0.5, everything else 0
+    # border round(0.1 * 6) = 1 px -> rows 1..4, columns 1..5: 20 valid pixels; every difference's left/upper
+    # pixel inside them counts. d/dx u: 20 c (field 0) + 20 f (field 1); the other three terms 40 f each.
+    expected = (20 * c + 20 * f + 3 * 40 * f) / 20
+    assert smoothness_loss(flow, weighting="release").item() == pytest.approx(expected, rel=1e-9)
+    assert smoothness_loss(flow, weighting="mean").item() == pytest.approx((c + f) / 2 + 3 * f, rel=1e-9)
+
+
+def test_release_ssim_sums_blocks_and_channels_over_batch():
+    # Constant images: every 8 x 8 block has zero variance, SSIM = (2ab + c1) / (a^2 + b^2 + c1).
+    a, b = 0.5, 0.3
+    x = torch.full((4, 3, 16, 16), a, dtype=torch.float64)
+    y = torch.full((4, 3, 16, 16), b, dtype=torch.float64)
+    s = (2 * a * b + 1e-4) / (a * a + b * b + 1e-4)
+    # 4 images x 3 channels x 2 x 2 blocks = 48 entries, / 2 stacks
+    assert ssim_loss(x, y, weighting="release", batch=2).item() == pytest.approx(48 * (1 - s) / 2, rel=1e-9)
+    assert ssim_loss(x, y, weighting="mean").item() == pytest.approx(1 - s, rel=1e-9)
+
+
+def test_release_normalise_is_mean_subtraction_and_cross_channel_lrn():
+    from htsc_core.models.flow_losses import release_normalise
+
+    rgb = torch.rand(2, 3, 5, 4, dtype=torch.float64)
+    x = rgb.numpy() - np.array([123.0, 117.0, 104.0]).reshape(1, 3, 1, 1) / 255.0
+    # Caffe LRN ACROSS_CHANNELS, local_size 9 covers all 3 channels: x / (1 + (1/9) sum_c x_c^2)^0.7
+    expected = x / (1.0 + (x ** 2).sum(axis=1, keepdims=True) / 9.0) ** 0.7
+    np.testing.assert_allclose(release_normalise(rgb).numpy(), expected, rtol=1e-12)
+
+
+def test_weighting_names_are_checked():
+    with pytest.raises(ValueError, match="weighting"):
+        MotionNetLoss(weighting="sum")
+    with pytest.raises(ValueError, match="weighting"):
+        ssim_loss(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), weighting="x")

@@ -19,6 +19,21 @@ comment says otherwise):
   weighted by an 8x8 Gaussian (sigma = 16/12, the release's SSIMLoss layer) or,
   with ``window="uniform"``, plain block means. Ragged edge blocks are truncated
   and renormalised.
+- Weighting (``weighting="release"``, the default), as the release's layers compute it:
+  the Charbonnier layer sums over every element of its input, frame pairs and colour
+  channels included, and divides by batch x valid (border-mask) pixels; the smoothness
+  terms likewise sum over flow fields and divide by batch x valid pixels (the release
+  multiplies the flow gradients by its 10 % border mask too); the SSIM layer returns
+  (number of block-channel entries - sum of SSIM) / batch, i.e. it *sums* 1 - SSIM over
+  frame pairs, channels and blocks. Before the photometric and SSIM terms the frames are
+  normalised as the release's ``imgNNorm`` layers do: the BGR means 104/117/123 are
+  subtracted (frames in [0, 1], so /255) and a cross-channel LRN (local_size 9, alpha 1,
+  beta 0.7, k 1) is applied. ``weighting="mean"`` is the paper's per-pixel normalisation
+  (means over pixels, channels and blocks; no frame normalisation), kept for comparison
+  (docs/SYNTHETIC.md has the measured effect). One reading of the release's CUDA code is
+  left out on purpose: its "valid pixels" come from a mask blob shaped like the whole batch
+  (N x 30 channels), which would divide both Charbonnier terms by a further N x 30; we take
+  the layer's stated intent (batch x valid pixels), as the issue describing it does.
 - Per scale (Eq. 5): L_s = Lp + Lsm + w_s * Lss with w_s = 0.16, 0.08, 0.04, 0.02,
   0.01 for scales 6..2 (release loss_weight of SSIMLoss6..2) times
   ``ssim_weight_scale`` (0.1 during end-to-end training, DESIGN.md section 2).
@@ -36,7 +51,7 @@ import torch.nn.functional as F
 from htsc_core.models.motionnet import FLOW_SCALES, SCALES, flow_in_pixels, flow_resolution
 
 __all__ = ["warp", "charbonnier", "border_mask", "photometric_loss", "smoothness_loss", "ssim_map", "ssim_loss",
-           "MotionNetLoss", "FLOW_SCALES", "flow_in_pixels", "SSIM_WEIGHTS"]
+           "MotionNetLoss", "release_normalise", "WEIGHTINGS", "FLOW_SCALES", "flow_in_pixels", "SSIM_WEIGHTS"]
 
 EPS = 1e-3  # release CharbonnierLoss epsilon
 ALPHA_PHOTO = 0.4  # release PhotometricLossK alpha
@@ -46,6 +61,27 @@ SSIM_C1, SSIM_C2 = 1e-4, 1e-3  # paper section 3.1.2 (and release ssim_loss_para
 SSIM_BLOCK = 8  # paper: 8x8 local blocks; release: stride 8
 SSIM_WEIGHTS: dict[int, float] = {6: 0.16, 5: 0.08, 4: 0.04, 3: 0.02, 2: 0.01}  # release SSIMLoss6..2 loss_weight
 BORDER_RATIO = 0.1  # release BorderMask border_ratio
+WEIGHTINGS = ("release", "mean")
+RELEASE_MEAN_RGB = (123.0 / 255.0, 117.0 / 255.0, 104.0 / 255.0)  # release mean_value 104, 117, 123 (BGR)
+LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 9, 1.0, 0.7, 1.0  # release imgNNorm: LRN across channels
+
+
+def _check_weighting(weighting: str) -> None:
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting={weighting!r}; expected one of {WEIGHTINGS}")
+
+
+def release_normalise(frames: torch.Tensor) -> torch.Tensor:
+    """The release's frame normalisation before its photometric and SSIM losses.
+
+    frames (N, 3, H, W) RGB in [0, 1] -> mean-subtracted (the data layer's mean_value, /255 as its
+    scale) and LRN across channels: x_c / (k + alpha / n * sum_{|c' - c| <= 4} x_c'^2)^beta, n = 9
+    (Caffe ``LRN`` ACROSS_CHANNELS = ``torch.nn.functional.local_response_norm``).
+    """
+    if frames.dim() != 4 or frames.shape[1] != 3:
+        raise ValueError(f"release_normalise: expected (N, 3, H, W) RGB frames, got {tuple(frames.shape)}")
+    mean = frames.new_tensor(RELEASE_MEAN_RGB).view(1, 3, 1, 1)
+    return F.local_response_norm(frames - mean, size=LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
 
 
 def warp(img: torch.Tensor, flow_px: torch.Tensor) -> torch.Tensor:
@@ -87,30 +123,53 @@ def border_mask(h: int, w: int, ratio: float = BORDER_RATIO, device=None, dtype=
 
 
 def photometric_loss(target: torch.Tensor, reconstruction: torch.Tensor, border_ratio: float = BORDER_RATIO,
-                     alpha: float = ALPHA_PHOTO, eps: float = EPS) -> torch.Tensor:
-    """Eq. 1: mean Charbonnier of 255 * (f1 - warped f2) over the pixels inside the border mask (and channels)."""
+                     alpha: float = ALPHA_PHOTO, eps: float = EPS, weighting: str = "mean",
+                     batch: int | None = None) -> torch.Tensor:
+    """Eq. 1: Charbonnier of 255 * (f1 - warped f2) over the pixels inside the border mask.
+
+    ``weighting="mean"``: mean over masked pixels, channels and images. ``"release"``: the sum over every
+    masked element (images and channels) / (``batch`` x masked pixels); ``batch`` = number of stacks
+    (default: the number of images, i.e. one frame pair per stack).
+    """
+    _check_weighting(weighting)
     if target.shape != reconstruction.shape or target.dim() != 4:
         raise ValueError(f"photometric_loss: shapes {tuple(target.shape)} and {tuple(reconstruction.shape)} differ "
                          "or are not (N, C, H, W)")
     mask = border_mask(*target.shape[-2:], ratio=border_ratio, device=target.device, dtype=target.dtype)
     err = charbonnier(PHOTO_BETA * (target - reconstruction), alpha, eps) * mask
+    if weighting == "release":
+        return err.sum() / (mask.sum() * (target.shape[0] if batch is None else batch))
     return err.sum() / (mask.sum() * target.shape[0] * target.shape[1])
 
 
-def smoothness_loss(flow_px: torch.Tensor, alpha: float = ALPHA_SMOOTH, eps: float = EPS) -> torch.Tensor:
-    """Eq. 2: F(d/dx u) + F(d/dy u) + F(d/dx v) + F(d/dy v), each a mean over pixels and flow fields.
+def smoothness_loss(flow_px: torch.Tensor, alpha: float = ALPHA_SMOOTH, eps: float = EPS, weighting: str = "mean",
+                    border_ratio: float = BORDER_RATIO) -> torch.Tensor:
+    """Eq. 2: F(d/dx u) + F(d/dy u) + F(d/dx v) + F(d/dy v).
 
     flow_px (N, 2K, H, W), channels x0, y0, x1, y1, ... in pixels. Forward differences (the release's
-    FlowDeltaWeights kernels [1, -1]); unlike the release the border is not masked (Eq. 2 has no mask).
+    FlowDeltaWeights kernels [1, -1]). ``weighting="mean"``: each term a mean over pixels and flow fields,
+    no mask (Eq. 2 has none). ``"release"``: the differences are multiplied by the 10 % border mask (taken
+    at the difference's left/upper pixel) and each term is the sum over flow fields and pixels / (N x
+    border-mask pixels); the release's zeroed last column/row would add (eps^2)^alpha = 0.016 per pixel
+    there, a constant we leave out.
     """
+    _check_weighting(weighting)
     if flow_px.dim() != 4 or flow_px.shape[1] % 2:
         raise ValueError(f"smoothness_loss: expected flow (N, 2K, H, W), got {tuple(flow_px.shape)}")
     total = flow_px.new_zeros(())
+    h, w = flow_px.shape[-2:]
+    mask = border_mask(h, w, ratio=border_ratio, device=flow_px.device, dtype=flow_px.dtype)
+    norm = mask.sum() * flow_px.shape[0]
     for comp in (flow_px[:, 0::2], flow_px[:, 1::2]):  # u, v
-        if comp.shape[-1] > 1:
-            total = total + charbonnier(comp[..., :, 1:] - comp[..., :, :-1], alpha, eps).mean()
-        if comp.shape[-2] > 1:
-            total = total + charbonnier(comp[..., 1:, :] - comp[..., :-1, :], alpha, eps).mean()
+        for dim in (-1, -2):
+            if comp.shape[dim] < 2:
+                continue
+            n = comp.shape[dim] - 1
+            delta = comp.narrow(dim, 1, n) - comp.narrow(dim, 0, n)
+            if weighting == "release":
+                total = total + (charbonnier(delta, alpha, eps) * mask.narrow(dim, 0, n)).sum() / norm
+            else:
+                total = total + charbonnier(delta, alpha, eps).mean()
     return total
 
 
@@ -159,12 +218,19 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, block: int = SSIM_BLOCK, stride: 
     return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (sxx + syy + c2))
 
 
-def ssim_loss(reconstruction: torch.Tensor, target: torch.Tensor, window: str = "gaussian") -> torch.Tensor:
-    """Eq. 4: L_ss = mean over blocks (and channels) of 1 - SSIM(f1 block, f1' block).
+def ssim_loss(reconstruction: torch.Tensor, target: torch.Tensor, window: str = "gaussian", weighting: str = "mean",
+              batch: int | None = None) -> torch.Tensor:
+    """Eq. 4: 1 - SSIM(f1 block, f1' block) over blocks and channels.
 
-    Paper normalisation (1/I); the release's SSIMLoss instead sums over blocks and divides by the batch only.
+    ``weighting="mean"``: the paper's 1/I normalisation, a mean over blocks, channels and images.
+    ``"release"``: the release's SSIMLoss, (entries - sum SSIM) / ``batch``, i.e. the sum over images,
+    channels and blocks divided by the number of stacks (default: the number of images).
     """
-    return (1.0 - ssim_map(reconstruction, target, window=window)).mean()
+    _check_weighting(weighting)
+    d = 1.0 - ssim_map(reconstruction, target, window=window)
+    if weighting == "release":
+        return d.sum() / (reconstruction.shape[0] if batch is None else batch)
+    return d.mean()
 
 
 class MotionNetLoss(nn.Module):
@@ -176,8 +242,10 @@ class MotionNetLoss(nn.Module):
     """
 
     def __init__(self, ssim_weight_scale: float = 1.0, border_ratio: float = BORDER_RATIO,
-                 ssim_window: str = "gaussian") -> None:
+                 ssim_window: str = "gaussian", weighting: str = "release") -> None:
         super().__init__()
+        _check_weighting(weighting)
+        self.weighting = weighting
         if ssim_weight_scale < 0:
             raise ValueError(f"MotionNetLoss: ssim_weight_scale={ssim_weight_scale} must be >= 0")
         _window(2, ssim_window, torch.float32, "cpu")  # validates the name
@@ -200,6 +268,9 @@ class MotionNetLoss(nn.Module):
     def _forward(self, stack: torch.Tensor, flows: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         n, L, _, H, W = stack.shape
         frames = stack.reshape(n * L, 3, H, W)
+        if self.weighting == "release":  # the release's imgNNorm layers, before downsampling and warping
+            frames = release_normalise(frames)
+        wt = self.weighting
         total = stack.new_zeros(())
         parts: dict[str, torch.Tensor] = {}
         for s, flow in zip(SCALES, flows):
@@ -213,9 +284,9 @@ class MotionNetLoss(nn.Module):
             nxt = fr[:, 1:].reshape(n * (L - 1), 3, h, w)  # frame i + 1
             flow_px = flow * FLOW_SCALES[s]  # pixels of this scale
             recon = warp(nxt, flow_px.reshape(n * (L - 1), 2, h, w))
-            lp = photometric_loss(target, recon, border_ratio=self.border_ratio)
-            lsm = smoothness_loss(flow_px)
-            lss = ssim_loss(recon, target, window=self.ssim_window)
+            lp = photometric_loss(target, recon, border_ratio=self.border_ratio, weighting=wt, batch=n)
+            lsm = smoothness_loss(flow_px, weighting=wt, border_ratio=self.border_ratio)
+            lss = ssim_loss(recon, target, window=self.ssim_window, weighting=wt, batch=n)
             l_s = lp + lsm + SSIM_WEIGHTS[s] * self.ssim_weight_scale * lss  # Eq. 5, lambda1 = lambda2 = 1
             total = total + self.scale_weights[s] * l_s  # Eq. 6
             parts.update({f"photo{s}": lp.detach(), f"smooth{s}": lsm.detach(), f"ssim{s}": lss.detach(),
