@@ -1,4 +1,4 @@
-"""One frozen configuration object for every stage (DESIGN.md section 6).
+"""One frozen configuration object for every stage (docs/DESIGN.md section 6).
 
 Built from a flat dict of papermill-style parameters: the profile
 (``smoke`` | ``default`` | ``paper``) supplies every default, explicit
@@ -29,7 +29,7 @@ class Config:
     results_dir: str = "results/synthetic"  # executed notebooks, metrics, tables, figures
     runs_dir: str = "runs/synthetic"  # checkpoints and logs (not committed)
 
-    # --- synthetic set (DESIGN.md section 5) -----------------------------
+    # --- synthetic set (docs/DESIGN.md section 5) -----------------------------
     synth_size: int = 80  # frame side of generated videos (px)
     synth_frames: int = 16  # frames per generated video (TV-L1 on every pair is the slow part of the study)
     synth_classes_per_family: int = 4  # appearance / motion / joint families

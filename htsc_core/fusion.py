@@ -13,7 +13,7 @@ where S_b = [s_b1; s_b2] (2 x M) stacks the two streams' softmax scores of video
 b and A_a selects column a; c = 5e-3 (section 4.2.2). At test time the fused
 score of class a is W_a S_t A_a and the prediction is its arg max (Eq. 14-15).
 
-Note (DESIGN.md section 2, AWL): the objective is linear in W_a and the feasible
+Note (docs/DESIGN.md section 2, AWL): the objective is linear in W_a and the feasible
 set is a 1-D simplex (a segment), so every optimum lies on a vertex: W_a is
 (1 - lower, lower) or (lower, 1 - lower), i.e. AWL selects one stream per class.
 Only when both streams give the same objective (within 1e-12, relative) is every
@@ -99,7 +99,7 @@ def fit_awl(scores_s, scores_o, labels, c: float = 5e-3, lower: float = 1e-6,
         labels: (n,) class indices, or (n, M) multi-hot.
         c: weight of the negatives' scores (section 4.2.2: 5e-3).
         lower: lower bound on each weight; the paper asks w > 0, a strict bound an LP
-            cannot express, so w >= lower (DESIGN.md section 2, AWL).
+            cannot express, so w >= lower (docs/DESIGN.md section 2, AWL).
 
     Each row is solved with ``scipy.optimize.linprog(method="highs")``. The objective is
     linear over the segment w_1 + w_2 = 1, lower <= w, so each W_a is a vertex

@@ -1,6 +1,6 @@
 """The paper's reported numbers (HTSC, CMC 2020), quoted for side-by-side tables.
 
-These are the paper's values, copied from its Tables 3-5 (DESIGN.md section 8); nothing
+These are the paper's values, copied from its Tables 3-5 (docs/DESIGN.md section 8); nothing
 of ours is ever read from here.
 """
 from __future__ import annotations

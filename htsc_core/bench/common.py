@@ -1,4 +1,4 @@
-"""Shared timing helpers of the benchmarks (DESIGN.md section 7: every figure states
+"""Shared timing helpers of the benchmarks (docs/DESIGN.md section 7: every figure states
 resolution, batch, threads and device; ratios are measured in one run)."""
 from __future__ import annotations
 

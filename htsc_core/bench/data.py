@@ -1,4 +1,4 @@
-"""Data-pipeline benchmarks (DESIGN.md section 7): can the loader feed training, and does an epoch scale?
+"""Data-pipeline benchmarks (docs/DESIGN.md section 7): can the loader feed training, and does an epoch scale?
 
 - :func:`data_benchmark`: decoded clips/s of the training loader (spatial: one RGB frame per segment;
   temporal: one L-frame stack per segment) against the clips/s one training step of that stage

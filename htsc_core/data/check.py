@@ -4,7 +4,7 @@ Real datasets carry a few broken files (truncated downloads, 0-byte files,
 audio-only containers, dangling symbolic links, files without read permission,
 names a split file lists that the tree lacks). This scan lists each with a reason so
 they can be fixed or dropped, instead of surfacing as a crash hours into training
-(DESIGN.md section 4).
+(docs/DESIGN.md section 4).
 
 The same scan screens a user's dataset for the study (:func:`screen_dataset`): it runs
 once per split listing (cached under ``<runs_dir>/video-check/``), ``load_split`` leaves

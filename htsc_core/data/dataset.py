@@ -1,9 +1,9 @@
-"""Video dataset and loader for every training stage (paper section 4.2; DESIGN.md section 4).
+"""Video dataset and loader for every training stage (paper section 4.2; docs/DESIGN.md section 4).
 
 One item = one video: TSN sampling (``sampling.py``) picks K stacks of L frames
 (train) or S centred stacks (test); the needed frames are decoded once; crops
 and flips (``transforms.py``) are shared by every frame of the video; the item
-holds the modalities asked for (CONTRACTS.md "Dataset"):
+holds the modalities asked for (docs/CONTRACTS.md "Dataset"):
 
 - ``rgb``   float32 (V, 3, S, S) in [0, 1], the centre frame of each stack
 - ``stack`` float32 (V, L, 3, S, S) in [0, 1], the MotionNet input (section 3.1.2)
@@ -203,7 +203,7 @@ class VideoDataset(Dataset):
         return item
 
     def _read_flow(self, rec: VideoRecord, stacks: np.ndarray, n: int) -> np.ndarray:
-        from htsc_core.flow.storage import read_flow_stack  # written by the flow module (CONTRACTS.md)
+        from htsc_core.flow.storage import read_flow_stack  # written by the flow module (docs/CONTRACTS.md)
 
         pairs = sampling.flow_pair_indices(stacks, n)  # (K, L-1)
         K, P = pairs.shape

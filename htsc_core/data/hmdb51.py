@@ -1,4 +1,4 @@
-"""HMDB51 split parser (Kuehne et al. 2011; paper section 4.1, DESIGN.md section 4).
+"""HMDB51 split parser (Kuehne et al. 2011; paper section 4.1, docs/DESIGN.md section 4).
 
 Layout of ``cfg.data_root`` for ``dataset="hmdb51"``::
 

@@ -1,4 +1,4 @@
-"""Video records and split-file errors shared by every dataset parser (DESIGN.md section 4).
+"""Video records and split-file errors shared by every dataset parser (docs/DESIGN.md section 4).
 
 A :class:`VideoRecord` is one labelled video of one subset; parsers return
 lists of them and :func:`htsc_core.data.registry.load_split` dispatches on the

@@ -1,4 +1,4 @@
-"""Dataset registry: ``load_split(cfg, subset)`` for every dataset (DESIGN.md section 4).
+"""Dataset registry: ``load_split(cfg, subset)`` for every dataset (docs/DESIGN.md section 4).
 
 Subsets: "train", "val" (disjoint from train) and "test".
 
@@ -12,7 +12,7 @@ Subsets: "train", "val" (disjoint from train) and "test".
   validation videos, test = THUMOS14 test videos (paper section 4.1).
 
 Layouts under ``cfg.data_root`` are documented in ucf101.py, hmdb51.py, thumos14.py;
-the synthetic set is ROOT/videos + ROOT/splits + ROOT/classes.json (CONTRACTS.md).
+the synthetic set is ROOT/videos + ROOT/splits + ROOT/classes.json (docs/CONTRACTS.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Check that the synthetic set's families behave as designed (DESIGN.md section 5).
+"""Check that the synthetic set's families behave as designed (docs/DESIGN.md section 5).
 
 The paper's premise (section 1, section 3) is that appearance (the spatial stream)
 and motion (the temporal stream) are complementary. The synthetic set is built so

@@ -1,6 +1,6 @@
 """Data-pipeline throughput: clips/s and decoded frames/s of a VideoDataset loader.
 
-Used by ``htsc bench data`` (DESIGN.md section 7: efficiency figures state batch,
+Used by ``htsc bench data`` (docs/DESIGN.md section 7: efficiency figures state batch,
 workers and device). Times ``num_batches`` batches after the first one, which
 pays for worker start-up and is reported separately.
 """

@@ -9,7 +9,7 @@ flips; TSN GroupOverSample). Arrays are numpy uint8 (N, H, W, C) processed with
 OpenCV; ``rgb_to_tensor``/``flow_to_tensor`` convert to float tensors at the end.
 
 Flipping flow: a mirrored x-flow changes sign, so for stored flow the x channels
-are negated after subtracting 128 (DESIGN.md section 3: flow in the CNN range).
+are negated after subtracting 128 (docs/DESIGN.md section 3: flow in the CNN range).
 RGB differences (``rgb_difference``) are taken after the crop and flip, which are the
 same for the D frames of a window, so a mirrored window gives the mirrored differences.
 """

@@ -1,4 +1,4 @@
-"""UCF101 split parser (Soomro et al. 2012; paper section 4.1, DESIGN.md section 4).
+"""UCF101 split parser (Soomro et al. 2012; paper section 4.1, docs/DESIGN.md section 4).
 
 Layout of ``cfg.data_root`` for ``dataset="ucf101"``::
 
@@ -7,13 +7,13 @@ Layout of ``cfg.data_root`` for ``dataset="ucf101"``::
     ROOT/ucfTrainTestlist/trainlist0{1,2,3}.txt     "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1"
     ROOT/ucfTrainTestlist/testlist0{1,2,3}.txt      "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"
 
-The synthetic set (DESIGN.md section 5) uses the same syntax with
+The synthetic set (docs/DESIGN.md section 5) uses the same syntax with
 ``video_root=ROOT/videos`` and ``list_dir=ROOT/splits`` (split 1 only).
 
 Class names in the lists and the folder names on disk differ in case for a few
 classes (``HandStandPushups`` vs ``HandstandPushups``), so class names are
 matched to ``classInd.txt`` case-insensitively and the folder on disk is
-resolved case-insensitively (DESIGN.md section 4).
+resolved case-insensitively (docs/DESIGN.md section 4).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Video decoding: frames as uint8 RGB arrays (DESIGN.md section 4).
+"""Video decoding: frames as uint8 RGB arrays (docs/DESIGN.md section 4).
 
 ``read_frames`` decodes only the requested frame indices with the ``decord``
 API (the maintained ``decord2`` build) and falls back to PyAV when decord

@@ -1,4 +1,4 @@
-"""``htsc flow extract`` / ``htsc flow eval`` (DESIGN.md sections 5 and 7).
+"""``htsc flow extract`` / ``htsc flow eval`` (docs/DESIGN.md sections 5 and 7).
 
 ``extract`` pre-computes TV-L1 flow JPEGs for the two-stream baseline (paper Table 3);
 ``eval`` scores TV-L1, DIS, Farneback, zero and a trained MotionNet (EPE, photometric

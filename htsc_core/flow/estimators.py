@@ -1,7 +1,7 @@
-"""Optical-flow estimators behind one interface (DESIGN.md sections 5 and 7; paper section 3.1.2, Table 5).
+"""Optical-flow estimators behind one interface (docs/DESIGN.md sections 5 and 7; paper section 3.1.2, Table 5).
 
 ``estimate(frames uint8 (T, H, W, 3) RGB) -> float32 (T-1, H, W, 2)`` flow in pixels,
-(dx, dy) from frame t to t+1, in the backward-warp convention of CONTRACTS.md::
+(dx, dy) from frame t to t+1, in the backward-warp convention of docs/CONTRACTS.md::
 
     frame_t(p) ~= frame_{t+1}(p + flow_t(p))
 
@@ -52,7 +52,7 @@ class FlowEstimator(ABC):
         self.threads = int(threads)
 
     def _set_threads(self) -> None:
-        # One setting for every estimator so the ms/pair figures are comparable (DESIGN.md section 7).
+        # One setting for every estimator so the ms/pair figures are comparable (docs/DESIGN.md section 7).
         cv2.setNumThreads(self.threads)
 
     @abstractmethod
@@ -145,7 +145,7 @@ class MotionNetCheckpointError(ValueError):
 
 
 def load_motionnet(checkpoint: str | Path, cfg, device: Any = "cpu"):
-    """Build ``build_motionnet(cfg)`` and load ``checkpoint["model"]`` (CONTRACTS.md, Checkpoints)."""
+    """Build ``build_motionnet(cfg)`` and load ``checkpoint["model"]`` (docs/CONTRACTS.md, Checkpoints)."""
     import torch
 
     from htsc_core.models.motionnet import build_motionnet

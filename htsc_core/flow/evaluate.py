@@ -1,4 +1,4 @@
-"""``htsc flow eval``: score flow estimators (DESIGN.md section 7 "Flow"; paper section 3.1.2, Table 5).
+"""``htsc flow eval``: score flow estimators (docs/DESIGN.md section 7 "Flow"; paper section 3.1.2, Table 5).
 
 For each method (TV-L1, DIS, Farneback, zero, a trained MotionNet) on the test videos:
 
@@ -6,7 +6,7 @@ For each method (TV-L1, DIS, Farneback, zero, a trained MotionNet) on the test v
   against ``ROOT/flow_gt/<video_id>.npy`` (synthetic set; None where there is no truth);
 - ``photometric``: mean |frame_t - warp(frame_{t+1}, f)| with frames in [0, 1], over the
   interior left after masking a 10 % border (the release masks 10 % in its photometric
-  loss, DESIGN.md section 2), warping backward with ``cv2.remap`` (independent of the
+  loss, docs/DESIGN.md section 2), warping backward with ``cv2.remap`` (independent of the
   torch warp in ``flow_losses``);
 - ``ms_per_pair``: wall-clock milliseconds of ``estimate`` per frame pair (decoding
   excluded), with the OpenCV/torch thread count used.
@@ -27,7 +27,7 @@ from htsc_core.flow.extract import progress_disabled
 
 log = logging.getLogger(__name__)
 
-BORDER_FRACTION = 0.1  # 10 % border masked, as the release's photometric loss (DESIGN.md section 2)
+BORDER_FRACTION = 0.1  # 10 % border masked, as the release's photometric loss (docs/DESIGN.md section 2)
 ROW_KEYS = ("method", "epe", "photometric", "ms_per_pair", "pairs", "threads", "resolution", "videos", "device")
 
 

@@ -1,4 +1,4 @@
-"""``htsc flow extract``: pre-compute TV-L1 flow JPEGs for the two-stream baseline (DESIGN.md section 5).
+"""``htsc flow extract``: pre-compute TV-L1 flow JPEGs for the two-stream baseline (docs/DESIGN.md section 5).
 
 The two-stream baseline of paper Table 3 (and the "two-stream" row of Table 5) trains
 its temporal CNN on pre-computed TV-L1 flow. For every video of train/val/test we

@@ -1,4 +1,4 @@
-"""Stored TV-L1 flow as denseflow-style grayscale JPEGs (DESIGN.md section 5, two-stream baseline).
+"""Stored TV-L1 flow as denseflow-style grayscale JPEGs (docs/DESIGN.md section 5, two-stream baseline).
 
 The two-stream baseline of Table 3/5 (paper section 4) feeds a temporal CNN with
 pre-computed TV-L1 flow. We store it as the ``denseflow`` tool does (Wang et al.'s
@@ -23,7 +23,7 @@ import numpy as np
 
 from htsc_core.utils import atomic_write_bytes, atomic_write_json
 
-DEFAULT_BOUND = 20.0  # denseflow's default bound (-b 20); CONTRACTS.md "Stored TV-L1 flow"
+DEFAULT_BOUND = 20.0  # denseflow's default bound (-b 20); docs/CONTRACTS.md "Stored TV-L1 flow"
 # cv::imencode(".jpg", img) with no parameters, as denseflow calls it, uses OpenCV's
 # default IMWRITE_JPEG_QUALITY, documented as 95 (OpenCV imgcodecs, ImwriteFlags).
 DEFAULT_JPEG_QUALITY = 95
@@ -212,7 +212,7 @@ def read_flow_stack(flow_root: str | Path, video_id: str, pair_indices: Sequence
     """Stored JPEG values of ``pair_indices`` -> uint8 (2n, H, W), channels x0, y0, x1, y1, ...
 
     ``size``: short side to resize to (as ``read_frames``), or an explicit (H, W), or
-    0/None for the stored size. The CNN input is ``value - 128.0`` (CONTRACTS.md, Dataset).
+    0/None for the stored size. The CNN input is ``value - 128.0`` (docs/CONTRACTS.md, Dataset).
     """
     idx = [int(i) for i in np.asarray(pair_indices).reshape(-1)]
     if not idx:

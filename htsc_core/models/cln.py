@@ -18,7 +18,7 @@ collaborative learning with spatial-temporal attention"), which the paper cites
 and whose structure the HTSC equations restate.
 
 Step 7 ("iterate until the loss converges") is read as a fixed number of
-alternations ``rounds`` inside the forward pass (DESIGN.md section 2, CLN);
+alternations ``rounds`` inside the forward pass (docs/DESIGN.md section 2, CLN);
 the loss convergence itself is the trainer's outer loop.
 
 Two softmax classifiers, one per stream, on V^s and V^o (section 4.2.2: "N hidden
@@ -108,7 +108,7 @@ class CollaborativeLearning(nn.Module):
         v_s = fs.mean(dim=1)  # (B, d)
         c_o = c_s
         v_o = fo.mean(dim=1)
-        for _ in range(self.rounds):  # step 7: a fixed number of alternations (DESIGN.md section 2)
+        for _ in range(self.rounds):  # step 7: a fixed number of alternations (docs/DESIGN.md section 2)
             # Steps 4-5: spatial video feature guides the temporal coefficients (Eq. 7-9).
             c_o, v_o = self._attend(fo, v_s, self.W_o, self.W_vs, self.w_ho)
             # Step 6: temporal video feature guides the spatial coefficients (symmetric Eq. 7-9).

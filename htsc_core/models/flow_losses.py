@@ -36,7 +36,7 @@ comment says otherwise):
   the layer's stated intent (batch x valid pixels), as the issue describing it does.
 - Per scale (Eq. 5): L_s = Lp + Lsm + w_s * Lss with w_s = 0.16, 0.08, 0.04, 0.02,
   0.01 for scales 6..2 (release loss_weight of SSIMLoss6..2) times
-  ``ssim_weight_scale`` (0.1 during end-to-end training, DESIGN.md section 2).
+  ``ssim_weight_scale`` (0.1 during end-to-end training, docs/DESIGN.md section 2).
   Eq. 6: delta_s = 1 at every scale (the release gives PhotometricLossK and
   SmoothnessLossK loss_weight 1 at all five scales; scale dependence is only in w_s).
 """

@@ -2,7 +2,7 @@
 
 "Before sending the estimated optical flow to the CNN ... we normalize it to a
 range between 0 and 255" (3.1.2). The exact mapping is the Hidden Two-Stream
-release's (DESIGN.md section 2): flow2 x 20, clip to [-20, 20], (+20) x 6.375,
+release's (docs/DESIGN.md section 2): flow2 x 20, clip to [-20, 20], (+20) x 6.375,
 upsample x2, subtract 128. It equals the stored TV-L1 flow contract
 (docs/CONTRACTS.md: JPEG value round((clip(f, -20, 20) + 20) * 255 / 40), fed as
 value - 128) without the rounding, so temporal CNNs trained on TV-L1 flow and on
@@ -27,7 +27,7 @@ from htsc_core.models.motionnet import FLOW_SCALES, MotionNet
 from htsc_core.models.vgg import VGG16
 
 FLOW_BOUND = 20.0  # denseflow / release bound (pixels)
-CNN_OFFSET = 128.0  # stored JPEG value - 128 (CONTRACTS.md, Dataset "flow")
+CNN_OFFSET = 128.0  # stored JPEG value - 128 (docs/CONTRACTS.md, Dataset "flow")
 
 
 def flow_to_cnn_input(flow2: torch.Tensor, out_size: int | tuple[int, int],

@@ -157,7 +157,7 @@ def from_torchvision_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, 
 
 
 def _cross_modality_conv1(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
-    # Wang et al. 2016 (TSN) cross-modality init, DESIGN.md section 2: mean over RGB, repeated.
+    # Wang et al. 2016 (TSN) cross-modality init, docs/DESIGN.md section 2: mean over RGB, repeated.
     return weight.mean(dim=1, keepdim=True).repeat(1, in_channels, 1, 1).clone()
 
 
@@ -185,7 +185,7 @@ def _load_compatible(model: VGG16, state: Mapping[str, torch.Tensor]) -> list[st
 
 
 def cross_modality_init(flow_vgg: VGG16, rgb_vgg: VGG16) -> VGG16:
-    """Initialise the temporal VGG16 from an RGB one (TSN cross-modality init, DESIGN.md section 2).
+    """Initialise the temporal VGG16 from an RGB one (TSN cross-modality init, docs/DESIGN.md section 2).
 
     Every layer is copied except conv1, whose weights become the mean over the 3 RGB input
     channels repeated to ``flow_vgg.in_channels``; fc8 is copied only if its shape matches.
