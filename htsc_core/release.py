@@ -474,3 +474,24 @@ def conclusion(study: Mapping[str, Any]) -> str:
     lines.append(f"- Best cross-fitted row: {best['method']} ({best['streams']}, {best['convention']} scores) "
                  f"{best['top1']:.4f} [{best['ci_low']:.4f}, {best['ci_high']:.4f}].")
     return "\n".join(lines)
+
+
+FIGURE_ROWS = ("spatial", "hidden_temporal", "tvl1_temporal", "equal", "hts", "awl", "global_weight",
+               "class_weights", "equal_tvl1", "two_stream", "awl_tvl1", "awl_softmax")
+
+
+def figure_inputs(study: Mapping[str, Any]) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """What ``plots.release_fusion`` draws: the main rows (with the release's published value where it
+    has one) and the spatial weight per class of AWL and of the grid weights (spatial + hidden,
+    release scores), averaged over the cross-fitting folds."""
+    by_name = {r["method"]: r for r in study["rows"]}
+    rows = [{**{k: by_name[m][k] for k in ("method", "top1", "ci_low", "ci_high")},
+             "published": PUBLISHED.get(m)} for m in FIGURE_ROWS if m in by_name]
+    weights = {"class_weights (beyond the paper)": np.mean(list(study["class_weights"]["class_weights"]
+                                                                ["w_first_per_fold"].values()), axis=0),
+               "awl (Eq. 10-15)": np.mean(list(study["awl"]["awl"]["w_first_per_fold"].values()), axis=0)}
+    return rows, weights
+
+
+def figure_path(results_dir: str | Path) -> Path:
+    return Path(results_dir) / "figures" / "09_hts_release.png"
