@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("htsc_core.data.synthetic", "generate the synthetic action set (docs/DESIGN.md section 5)"),
     "check-videos": ("htsc_core.data.check", "scan a dataset for unreadable, empty, short or odd videos"),
     "flow": ("htsc_core.flow.cli", "TV-L1 flow extraction (`flow extract`) and flow scoring (`flow eval`)"),
-    "train": ("htsc_core.train.stages", "train one stage: spatial | motion | temporal | tvl1 | cln"),
+    "train": ("htsc_core.train.stages", "train one stage: spatial | motion | temporal | tvl1 | rgbdiff | cln"),
     "evaluate": ("htsc_core.tables", "multi-view testing of trained stages, every fusion of Tables 3-4"),
     "bench": ("htsc_core.bench", "benchmarks (Table 5 efficiency, data pipeline, scaling); JSON out"),
     "reproduce": ("htsc_core.reproduce", "run the ordered notebooks with papermill into results/<dataset>/"),

@@ -134,3 +134,36 @@ def test_ten_crop_flips_mirror_the_differences(records):
 def test_rgbdiff_length_validated():
     with pytest.raises(ValueError, match="rgbdiff_length"):
         from_params(profile="smoke", rgbdiff_length=1)
+
+
+# ----------------------------------------------------------------------------- the training stage
+def test_rgbdiff_stage_trains_a_step_from_the_spatial_stream(tmp_path):
+    """`htsc train rgbdiff` on a tiny UCF101-shaped tree: cross-modality init from the spatial checkpoint
+    (TSN: conv1 = mean of the RGB filters repeated over 3(D-1) channels), one epoch of 2 steps, a loadable best.pt."""
+    import json
+    import warnings
+
+    from dataset_trees import ucf101_tree
+    from htsc_core.train.stages import build_stream, train
+
+    root, _ = ucf101_tree(tmp_path / "ucf")
+    cfg = from_params(profile="smoke", dataset="ucf101", data_root=str(root), runs_dir=str(tmp_path / "runs"),
+                      results_dir=str(tmp_path / "results"), max_steps_per_epoch=2, device="cpu", amp="off")
+    torch.set_num_threads(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tree's truncated video is screened out with a warning
+        train(cfg, "spatial", resume=False)
+        spatial = build_stream(cfg, "spatial", 3, load_trained=True)
+        init = build_stream(cfg, "rgbdiff", 3)
+        assert init.in_channels == 12  # D = 5: 4 differences x RGB
+        w = spatial.conv1.weight.detach()
+        torch.testing.assert_close(init.conv1.weight.detach(), w.mean(1, keepdim=True).expand(-1, 12, -1, -1))
+        torch.testing.assert_close(init.body[3].weight, spatial.body[3].weight)  # later layers copied
+        out = train(cfg, "rgbdiff", resume=False)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and log[0]["stage"] == "rgbdiff" and np.isfinite(log[0]["train_loss"])
+    assert 0 < log[0]["train_count"] <= 2 * cfg.batch_size  # at most two steps of the smoke batch
+    trained = build_stream(cfg, "rgbdiff", 3, load_trained=True)
+    assert not torch.equal(trained.conv1.weight, init.conv1.weight)  # the step moved the weights
+    x = torch.zeros(2, 12, 32, 32)
+    assert trained.eval()(x).shape == (2, 3)

@@ -7,6 +7,9 @@
 4. ``tvl1``     the classic two-stream baseline: the 20-channel VGG16 on stored TV-L1 flow.
 5. ``cln``      the collaborative learning network on the two streams' fc7 features (sec. 3.2);
                 :mod:`htsc_core.train.cln`, on the features :mod:`htsc_core.scores` extracts.
+6. ``rgbdiff``  TSN's cheapest motion baseline (Wang et al. 2016, sec. 3.2): the 3(D-1)-channel VGG16 on stacked
+                differences of D consecutive RGB frames, cross-modality initialised from the spatial stream
+                (docs/RGBDIFF.md).
 
 Every stage writes ``<runs_dir>/<stage>/{config.json, log.jsonl, last.pt, best.pt, skipped.jsonl}``.
 """
@@ -33,7 +36,7 @@ __all__ = ["STAGES", "MODALITY", "train", "run_dir", "flow_root", "build_stream"
            "motion_step", "temporal_step", "consensus", "correct_count", "classification_loss",
            "add_config_arguments", "config_from_args", "add_arguments", "command"]
 
-STAGES = ("spatial", "motion", "temporal", "tvl1", "cln")
+STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln")
 
 
 # --- step functions: (model, batch) -> (loss, stats) ------------------------------
@@ -79,7 +82,8 @@ def _optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimiz
         groups = [{"params": model.motion.parameters(), "lr": cfg.lr_motion_e2e},  # much lower (release: 1e-6 vs 1e-3)
                   {"params": model.vgg.parameters(), "lr": cfg.lr_temporal}]
     else:
-        groups = [{"params": model.parameters(), "lr": cfg.lr_spatial if stage == "spatial" else cfg.lr_temporal}]
+        lr = {"spatial": cfg.lr_spatial, "rgbdiff": cfg.lr_rgbdiff}.get(stage, cfg.lr_temporal)  # tvl1: lr_temporal
+        groups = [{"params": model.parameters(), "lr": lr}]
     return make_optimizer(cfg, groups)  # cfg.optimizer: SGD (two-stream / TSN practice) or AdamW
 
 
@@ -113,7 +117,7 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
     train_set = VideoDataset(train_records, cfg, mode="train", **kw)
     val_set = VideoDataset(val_records, cfg, mode="test", **kw) if val_records else None
     model = build_stream(cfg, stage, len(classes))
-    step = {"spatial": image_step("rgb"), "tvl1": image_step("flow"),
+    step = {"spatial": image_step("rgb"), "tvl1": image_step("flow"), "rgbdiff": image_step("rgbdiff"),
             "motion": motion_step(MotionNetLoss()),
             "temporal": temporal_step(MotionNetLoss(ssim_weight_scale=0.1))}[stage]  # SSIM / 10 end to end
     epochs = getattr(cfg, f"epochs_{stage}")

@@ -24,8 +24,9 @@ from htsc_core.train.engine import load_checkpoint, load_state
 __all__ = ["MODALITY", "STREAM_STAGES", "NOMINAL_CLASSES", "run_dir", "flow_root", "num_classes",
            "classification_loss", "correct_count", "consensus", "build_stream", "make_optimizer"]
 
-STREAM_STAGES = ("spatial", "motion", "temporal", "tvl1")  # stages that train a network on video
-MODALITY = {"spatial": ("rgb",), "motion": ("stack",), "temporal": ("stack",), "tvl1": ("flow",)}
+STREAM_STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff")  # stages that train a network on video
+MODALITY = {"spatial": ("rgb",), "motion": ("stack",), "temporal": ("stack",), "tvl1": ("flow",),
+            "rgbdiff": ("rgbdiff",)}
 # Class counts of the real datasets, for timing without the data (htsc bench table5).
 NOMINAL_CLASSES = {"ucf101": 101, "hmdb51": 51, "thumos14": 101}
 
@@ -65,13 +66,15 @@ def build_stream(cfg: Config, stage: str, n_classes: int, load_trained: bool = F
         model = build_vgg16(cfg, n_classes, 3)
     elif stage == "motion":
         model = build_motionnet(cfg)
-    elif stage in ("temporal", "tvl1"):
-        vgg = build_vgg16(cfg, n_classes, 2 * cfg.num_flows)
+    elif stage in ("temporal", "tvl1", "rgbdiff"):
+        # flow streams: 2(L-1) channels; TSN RGB difference: 3(D-1) channels (docs/RGBDIFF.md)
+        channels = 3 * (cfg.rgbdiff_length - 1) if stage == "rgbdiff" else 2 * cfg.num_flows
+        vgg = build_vgg16(cfg, n_classes, channels)
         spatial_ckpt = run_dir(cfg, "spatial") / "best.pt"
         if not load_trained and spatial_ckpt.exists():  # cross-modality init (docs/DESIGN.md section 2, TSN)
             rgb = build_stream(cfg, "spatial", n_classes, load_trained=True)
             cross_modality_init(vgg, rgb)
-        if stage == "tvl1":
+        if stage in ("tvl1", "rgbdiff"):
             model = vgg
         else:
             motion = build_motionnet(cfg)
