@@ -41,3 +41,28 @@ def test_ci_runs_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make test" in ci and "make test" in readme
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+def test_pyproject_declares_every_pin_with_a_lower_bound_the_pin_meets():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = list(project["dependencies"])
+    assert set(project["optional-dependencies"]) == {"notebooks", "test"}
+    for extra in project["optional-dependencies"].values():
+        declared += extra
+    pins = _requirements()
+    names = set()
+    for spec in declared:
+        name, sep, bound = spec.partition(">=")
+        assert sep and bound, f"pyproject.toml: {spec!r} needs a lower bound (>=), exact pins go in requirements.txt"
+        name = name.strip().lower()
+        names.add(name)
+        assert name in pins, f"pyproject.toml declares {name}, which requirements.txt does not pin"
+        assert _version_tuple(pins[name]) >= _version_tuple(bound), f"{name}: pin {pins[name]} below bound {bound}"
+    assert names == set(pins), f"pinned but not declared in pyproject.toml: {sorted(set(pins) - names)}"
+    assert project["license"] and (ROOT / "LICENSE").exists() and project["urls"]
