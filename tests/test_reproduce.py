@@ -26,7 +26,7 @@ def test_reproduce_smoke_writes_tables_figures_and_html(tmp_path):
         "table3": ["method", "ours", "paper_ucf101", "paper_hmdb51", "paper_thumos14"],
         "table4": ["method", "ours", "paper_ucf101", "paper_hmdb51", "paper_thumos14"],
         "table5": ["method", "ours_fps", "paper_fps"],
-        "flow": ["method", "epe", "ms_per_pair"],
+        "flow": ["method", "epe", "photometric", "ms_per_pair"],
     }
     for name, columns in expected.items():
         with open(results / "tables" / f"{name}.csv") as fh:
