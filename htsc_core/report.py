@@ -80,6 +80,37 @@ def claims_paragraph(claims: list[dict]) -> str:
     return text
 
 
+RELEASE_RESULTS = ROOT / "results" / "hts_release"
+RELEASE_COLUMNS = ("method", "streams", "top1", "ci_low", "ci_high", "mean_class_acc", "n", "fit", "beyond_paper")
+
+
+def release_markdown(results_dir: Path = RELEASE_RESULTS) -> str:
+    """The section "Real UCF101 scores (Hidden Two-Stream release)" from notebook 09's fusion.csv and
+    claims.json (release-convention rows; the softmax rows are in the CSV). Empty if they are missing."""
+    results_dir = Path(results_dir)
+    table, claims_path = results_dir / "tables" / "fusion.csv", results_dir / "metrics" / "claims.json"
+    if not table.exists() or not claims_path.exists():
+        return ""
+    with table.open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("convention") == "release"]
+    rel = results_dir.relative_to(ROOT) if results_dir.is_absolute() and results_dir.is_relative_to(ROOT) else results_dir
+    lines = ["### Real UCF101 scores (Hidden Two-Stream release)", "",
+             f"Notebook 09 on the per-video UCF101 split-1 test scores published by the Hidden Two-Stream release "
+             f"(`bryanyzhu/Hidden-Two-Stream`, `test/`, commit f7f684a, BSD 2-clause; vendored in "
+             f"`data/external/hts_release_ucf101_split1/`), the study's only real action data. Rows marked `fit` "
+             f"leave-one-group-out are fitted on six of the seven test groups and scored on the seventh; "
+             f"`beyond_paper` rows are not in the paper. Top-1 with a 95% Wilson interval; files in `{rel}/`.", "",
+             "| " + " | ".join(RELEASE_COLUMNS) + " |", "|" + "---|" * len(RELEASE_COLUMNS)]
+    lines += ["| " + " | ".join(r.get(c, "") for c in RELEASE_COLUMNS) + " |" for r in rows]
+    lines += ["", "**Claims on the release's scores** (`metrics/claims.json`, paired on the same videos)", ""]
+    for c in json.loads(claims_path.read_text()):
+        lo, hi = c["ci"]
+        p = f", McNemar p = {c['p']:.2g}" if c.get("p") is not None else ""
+        lines.append(f"- {c['claim']}: **{c['verdict']}** (difference {c['estimate']:+.4f}, "
+                     f"95% CI [{lo:+.4f}, {hi:+.4f}]{p}, n = {c['n']})")
+    return "\n".join(lines) + "\n"
+
+
 def update_readme(results_dir: Path, readme: Path = ROOT / "README.md") -> None:
     """Replace the text between the results markers of README.md with this run's tables."""
     from htsc_core.utils import atomic_write_text
@@ -89,4 +120,6 @@ def update_readme(results_dir: Path, readme: Path = ROOT / "README.md") -> None:
         return
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    atomic_write_text(readme, f"{head}{START}\n{results_markdown(results_dir)}\n{END}{tail}")
+    release = release_markdown()
+    body = results_markdown(results_dir) + (f"\n{release}" if release else "")
+    atomic_write_text(readme, f"{head}{START}\n{body}\n{END}{tail}")

@@ -145,3 +145,24 @@ def test_mca_helper_matches_metrics(rel):
     s = release.convert(rel.scores["spatial"])
     assert release._mca(s.argmax(1), rel.labels, 101) == pytest.approx(
         metrics.mean_class_accuracy(s, rel.labels, 101))
+
+
+def test_committed_results_and_readme_section():
+    """results/hts_release (written by notebook 09): parity rows to 4 decimals, an awl row inside its interval,
+    a verdict for AWL vs the 1:1.5 fusion, and the README section rendered from them."""
+    import csv
+    import json
+
+    from htsc_core import report, stats
+
+    base = release.ROOT / "results" / "hts_release"
+    rows = {r["method"]: r for r in csv.DictReader((base / "tables" / "fusion.csv").open())}
+    for method, published in release.PUBLISHED.items():
+        assert float(rows[method]["top1"]) == published, method
+    awl = rows["awl"]
+    assert float(awl["ci_low"]) <= float(awl["top1"]) <= float(awl["ci_high"]) and awl["n"] == "3783"
+    claims = {(c["a"], c["b"]): c for c in json.loads((base / "metrics" / "claims.json").read_text())}
+    assert claims[("awl", "hts")]["verdict"] in stats.VERDICTS
+    text = report.release_markdown(base)
+    assert text.startswith("### Real UCF101 scores (Hidden Two-Stream release)")
+    assert "| awl | spatial + hidden_temporal |" in text and claims[("awl", "hts")]["claim"] in text
