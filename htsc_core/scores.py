@@ -25,7 +25,7 @@ from htsc_core.train.engine import progress
 from htsc_core.train.streams import MODALITY, build_stream, flow_root, run_dir
 from htsc_core.utils import atomic_save_npz, resolve_device
 
-STREAMS = ("spatial", "temporal", "tvl1")  # stage names of the three CNN streams
+STREAMS = ("spatial", "temporal", "tvl1", "rgbdiff")  # stage names of the CNN streams (rgbdiff: TSN RGB difference)
 SUBSETS = ("train", "val", "test")
 
 
@@ -74,7 +74,7 @@ def _forward(stream: str, model: nn.Module, batch: dict) -> tuple[torch.Tensor, 
     if stream == "temporal":
         out = model(batch["stack"].flatten(0, 1))
         return out["logits"], out["fc7"]
-    x = batch["rgb" if stream == "spatial" else "flow"].flatten(0, 1)
+    x = batch[{"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff"}[stream]].flatten(0, 1)
     fc7 = model.features(x)
     return model.classifier_head(fc7), fc7
 

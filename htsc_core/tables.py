@@ -3,8 +3,9 @@
 AWL weights are fitted on validation scores (sec. 3.3): the streams' saved validation scores for
 "HTS + AWL", the CLN heads' for HTSC. The test scores of every HTS / HTSC row come from one pass
 of the :class:`~htsc_core.models.htsc.HTSC` model over the test videos (the model the Table 5
-benchmark times); the TV-L1 two-stream baseline adds its saved test scores, matched to the same
-videos by :func:`htsc_core.scores.align_streams`.
+benchmark times); the baselines trained beside it -- the TV-L1 two-stream network and TSN's RGB
+difference stream (docs/RGBDIFF.md) -- add their saved test scores, matched to the same videos by
+:func:`htsc_core.scores.align_streams` (:func:`baseline_scores`).
 """
 from __future__ import annotations
 
@@ -62,6 +63,39 @@ def htsc_scores(cfg: Config, awl_weights, subset: str = "test", device: str | No
     return result
 
 
+# Baselines scored from their saved test scores: stream -> (row of the stream alone, row of its late fusion
+# with the HTSC pass's spatial scores). Both fuse spatial : motion = 1 : 1.5 (hts_fusion), the weights of the
+# two-stream / Hidden Two-Stream protocol and of TSN for RGB + RGB difference.
+BASELINES = {"tvl1": ("tvl1_temporal", "two_stream"), "rgbdiff": ("rgb_diff", "tsn_rgb_diff")}
+
+
+def baseline_scores(cfg: Config, test: dict) -> dict[str, np.ndarray]:
+    """Per-video test scores (n, M) of the baseline rows, in the video order of ``test`` (the HTSC pass,
+    :func:`htsc_scores`, or ``load_scores(cfg, "test", "htsc")``): ``tvl1_temporal`` and ``two_stream``
+    (TV-L1 stream, spatial + 1.5 x TV-L1), ``rgb_diff`` and ``tsn_rgb_diff`` (TSN RGB difference stream,
+    spatial + 1.5 x RGB difference), each pair only when that stream's test scores were extracted.
+    Per-video correctness for the paired verdicts: :func:`correct`."""
+    out: dict[str, np.ndarray] = {}
+    for stream, (alone, fused) in BASELINES.items():
+        if not scores_path(cfg, "test", stream).exists():
+            continue
+        pair = align_streams({"htsc": test, stream: load_scores(cfg, "test", stream)})
+        if not np.array_equal(pair[stream]["labels"], np.asarray(test["labels"])):
+            raise ValueError(f"{scores_path(cfg, 'test', stream)}: labels differ from the HTSC pass's for the same videos")
+        out[alone] = pair[stream]["scores"]
+        out[fused] = hts_fusion(test["spatial"], pair[stream]["scores"])
+    return out
+
+
+def correct(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(n,) bool per-video top-1 correctness (multi-hot labels: the top class is one of the labels)."""
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    pred = scores.argmax(1)
+    if labels.ndim == 2:
+        return labels[np.arange(len(pred)), pred] > 0
+    return pred == labels
+
+
 def fusion_results(cfg: Config, device: str | None = None) -> dict:
     """Every method of Tables 3-4 on the test subset (AWL fitted on val)."""
     val = align_streams({"spatial": load_scores(cfg, "val", "spatial"), "temporal": load_scores(cfg, "val", "temporal")})
@@ -80,15 +114,12 @@ def fusion_results(cfg: Config, device: str | None = None) -> dict:
         "hts_cln_awl": test["htsc"],  # Eq. 15
     }
     result = {k: metric(v, labels) for k, v in fused.items()}
-    if scores_path(cfg, "test", "tvl1").exists():
-        pair = align_streams({"htsc": test, "tvl1": load_scores(cfg, "test", "tvl1")})
-        tv = pair["tvl1"]["scores"]
-        result["tvl1_temporal"] = metric(tv, labels)
-        result["two_stream"] = metric(hts_fusion(test["spatial"], tv), labels)
+    baselines = baseline_scores(cfg, test)  # two_stream (TV-L1), tsn_rgb_diff (RGB difference) and their streams
+    result.update({k: metric(v, labels) for k, v in baselines.items()})
     result["htsc"] = result["hts_cln_awl"]
     per_family = {}
     if labels.ndim == 1:
-        for name, scores in fused.items():
+        for name, scores in {**fused, **baselines}.items():
             fam = score_report(cfg, scores, labels)["per_family"]
             if fam:
                 per_family[name] = fam
@@ -101,7 +132,7 @@ def evaluate_all(cfg: Config, device: str | None = None, streams: tuple[str, ...
     for stream in streams:
         if not (run_dir(cfg, stream) / "best.pt").exists():
             continue
-        for subset in (("test",) if stream == "tvl1" else ("val",)):
+        for subset in (("test",) if stream in BASELINES else ("val",)):
             extract_scores(cfg, stream, subset, device)
     results = fusion_results(cfg, device)
     results["meta"] = run_metadata(cfg)

@@ -167,3 +167,42 @@ def test_rgbdiff_stage_trains_a_step_from_the_spatial_stream(tmp_path):
     assert not torch.equal(trained.conv1.weight, init.conv1.weight)  # the step moved the weights
     x = torch.zeros(2, 12, 32, 32)
     assert trained.eval()(x).shape == (2, 3)
+    from htsc_core.scores import extract_scores, load_scores
+
+    extract_scores(cfg, "rgbdiff", "test", device="cpu")  # the test protocol, as for the other streams
+    s = load_scores(cfg, "test", "rgbdiff")
+    assert s["scores"].shape == (3, 3) and s["features"].shape == (3, cfg.test_segments, trained.feature_dim)
+    np.testing.assert_allclose(s["scores"].sum(1), 1.0, rtol=1e-5)  # softmax probabilities, averaged over views
+
+
+# ----------------------------------------------------------------------------- table rows
+def test_baseline_scores_align_and_fuse_1_to_1p5(tmp_path):
+    """rgb_diff / tsn_rgb_diff rows from the saved rgbdiff test scores, in the HTSC pass's video order."""
+    from htsc_core.scores import scores_path
+    from htsc_core.tables import baseline_scores, correct
+    from htsc_core.utils import atomic_save_npz
+
+    cfg = from_params(profile="smoke", runs_dir=str(tmp_path))
+    rng = np.random.default_rng(0)
+    ids = np.array([f"v{i}" for i in range(6)])
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    spatial = rng.dirichlet(np.ones(3), 6)
+    rd = rng.dirichlet(np.ones(3), 6)
+    test = {"spatial": spatial, "labels": labels, "video_ids": ids}
+    assert baseline_scores(cfg, test) == {}  # no stream scored yet: no rows
+    perm = np.array([3, 5, 0, 1, 4, 2])  # the stream saved its videos in another order
+    atomic_save_npz(scores_path(cfg, "test", "rgbdiff"), scores=rd[perm], labels=labels[perm], video_ids=ids[perm],
+                    features=np.zeros((6, 2, 4)))
+    rows = baseline_scores(cfg, test)
+    assert sorted(rows) == ["rgb_diff", "tsn_rgb_diff"]
+    np.testing.assert_allclose(rows["rgb_diff"], rd)
+    for i in range(6):  # TSN / two-stream late fusion, RGB : motion = 1 : 1.5, video by video
+        np.testing.assert_allclose(rows["tsn_rgb_diff"][i], [spatial[i, c] + 1.5 * rd[i, c] for c in range(3)])
+    expect = [int(np.argmax(spatial[i] + 1.5 * rd[i])) == labels[i] for i in range(6)]
+    np.testing.assert_array_equal(correct(rows["tsn_rgb_diff"], labels), expect)
+    multi = np.eye(3)[labels]
+    np.testing.assert_array_equal(correct(rows["tsn_rgb_diff"], multi), expect)
+    atomic_save_npz(scores_path(cfg, "test", "rgbdiff"), scores=rd[perm], labels=(labels[perm] + 1) % 3,
+                    video_ids=ids[perm], features=np.zeros((6, 2, 4)))
+    with pytest.raises(ValueError, match="labels differ"):
+        baseline_scores(cfg, test)
