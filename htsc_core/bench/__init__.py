@@ -3,10 +3,12 @@
     htsc bench table5   [--profile P] [--resolutions 128,224] [--repeats N] [--threads N] [--compile] [--out DIR]
     htsc bench data     [--profile P] [--data-root ROOT] [--out DIR]
     htsc bench scaling  [--profile P] [--data-root ROOT] [--out DIR]
+    htsc bench train    [--profile P] [--stages spatial,motion,...] [--repeats N] [--json PATH]
     htsc bench all      ...
 
 Each writes JSON (``bench_table5.json``, ``bench_data.json``, ``bench_scaling.json``) into
-``<results_dir>/metrics/`` (``results/<dataset>/metrics`` for the default profile) or ``--out``, and
+``<results_dir>/metrics/`` (``results/<dataset>/metrics`` for the default profile) or ``--out``
+(``bench_train.json``: ``--json`` or ``--out``), and
 prints a short table. ``--compile`` also tries ``torch.compile`` on a paper-width VGG16 at 224 px and
 records whether it helped (or why it failed).
 """
@@ -16,12 +18,23 @@ import argparse
 
 from htsc_core.bench.data import data_benchmark, scaling_benchmark
 from htsc_core.bench.table5 import FPS_DEFINITION, table5_benchmark
+from htsc_core.bench.train import STAGES as TRAIN_STAGES
+from htsc_core.bench.train import precision_comparison, train_benchmark
 from htsc_core.cli import add_config_arguments, config_from_args
 from htsc_core.study import fmt_table
 
-__all__ = ["add_arguments", "command", "table5_benchmark", "data_benchmark", "scaling_benchmark", "FPS_DEFINITION"]
+__all__ = ["add_arguments", "command", "table5_benchmark", "data_benchmark", "scaling_benchmark", "FPS_DEFINITION",
+           "train_benchmark", "precision_comparison"]
 
-WHAT = ("table5", "data", "scaling", "all")
+WHAT = ("table5", "data", "scaling", "train", "all")
+
+
+def _stages(text: str) -> tuple[str, ...]:
+    stages = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [s for s in stages if s not in TRAIN_STAGES]
+    if bad or not stages:
+        raise argparse.ArgumentTypeError(f"--stages {text!r}: expected comma-separated names from {TRAIN_STAGES}")
+    return stages
 
 
 def _resolutions(text: str) -> list[int]:
@@ -47,6 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true",
                    help="also try torch.compile on VGG16 at 224 px and record whether it helped")
     p.add_argument("--out", default=None, help="output directory (default <results_dir>/metrics)")
+    p.add_argument("--stages", type=_stages, default=TRAIN_STAGES,
+                   help=f"`train`: comma-separated stages (default {','.join(TRAIN_STAGES)})")
+    p.add_argument("--json", default=None, help="`train`: output JSON path (default <out>/bench_train.json)")
 
 
 def _table(rows, cols) -> str:
@@ -98,5 +114,18 @@ def command(args: argparse.Namespace) -> int:
         print(_table(res["runs"], ["factor", "videos", "steps", "epoch_s", "peak_rss_bytes"]))
         print(f"time ratio {res['time_ratio']:.2f} for {res['size_ratio']:.0f}x videos "
               f"(linear = {res['size_ratio']:.0f}); peak RSS ratio {res['peak_rss_ratio']:.3f} (flat = 1)")
+        print(f"wrote {res['path']}")
+    if args.what in ("train", "all"):
+        from pathlib import Path
+
+        path = args.json or (Path(args.out) / "bench_train.json" if args.out else None)
+        res = train_benchmark(cfg, stages=args.stages, repeats=args.repeats, json_path=path)
+        rows = [{"stage": k, **v, "fp32_ms": v["fp32_ms_per_step"], "bf16_ms": v["bf16_ms_per_step"],
+                 "loader_ms": v["loader_ms_per_batch"]} for k, v in res["stages"].items()]
+        print(_table(rows, ["stage", "batch_size", "fp32_ms", "bf16_ms", "speedup", "gflops_per_step",
+                            "gflops_per_s_fp32", "gflops_per_s_bf16", "loader_ms"]))
+        m = res["machine"]
+        print(f"({m['cpu_model']}, {m['torch_threads']} threads, torch {m['torch']}, native bf16 "
+              f"{m['bf16_native_cpu']}; trainer precision: {res['trainer_precision']})")
         print(f"wrote {res['path']}")
     return 0

@@ -1,0 +1,299 @@
+"""Training-speed benchmark per stage: fp32 against bf16 autocast, FLOPs and achieved FLOP/s
+(``htsc bench train``; the precision policy is :func:`htsc_core.train.engine.precision_policy`).
+
+For each stage (spatial, motion, temporal end to end, tvl1, cln) one optimiser step - the trainer's own
+step function, forward + loss + backward + optimiser - is timed on random tensors of the profile's
+shapes (timing does not depend on the data) in four variants: fp32 / bf16 autocast, each with NCHW and
+channels_last conv weights. Warm-up steps are excluded and the variants' repeats are interleaved, so a
+load change on a shared machine hits every variant alike; medians are reported. FLOPs per step are
+counted by ``torch.utils.flop_counter.FlopCounterMode`` on one fp32 step (2 per multiply-add of the
+convolutions and matrix products, forward and backward; elementwise work is not counted). The loader's
+ms per batch is measured on the profile's dataset when it exists (null with the reason otherwise).
+
+:func:`precision_comparison` is the safety check: one stage trained in fp32 and in bf16 on the same
+data, validation accuracy (with its binomial interval) and time per epoch of both, in one JSON file.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from htsc_core.bench.common import spread, sync
+from htsc_core.config import Config
+from htsc_core.train.engine import Precision, machine_info, precision_policy, to_channels_last
+from htsc_core.utils import atomic_write_json, resolve_device, run_metadata
+
+STAGES = ("spatial", "motion", "temporal", "tvl1", "cln")
+VARIANTS = ("fp32", "fp32_channels_last", "bf16", "bf16_channels_last")
+STAGE_MODALITY = {"spatial": "rgb", "motion": "stack", "temporal": "stack", "tvl1": "flow"}
+
+
+# ----------------------------------------------------------------------------- FLOPs
+def count_step_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of one call of ``fn`` (e.g. forward + backward) counted by FlopCounterMode."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+# ----------------------------------------------------------------------------- stage set-up
+def _optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimizer:
+    """The stage's optimiser kind (train/stages.py): Adam for MotionNet, else cfg.optimizer."""
+    if stage in ("motion", "cln"):
+        return torch.optim.Adam(model.parameters(), lr=1e-4)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=cfg.weight_decay)
+
+
+def stage_case(cfg: Config, stage: str, num_classes: int, device: torch.device, seed: int = 0):
+    """(model, step function, one batch of random tensors) of ``stage`` at the profile's shapes.
+
+    Batches are what the trainer sees: (B, K, ...) with B = cfg.batch_size videos and K = cfg.num_segments
+    views per video; the CLN trains on (B, S, d) fc7 features of S = cfg.test_segments segments.
+    """
+    from htsc_core.models.cln import CollaborativeLearning, cln_loss
+    from htsc_core.models.flow_losses import MotionNetLoss
+    from htsc_core.models.motionnet import build_motionnet
+    from htsc_core.models.temporal import HiddenTemporalStream
+    from htsc_core.models.vgg import build_vgg16
+    from htsc_core.train.stages import image_step, motion_step, temporal_step
+
+    torch.manual_seed(seed)
+    plain = cfg.replace(pretrained=False)  # timing only: no ImageNet look-up
+    B, K, S, L, nf = cfg.batch_size, cfg.num_segments, cfg.image_size, cfg.stack_length, 2 * cfg.num_flows
+    g = torch.Generator().manual_seed(seed)
+    label = torch.randint(0, num_classes, (B,), generator=g)
+    if stage == "spatial":
+        model, step = build_vgg16(plain, num_classes, 3), image_step("rgb")
+        batch = {"rgb": torch.rand(B, K, 3, S, S, generator=g)}
+    elif stage == "tvl1":
+        model, step = build_vgg16(plain, num_classes, nf), image_step("flow")
+        batch = {"flow": (torch.rand(B, K, nf, S, S, generator=g) - 0.5) * 255.0}  # value - 128 (docs/CONTRACTS.md)
+    elif stage == "motion":
+        model, step = build_motionnet(plain), motion_step(MotionNetLoss())
+        batch = {"stack": torch.rand(B, K, L, 3, S, S, generator=g)}
+    elif stage == "temporal":
+        model = HiddenTemporalStream(build_motionnet(plain), build_vgg16(plain, num_classes, nf))
+        step = temporal_step(MotionNetLoss(ssim_weight_scale=0.1))  # as train/stages.py end to end
+        batch = {"stack": torch.rand(B, K, L, 3, S, S, generator=g)}
+    elif stage == "cln":
+        probe = build_vgg16(plain, num_classes, 3)
+        d = probe.feature_dim
+        del probe
+        model = CollaborativeLearning(d, cfg.cln_hidden, num_classes, rounds=cfg.cln_rounds, dropout=cfg.dropout)
+        batch = {"fs": torch.rand(B, cfg.test_segments, d, generator=g),
+                 "fo": torch.rand(B, cfg.test_segments, d, generator=g)}
+
+        def step(m: nn.Module, b: dict):
+            return cln_loss(m(b["fs"], b["fo"]), b["label"]), {}
+    else:
+        raise ValueError(f"stage={stage!r}; expected one of {STAGES}")
+    batch["label"] = label
+    batch = {k: v.to(device) for k, v in batch.items()}
+    return model.to(device).train(), step, batch
+
+
+def _variant_precision(name: str) -> Precision:
+    return Precision(torch.bfloat16 if name.startswith("bf16") else None, name.endswith("channels_last"))
+
+
+def _make_step(cfg: Config, stage: str, model: nn.Module, step, batch: dict, precision: Precision,
+               device: torch.device) -> Callable[[], None]:
+    """One optimiser step exactly as Trainer._run_epoch runs it."""
+    if precision.channels_last:
+        to_channels_last(model)
+    opt = _optimizer(cfg, stage, model)
+
+    def one() -> None:
+        with precision.autocast(device):
+            loss, _ = step(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return one
+
+
+# ----------------------------------------------------------------------------- loader
+def loader_ms_per_batch(cfg: Config, stage: str, num_batches: int) -> tuple[float | None, str | None]:
+    """(ms per batch of the real training loader, None) or (None, why it was not measured)."""
+    if stage == "cln":
+        return None, "the CLN trains on cached fc7 features held in memory: no loader"
+    root = Path(cfg.data_root)
+    if not (root.is_dir() and any(root.iterdir())):
+        return None, f"dataset {root} not found (generate it: htsc synth --out {root} --profile {cfg.profile})"
+    flow_root = root / "flow_tvl1"
+    if stage == "tvl1" and not (flow_root.is_dir() and any(flow_root.iterdir())):
+        return None, f"no stored TV-L1 flow under {flow_root} (htsc flow extract)"
+    from htsc_core.data.dataset import VideoDataset
+    from htsc_core.data.registry import load_split
+    from htsc_core.data.throughput import measure_loader_throughput
+
+    try:
+        records, _ = load_split(cfg, "train")
+        ds = VideoDataset(records, cfg, mode="train", modalities=(STAGE_MODALITY[stage],),
+                          flow_root=flow_root if stage == "tvl1" else None)
+        res = measure_loader_throughput(ds, cfg, num_batches=num_batches)
+    except (OSError, ValueError, RuntimeError) as exc:
+        return None, f"loader failed on {root}: {exc}"
+    return 1e3 * res["seconds"] / res["num_batches"], None
+
+
+# ----------------------------------------------------------------------------- benchmark
+def bench_stage(cfg: Config, stage: str, num_classes: int, repeats: int, warmup: int, device: torch.device,
+                variants: tuple[str, ...] = VARIANTS) -> dict:
+    """Median ms per optimiser step of each variant (interleaved repeats), FLOPs per step, GFLOP/s."""
+    model, step, batch = stage_case(cfg, stage, num_classes, device, seed=cfg.seed)
+
+    def fwd_bwd() -> None:
+        loss, _ = step(model, batch)
+        loss.backward()
+    flops = count_step_flops(fwd_bwd)  # fp32, before any optimiser step
+    model.zero_grad(set_to_none=True)
+    steps = {v: _make_step(cfg, stage, copy.deepcopy(model), step, batch, _variant_precision(v), device)
+             for v in variants}
+    del model
+    for fn in steps.values():
+        for _ in range(warmup):  # first calls build oneDNN primitives and allocator caches
+            fn()
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(repeats):
+        for v, fn in steps.items():  # interleaved: a load change hits every variant alike
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[v].append(time.perf_counter() - t0)
+    ms = {v: 1e3 * spread(t)["median"] for v, t in times.items()}
+    policy = precision_policy(device, "bf16")
+    bf16_name = "bf16_channels_last" if policy.channels_last else "bf16"
+    fp32_ms, bf16_ms = ms["fp32"], ms.get(bf16_name, math.nan)
+    gflops = flops / 1e9
+    return {"fp32_ms_per_step": fp32_ms, "bf16_ms_per_step": bf16_ms, "speedup": fp32_ms / bf16_ms,
+            "gflops_per_step": gflops, "gflops_per_s_fp32": gflops / (fp32_ms / 1e3),
+            "gflops_per_s_bf16": gflops / (bf16_ms / 1e3),
+            "bf16_layout": "channels_last" if policy.channels_last else "contiguous",
+            "ms_per_step": ms, "seconds_spread": {v: spread(t) for v, t in times.items()},
+            "channels_last_speedup_fp32": ms["fp32"] / ms["fp32_channels_last"]
+            if "fp32_channels_last" in ms else None,
+            "channels_last_speedup_bf16": ms["bf16"] / ms["bf16_channels_last"]
+            if "bf16_channels_last" in ms else None}
+
+
+def train_benchmark(cfg: Config, stages: tuple[str, ...] = STAGES, repeats: int | None = None,
+                    warmup: int | None = None, loader_batches: int | None = None, num_classes: int | None = None,
+                    json_path: str | Path | None = None) -> dict:
+    """Run :func:`bench_stage` for every stage and the loader; write ``bench_train.json``."""
+    smoke = cfg.profile == "smoke"
+    repeats = (2 if smoke else 5) if repeats is None else int(repeats)
+    warmup = (1 if smoke else 2) if warmup is None else int(warmup)
+    loader_batches = (2 if smoke else 5) if loader_batches is None else int(loader_batches)
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats={repeats}, warmup={warmup}; expected repeats >= 1 and warmup >= 0")
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; expected some of {STAGES}")
+    device = resolve_device(cfg.device)
+    if num_classes is None:
+        num_classes = 3 * cfg.synth_classes_per_family if cfg.dataset == "synthetic" else \
+            {"ucf101": 101, "hmdb51": 51, "thumos14": 101}[cfg.dataset]
+    trainer = precision_policy(device, cfg.amp)
+    result: dict = {"stages": {}, "machine": {**machine_info(), "device": str(device)},
+                    "profile": cfg.profile, "repeats": repeats, "warmup": warmup, "num_classes": num_classes,
+                    "trainer_precision": {"amp": cfg.amp, "dtype": trainer.name,
+                                          "channels_last": trainer.channels_last},
+                    "definition": "ms per optimiser step (forward, loss, backward, optimiser) on random tensors "
+                                  "of the profile's shapes, median of interleaved repeats after warm-up; "
+                                  "bf16 = autocast with the policy's layout; FLOPs counted by FlopCounterMode "
+                                  "on one fp32 forward + backward (2 per multiply-add)"}
+    loader_cache: dict[str, tuple[float | None, str | None]] = {}
+    for stage in stages:
+        row = bench_stage(cfg, stage, num_classes, repeats, warmup, device)
+        modality = STAGE_MODALITY.get(stage, stage)
+        if modality not in loader_cache:
+            loader_cache[modality] = loader_ms_per_batch(cfg, stage, loader_batches)
+        loader_ms, reason = loader_cache[modality]
+        row.update({"loader_ms_per_batch": loader_ms, "loader_note": reason, "batch_size": cfg.batch_size,
+                    "segments": cfg.test_segments if stage == "cln" else cfg.num_segments,
+                    "resolution": cfg.image_size})
+        result["stages"][stage] = row
+    result["meta"] = run_metadata(cfg, str(device))
+    path = Path(json_path) if json_path is not None else Path(cfg.results_dir) / "metrics" / "bench_train.json"
+    atomic_write_json(path, result)
+    result["path"] = str(path)
+    return result
+
+
+# ----------------------------------------------------------------------------- fp32 vs bf16 training
+def _wilson(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion k / n."""
+    if n <= 0:
+        return math.nan, math.nan
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return mid - half, mid + half
+
+
+def summarise_run(run_dir: str | Path, monitor: str = "val_accuracy") -> dict:
+    """Final and best epoch of a run's log.jsonl (the last contiguous run if it was appended to)."""
+    path = Path(run_dir) / "log.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the run did not finish an epoch")
+    log = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    starts = [i for i, r in enumerate(log) if r["epoch"] == 1]
+    log = log[starts[-1]:] if starts else log
+    last = log[-1]
+    out = {"epochs": last["epoch"], "precision": last.get("precision"), "channels_last": last.get("channels_last"),
+           "epoch_seconds_median": spread([r["seconds"] for r in log])["median"],
+           "total_seconds": sum(r["seconds"] for r in log), "final": last}
+    if monitor in last:
+        n = last.get("val_count", math.nan)
+        out.update({"val_accuracy": last[monitor], "val_count": n,
+                    "val_accuracy_ci95": _wilson(last[monitor] * n, n),
+                    "best_val_accuracy": max(r[monitor] for r in log)})
+    return out
+
+
+def precision_comparison(cfg: Config, stage: str = "spatial", runs_base: str | Path | None = None,
+                         json_path: str | Path | None = None, epochs: int | None = None, train_fn=None) -> dict:
+    """Train ``stage`` in fp32 (amp=off) and in bf16 (amp=bf16) on the same data and seed; compare.
+
+    Runs go to ``<runs_base>-fp32/`` and ``<runs_base>-bf16/``; the JSON (default
+    ``<results_dir>/metrics/bf16_vs_fp32.json``) holds both summaries, the accuracy difference, and
+    whether each accuracy lies in the other's 95% Wilson interval. ``epochs`` caps the stage's epochs
+    (``epochs_<stage>``; the schedule then spans the capped run).
+    """
+    if train_fn is None:
+        from htsc_core.train.stages import train as train_fn
+    if epochs is not None:
+        cfg = cfg.replace(**{f"epochs_{stage}": int(epochs)})
+    base = Path(runs_base) if runs_base is not None else Path(cfg.runs_dir + "-precision")
+    runs = {}
+    for mode, amp in (("fp32", "off"), ("bf16", "bf16")):
+        run_cfg = cfg.replace(amp=amp, runs_dir=f"{base}-{mode}")
+        t0 = time.perf_counter()
+        out = train_fn(run_cfg, stage, resume=False)
+        runs[mode] = {**summarise_run(out), "wall_seconds": time.perf_counter() - t0, "run_dir": str(out)}
+    f, b = runs["fp32"], runs["bf16"]
+    result = {"stage": stage, "profile": cfg.profile, "epochs": getattr(cfg, f"epochs_{stage}"), "data_root": cfg.data_root, "seed": cfg.seed,
+              "runs": runs, "machine": machine_info(),
+              "epoch_time_ratio_fp32_over_bf16": f["epoch_seconds_median"] / b["epoch_seconds_median"]}
+    if "val_accuracy" in f and "val_accuracy" in b:
+        result.update({
+            "accuracy_difference_bf16_minus_fp32": b["val_accuracy"] - f["val_accuracy"],
+            "bf16_within_fp32_ci95": f["val_accuracy_ci95"][0] <= b["val_accuracy"] <= f["val_accuracy_ci95"][1],
+            "fp32_within_bf16_ci95": b["val_accuracy_ci95"][0] <= f["val_accuracy"] <= b["val_accuracy_ci95"][1]})
+    path = Path(json_path) if json_path is not None else Path(cfg.results_dir) / "metrics" / "bf16_vs_fp32.json"
+    atomic_write_json(path, result)
+    result["path"] = str(path)
+    return result
