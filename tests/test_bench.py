@@ -91,7 +91,7 @@ def test_table5_benchmark_smoke_schema_and_json(tmp_path):
     rows = {r["method"]: r for r in res["table5"]}
     assert set(rows) == set(METHODS)
     for m, r in rows.items():
-        assert r["ours_fps"] > 0 and r["paper_fps"] == TABLE5_FPS[m]
+        assert r["ours_fps"] > 0 and r["paper_fps"] == TABLE5_FPS.get(m, "")  # tsn_rgb_diff: not in Table 5
         assert r["resolution"] == cfg.image_size and r["threads"] == 1
     for m in METHODS:
         shares = [s["share"] for s in res["steps"] if s["method"] == m]

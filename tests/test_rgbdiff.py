@@ -206,3 +206,26 @@ def test_baseline_scores_align_and_fuse_1_to_1p5(tmp_path):
                     video_ids=ids[perm], features=np.zeros((6, 2, 4)))
     with pytest.raises(ValueError, match="labels differ"):
         baseline_scores(cfg, test)
+
+
+# ----------------------------------------------------------------------------- Table 5 pipeline
+def test_table5_tsn_rgb_diff_pipeline_matches_a_direct_computation():
+    from htsc_core.bench.common import StepTimer
+    from htsc_core.bench.table5 import build_networks, make_clips, run_tsn_rgb_diff
+    from htsc_core.fusion import hts_fusion
+
+    torch.set_num_threads(1)
+    cpu = torch.device("cpu")
+    clips = make_clips(2, 2, 5, 32, seed=1)  # (B, S, L=5, 32, 32, 3)
+    nets = build_networks(5, 5, 1 / 16, 1 / 16, False, 8, 2, seed=0, rgbdiff_length=3)
+    timer = StepTimer(cpu)
+    scores = run_tsn_rgb_diff(clips, nets, timer, cpu, 3)
+    assert {"input", "rgb_difference", "spatial_cnn", "rgbdiff_cnn", "fusion"} <= set(timer.times)
+    # by hand: D = 3 frames centred on the stack centre (1, 2, 3); differences in pixel units, RGB per difference
+    f = clips.reshape(4, 5, 32, 32, 3).astype(np.float32)
+    diff = np.concatenate([f[:, 2] - f[:, 1], f[:, 3] - f[:, 2]], axis=-1).transpose(0, 3, 1, 2)  # (4, 6, 32, 32)
+    with torch.inference_mode():
+        s = torch.softmax(nets["spatial"](torch.from_numpy(f[:, 2] / 255).permute(0, 3, 1, 2)), 1)
+        d = torch.softmax(nets["rgbdiff"](torch.from_numpy(np.ascontiguousarray(diff))), 1)
+    want = hts_fusion(s.view(2, 2, -1).mean(1).numpy(), d.view(2, 2, -1).mean(1).numpy())
+    np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-6)

@@ -1,7 +1,7 @@
 """Table 5 efficiency benchmark: test-time fps of two-stream, HTS and HTSC (paper section 4.4, Table 5;
 docs/DESIGN.md section 7).
 
-Three pipelines run in one process, on the same machine, decoded frames, resolution, batch and threads,
+Four pipelines run in one process, on the same machine, decoded frames, resolution, batch and threads,
 from decoded frames (uint8 arrays in memory) to class scores:
 
 1. ``two_stream``: OpenCV Dual TV-L1 on every frame pair of each segment's stack -> denseflow-style
@@ -10,6 +10,9 @@ from decoded frames (uint8 arrays in memory) to class scores:
 2. ``hts``: the stack -> MotionNet -> :func:`flow_to_cnn_input` -> temporal VGG16, plus the spatial
    VGG16 -> late fusion (spatial + 1.5 x temporal, the Hidden Two-Stream protocol).
 3. ``htsc``: HTS up to fc7 -> the collaborative learning network (section 3.2) -> AWL (Eq. 14-15).
+4. ``tsn_rgb_diff``: TSN's RGB difference (Wang et al. 2016, sec. 3.2; docs/RGBDIFF.md): the D frames of
+   each stack centred on its centre frame -> D-1 differences computed on the fly -> 3(D-1)-channel
+   VGG16, plus the spatial VGG16 -> late fusion (spatial + 1.5 x RGB difference). No flow at all.
 
 Pipelines 2 and 3 are one forward of :class:`~htsc_core.models.htsc.HTSC` (without and with the CLN),
 the model evaluation runs for Tables 3-4, so the benchmark times what the evaluation computes.
@@ -31,6 +34,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from htsc_core.bench.common import StepTimer, conv1x1_throughput, matmul_throughput, progress, spread, sync, time_call
 from htsc_core.config import Config
+from htsc_core.data.sampling import diff_window_indices
+from htsc_core.data.transforms import rgb_difference
 from htsc_core.flow.estimators import TVL1Estimator
 from htsc_core.flow.storage import encode_flow_jpeg, flow_file, read_flow_stack
 from htsc_core.fusion import hts_fusion
@@ -43,7 +48,7 @@ from htsc_core.train.streams import num_classes as dataset_num_classes
 from htsc_core.paper import TABLE5_FPS
 from htsc_core.utils import atomic_write_json, resolve_device, run_metadata
 
-METHODS = ("two_stream", "hts", "htsc")
+METHODS = ("two_stream", "hts", "htsc", "tsn_rgb_diff")
 PAPER_WIDTH = {"vgg_width": 1.0, "motion_width": 1.0, "vgg_batch_norm": False}  # Tab. 1 / Tab. 2
 EFFICIENCY_BATCH = 8  # images per forward for the achieved-FLOP/s figures
 
@@ -51,7 +56,9 @@ FPS_DEFINITION = (
     "fps = videos per second x frames per video, where a video is tested with S segments x 1 centre crop "
     "(S = cfg.test_segments) and each segment consumes one stack of L consecutive decoded frames (the "
     "temporal stream's input; the spatial stream takes the stack's centre frame, so it adds no frames): "
-    "frames per video = S x L. Time runs from decoded uint8 frames in memory to video-level class scores, "
+    "frames per video = S x L. TSN RGB difference reads only the D (cfg.rgbdiff_length) frames of each "
+    "stack centred on its centre frame, yet is counted with the same S x L, so fps ratios between methods "
+    "are ratios of videos per second. Time runs from decoded uint8 frames in memory to video-level class scores, "
     "including, for two-stream, TV-L1 on the L-1 frame pairs of every stack and writing the flow as "
     "denseflow JPEGs (bound 20) and reading them back (from the OS page cache, the best case for "
     "two-stream); video decoding is excluded for every method. Networks are randomly initialised "
@@ -105,12 +112,13 @@ def channels_last(model: torch.nn.Module) -> torch.nn.Module:
 
 def build_networks(num_classes: int, stack_length: int, vgg_width: float, motion_width: float,
                    vgg_batch_norm: bool, cln_hidden: int, cln_rounds: int, seed: int = 0,
-                   device: torch.device | str = "cpu") -> dict:
+                   device: torch.device | str = "cpu", rgbdiff_length: int = 5) -> dict:
     """Randomly initialised networks of the three pipelines, eval mode, channels_last, on ``device``.
 
     The two-stream and HTS temporal VGG16s have the same architecture (20 input channels), so one
     instance serves both; AWL weights W pick one stream per class (the LP's vertex solutions, fusion.py).
-    ``htsc`` is the :class:`HTSC` model built from these parts (the HTS and HTSC pipelines).
+    ``htsc`` is the :class:`HTSC` model built from these parts (the HTS and HTSC pipelines);
+    ``rgbdiff`` is TSN's 3(D-1)-channel VGG16, D = ``rgbdiff_length`` (the tsn_rgb_diff pipeline).
     """
     torch.manual_seed(seed)
     nf = 2 * (stack_length - 1)
@@ -118,7 +126,8 @@ def build_networks(num_classes: int, stack_length: int, vgg_width: float, motion
     temporal = VGG16(num_classes, nf, vgg_width, vgg_batch_norm)
     motion = MotionNet(stack_length, motion_width)
     cln = CollaborativeLearning(spatial.feature_dim, cln_hidden, num_classes, cln_rounds)
-    nets = {"spatial": spatial, "temporal": temporal, "motion": motion, "cln": cln}
+    rgbdiff = VGG16(num_classes, 3 * (rgbdiff_length - 1), vgg_width, vgg_batch_norm)
+    nets = {"spatial": spatial, "temporal": temporal, "motion": motion, "cln": cln, "rgbdiff": rgbdiff}
     for k, m in nets.items():
         nets[k] = channels_last(m.to(device).eval())
     pick = np.random.default_rng(seed).integers(0, 2, num_classes)
@@ -252,19 +261,41 @@ def run_htsc(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.devi
         return out["htsc"].cpu().numpy()
 
 
+def run_tsn_rgb_diff(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device,
+                     diff_length: int) -> np.ndarray:
+    """TSN RGB + RGB difference: the D frames of each stack centred on its centre frame (the dataset's
+    :func:`diff_window_indices`) -> D-1 differences on the fly -> RGB-difference VGG16, spatial VGG16 on
+    the centre frame -> late fusion (spatial + 1.5 x RGB difference) -> scores (B, M)."""
+    B, S, L, H, W, _ = clips.shape
+    win = diff_window_indices(np.arange(L)[None], diff_length, L)[0]  # (D,) positions in the stack
+    with torch.inference_mode():
+        with timer("input"):
+            rgb = _rgb_input(clips, device)
+            frames = torch.from_numpy(np.ascontiguousarray(clips[:, :, win])).to(device)  # (B, S, D, H, W, 3) uint8
+        with timer("rgb_difference"):
+            x = rgb_difference(frames.permute(0, 1, 2, 5, 3, 4).reshape(B * S, len(win), 3, H, W))
+            x = x.contiguous(memory_format=torch.channels_last)  # (B*S, 3(D-1), H, W), pixel units
+        with timer("spatial_cnn"):
+            s_logits = nets["spatial"](rgb)
+        with timer("rgbdiff_cnn"):
+            d_logits = nets["rgbdiff"](x)
+        with timer("fusion"):
+            return hts_fusion(_scores(s_logits, B), _scores(d_logits, B))
+
+
 # ----------------------------------------------------------------------------- one resolution
 def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_classes: int, vgg_width: float,
                          motion_width: float, vgg_batch_norm: bool, cln_hidden: int, cln_rounds: int,
                          repeats: int, videos: int, threads: int, device: torch.device, seed: int = 0,
-                         label: str = "") -> dict:
-    """Time the three pipelines at one resolution (interleaved per repeat, after one warm-up each)."""
+                         label: str = "", rgbdiff_length: int = 5) -> dict:
+    """Time the pipelines of :data:`METHODS` at one resolution (interleaved per repeat, after one warm-up each)."""
     if repeats < 1 or videos < 1:
         raise ValueError(f"repeats={repeats}, videos={videos}; expected >= 1")
     if size % 32:
         raise ValueError(f"resolution {size} must be a multiple of 32 (MotionNet downsamples by 32)")
     clips = make_clips(videos, segments, stack_length, size, seed)
     nets = build_networks(num_classes, stack_length, vgg_width, motion_width, vgg_batch_norm, cln_hidden,
-                          cln_rounds, seed, device)
+                          cln_rounds, seed, device, rgbdiff_length)
     estimator = TVL1Estimator(threads=threads)
     frames_per_video = segments * stack_length
     totals: dict[str, list[float]] = {m: [] for m in METHODS}
@@ -280,6 +311,8 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
                 storage.append(nbytes)
             elif method == "hts":
                 run_hts(clips, nets, timer, device)
+            elif method == "tsn_rgb_diff":
+                run_tsn_rgb_diff(clips, nets, timer, device, rgbdiff_length)
             else:
                 run_htsc(clips, nets, timer, device)
             sync(device)
@@ -298,7 +331,7 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
         vps = [videos / t for t in totals[m]]
         v = spread(vps)
         rows.append({
-            "method": m, "ours_fps": v["median"] * frames_per_video, "paper_fps": TABLE5_FPS[m],
+            "method": m, "ours_fps": v["median"] * frames_per_video, "paper_fps": TABLE5_FPS.get(m, ""),  # TSN RGB diff: not in Table 5
             "fps_min": v["min"] * frames_per_video, "fps_max": v["max"] * frames_per_video,
             "fps_q1": v["q1"] * frames_per_video, "fps_q3": v["q3"] * frames_per_video,
             "videos_per_s": v["median"], "seconds_per_video": sec["median"] / videos, "seconds": sec,
@@ -318,7 +351,8 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
     hidden = motion + step_s[("hts", "flow_to_cnn")] / per_stack
     return {
         "label": label, "resolution": size, "segments": segments, "crops": 1, "stack_length": stack_length,
-        "frames_per_video": frames_per_video, "batch_videos": videos, "network_batch": videos * segments,
+        "frames_per_video": frames_per_video, "rgbdiff_length": rgbdiff_length, "batch_videos": videos,
+        "network_batch": videos * segments,
         "num_classes": num_classes, "vgg_width": vgg_width, "motion_width": motion_width,
         "vgg_batch_norm": vgg_batch_norm, "repeats": repeats, "torch_threads": torch.get_num_threads(),
         "opencv_threads": threads, "device": str(device),
@@ -330,7 +364,8 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
                        "speedup_with_storage": stored / hidden if hidden > 0 else float("inf")},
         "ratios": {"hts_over_two_stream": fps["hts"] / fps["two_stream"],
                    "htsc_over_two_stream": fps["htsc"] / fps["two_stream"],
-                   "htsc_over_hts": fps["htsc"] / fps["hts"]},
+                   "htsc_over_hts": fps["htsc"] / fps["hts"],
+                   "hts_over_tsn_rgb_diff": fps["hts"] / fps["tsn_rgb_diff"]},
     }
 
 
@@ -432,7 +467,8 @@ def table5_benchmark(cfg: Config, resolutions: Sequence[int] | None = None, repe
     threads = torch.get_num_threads()
     cv2.setNumThreads(threads)
     num_classes = dataset_num_classes(cfg, from_data=False)  # timing needs no data: the nominal count
-    common = dict(segments=cfg.test_segments, stack_length=cfg.stack_length, num_classes=num_classes,
+    common = dict(segments=cfg.test_segments, stack_length=cfg.stack_length, rgbdiff_length=cfg.rgbdiff_length,
+                  num_classes=num_classes,
                   cln_hidden=cfg.cln_hidden, cln_rounds=cfg.cln_rounds, repeats=repeats, videos=videos,
                   threads=threads, device=device, seed=cfg.seed)
     smoke = cfg.profile == "smoke"
@@ -469,6 +505,7 @@ def table5_benchmark(cfg: Config, resolutions: Sequence[int] | None = None, repe
                       "batch_videos": videos} for r in profile_run["rows"]],
         "steps": [{k: s[k] for k in ("method", "step", "share", "seconds_per_video")} for s in profile_run["steps"]],
         "protocol": {"segments": cfg.test_segments, "crops": 1, "stack_length": cfg.stack_length,
+                     "rgbdiff_length": cfg.rgbdiff_length,
                      "frames_per_video": cfg.test_segments * cfg.stack_length, "batch_videos": videos,
                      "torch_threads": threads, "opencv_threads": threads, "device": str(device),
                      "weights": "random initialisation (timing only)", "channels_last": True,
