@@ -56,7 +56,8 @@ class Config:
     cln_rounds: int = 2  # alternations of the two attention updates (section 3.2.2 step 7)
 
     # --- optimisation ----------------------------------------------------
-    optimizer: str = "adam"  # "sgd" (momentum 0.9: two-stream/TSN practice, paper profile) or "adam"
+    optimizer: str = "adam"  # "sgd" (momentum 0.9: two-stream/TSN practice, paper profile) or "adam" (= AdamW,
+    # decoupled weight_decay, as everywhere: train/streams.make_optimizer; MotionNet and the CLN always use it)
     # (CPU profiles: from-scratch VGG16 barely learned with SGD in their epoch budget; measured)
     batch_size: int = 16
     num_workers: int = 1  # decoding is cheap at 80 px; more workers oversubscribe 2 cores

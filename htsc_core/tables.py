@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from htsc_core.analysis import metric, score_report
+from htsc_core import stats
+from htsc_core.analysis import classes_families, metric, score_report
 from htsc_core.cli import add_config_arguments, config_from_args
 from htsc_core.config import Config
 from htsc_core.fusion import awl_scores, equal_fusion, fit_awl, hts_fusion
@@ -117,6 +118,9 @@ def fusion_results(cfg: Config, device: str | None = None) -> dict:
     baselines = baseline_scores(cfg, test)  # two_stream (TV-L1), tsn_rgb_diff (RGB difference) and their streams
     result.update({k: metric(v, labels) for k, v in baselines.items()})
     result["htsc"] = result["hts_cln_awl"]
+    # every row's per-video scores, for the intervals and paired verdicts of notebooks 06-07
+    atomic_save_npz(scores_path(cfg, "test", "methods"), labels=labels, video_ids=test["video_ids"],
+                    **{k: np.asarray(v, dtype=np.float32) for k, v in {**fused, **baselines}.items()})
     per_family = {}
     if labels.ndim == 1:
         for name, scores in {**fused, **baselines}.items():
@@ -140,14 +144,77 @@ def evaluate_all(cfg: Config, device: str | None = None, streams: tuple[str, ...
     return results
 
 
-def table4_rows(results: dict) -> list[dict]:
-    t = results["test"]
-    return [{"method": m, "ours": t[m], **dict(zip(PAPER_COLUMNS, TABLE4[m]))} for m in TABLE4]
+def method_scores(cfg: Config) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-video test scores of every Table 3/4 row (``fusion_results`` saves them) and the labels."""
+    with np.load(scores_path(cfg, "test", "methods"), allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    labels = data.pop("labels")
+    data.pop("video_ids")
+    data["htsc"] = data["hts_cln_awl"]
+    return data, labels
 
 
-def table3_rows(results: dict) -> list[dict]:
-    t = results["test"]
-    return [{"method": m, "ours": t.get(m, ""), **dict(zip(PAPER_COLUMNS, TABLE3[m]))} for m in TABLE3]
+def interval(scores: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    """The paper's metric with its 95% interval: Wilson for top-1 (a proportion), percentile bootstrap over
+    test videos for mAP (THUMOS14)."""
+    if labels.ndim == 2:
+        return stats.bootstrap_ci(metric, scores, labels, seed=seed)
+    ok = correct(scores, labels)
+    lo, hi = stats.wilson_interval(int(ok.sum()), ok.size)
+    return float(ok.mean()), lo, hi
+
+
+def _rows(cfg: Config, paper: dict) -> list[dict]:
+    scores, labels = method_scores(cfg)
+    rows = []
+    for m, values in paper.items():
+        row = {"method": m, "ours": "", "ci_low": "", "ci_high": "", "n_test": len(labels)}
+        if m in scores:
+            row["ours"], row["ci_low"], row["ci_high"] = interval(scores[m], labels, cfg.seed)
+        rows.append({**row, **dict(zip(PAPER_COLUMNS, values))})
+    return rows
+
+
+TABLE_COLUMNS = ("method", "ours", "ci_low", "ci_high", "n_test", *PAPER_COLUMNS)
+
+
+def table4_rows(cfg: Config) -> list[dict]:
+    """Table 4 (ablation): ours with its 95% interval and the test-set size beside the paper's three columns."""
+    return _rows(cfg, TABLE4)
+
+
+def table3_rows(cfg: Config) -> list[dict]:
+    """Table 3 (comparison); other papers' systems we do not re-implement (TCLSTA) keep ``ours`` empty."""
+    return _rows(cfg, TABLE3)
+
+
+PER_FAMILY_METHODS = ("spatial", "tvl1_temporal", "rgb_diff", "hidden_temporal", "two_stream", "tsn_rgb_diff",
+                      "hts", "hts_cln", "hts_cln_awl")
+
+
+def per_family_rows(cfg: Config) -> tuple[list[dict], list[str]]:
+    """Top-1 within each family of classes (synthetic set), with Wilson intervals: which stream sees which cue.
+
+    Returns (rows, columns); no rows on a dataset without families."""
+    classes, families = classes_families(cfg)
+    if not families:
+        return [], ["method"]
+    scores, labels = method_scores(cfg)
+    fam_of_video = np.array([families[classes[int(y)]] for y in labels])
+    names = [f for f in dict.fromkeys(families[c] for c in classes)]
+    columns = ["method"] + [f"{f}{suffix}" for f in names for suffix in ("", "_ci_low", "_ci_high", "_n")]
+    rows = []
+    for m in PER_FAMILY_METHODS:
+        if m not in scores:
+            continue
+        row = {"method": m}
+        for f in names:
+            sel = fam_of_video == f
+            ok = correct(scores[m][sel], labels[sel])
+            lo, hi = stats.wilson_interval(int(ok.sum()), ok.size)
+            row.update({f: float(ok.mean()), f"{f}_ci_low": lo, f"{f}_ci_high": hi, f"{f}_n": int(ok.size)})
+        rows.append(row)
+    return rows, columns
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,57 @@
+"""Tables 3/4 and the per-family table: intervals from the saved per-video scores (scipy as reference)."""
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from htsc_core import tables
+from htsc_core.config import from_params
+from htsc_core.paper import TABLE4
+from htsc_core.scores import scores_path
+from htsc_core.utils import atomic_save_npz
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    cfg = from_params(profile="smoke", runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "res"))
+    rng = np.random.RandomState(0)
+    n, m = 60, 6  # the smoke set: 6 classes, 2 per family
+    labels = np.arange(n) % m
+    onehot = np.eye(m)[labels]
+    methods = {name: (onehot * (rng.rand(n, 1) < q) + rng.rand(n, m) * 0.5).astype(np.float32)
+               for name, q in [("spatial", 0.5), ("hidden_temporal", 0.6), ("hts", 0.7), ("hts_cln", 0.75),
+                               ("hts_cln_awl", 0.8), ("two_stream", 0.72), ("tvl1_temporal", 0.65)]}
+    atomic_save_npz(scores_path(cfg, "test", "methods"), labels=labels,
+                    video_ids=np.array([f"v{i}" for i in range(n)]), **methods)
+    return cfg
+
+
+def test_table4_intervals_are_wilson(cfg):
+    scores, labels = tables.method_scores(cfg)
+    rows = tables.table4_rows(cfg)
+    assert [r["method"] for r in rows] == list(TABLE4)
+    for r in rows:
+        k = int((scores[r["method"]].argmax(1) == labels).sum())
+        ref = binomtest(k, len(labels)).proportion_ci(method="wilson")
+        assert r["ours"] == pytest.approx(k / len(labels))
+        assert (r["ci_low"], r["ci_high"]) == pytest.approx((ref.low, ref.high), abs=1e-9)
+        assert r["ci_low"] <= r["ours"] <= r["ci_high"] and r["n_test"] == 60
+        assert set(tables.TABLE_COLUMNS) <= set(r)
+
+
+def test_table3_leaves_unimplemented_rows_empty(cfg):
+    rows = {r["method"]: r for r in tables.table3_rows(cfg)}
+    assert rows["tclsta"]["ours"] == ""
+    assert rows["htsc"]["ours"] == pytest.approx(tables.table4_rows(cfg)[-1]["ours"])  # htsc = hts_cln_awl
+    assert rows["tsn_rgb_diff"]["ours"] == ""  # not in this fixture's scores
+
+
+def test_per_family_rows(cfg):
+    rows, columns = tables.per_family_rows(cfg)
+    scores, labels = tables.method_scores(cfg)
+    assert columns[0] == "method" and "motion_ci_low" in columns
+    spatial = next(r for r in rows if r["method"] == "spatial")
+    n_total = sum(spatial[f"{f}_n"] for f in ("appearance", "motion", "joint"))
+    assert n_total == 60
+    # the families' accuracies recombine into the overall accuracy
+    overall = sum(spatial[f] * spatial[f"{f}_n"] for f in ("appearance", "motion", "joint")) / n_total
+    assert overall == pytest.approx(float((scores["spatial"].argmax(1) == labels).mean()))
