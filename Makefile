@@ -36,13 +36,13 @@ study: $(STAMP)
 # and fails when a check fails or a stable output changes.
 test: smoke-data
 	rm -rf runs/smoke results/smoke
-	HTSC_QUIET=1 $(BIN)/python -m pytest -q tests
-	HTSC_QUIET=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --sanitize-with notebooks/nbval_sanitize.cfg notebooks
+	TQDM_DISABLE=1 $(BIN)/python -m pytest -q tests
+	TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --sanitize-with notebooks/nbval_sanitize.cfg notebooks
 
 # Re-execute the committed notebooks in place with their default (smoke) parameters, for nbval.
 notebooks: smoke-data
 	rm -rf runs/smoke results/smoke
-	for nb in notebooks/[0-9][0-9]_*.ipynb; do HTSC_QUIET=1 $(BIN)/papermill --cwd notebooks -k python3 --no-progress-bar "$$nb" "$$nb" || exit 1; done
+	for nb in notebooks/[0-9][0-9]_*.ipynb; do TQDM_DISABLE=1 $(BIN)/papermill --cwd notebooks -k python3 --no-progress-bar "$$nb" "$$nb" || exit 1; done
 
 lab: smoke-data
 	$(BIN)/jupyter lab --notebook-dir=notebooks

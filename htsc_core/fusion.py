@@ -32,7 +32,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.optimize import linprog
 
-from htsc_core.metrics import softmax_np
+from htsc_core.metrics import multi_hot, softmax_np
 
 TIE_RTOL = 1e-12  # |g_s - g_o| <= TIE_RTOL * max(1, |g_s|, |g_o|) counts as a tie -> (0.5, 0.5)
 
@@ -51,23 +51,7 @@ def _pair(scores_s, scores_o) -> tuple[np.ndarray, np.ndarray]:
 
 def _positives(labels, n: int, m: int) -> np.ndarray:
     """(n, M) bool: video b is a positive of class a (one-hot of indices, or multi-hot as given)."""
-    y = np.asarray(labels)
-    if y.ndim == 1:
-        if y.shape[0] != n:
-            raise ValueError(f"fusion.py: {y.shape[0]} labels for {n} score rows")
-        if y.size and not np.all(np.equal(np.mod(y, 1), 0)):
-            raise ValueError("fusion.py: 1-D labels must be integer class indices")
-        y = y.astype(np.int64)
-        if y.size and (y.min() < 0 or y.max() >= m):
-            raise ValueError(f"fusion.py: labels out of range [0, {m}): min {y.min()}, max {y.max()}")
-        pos = np.zeros((n, m), dtype=bool)
-        pos[np.arange(n), y] = True
-        return pos
-    if y.shape != (n, m):
-        raise ValueError(f"fusion.py: labels must be (n,) indices or (n, M) = ({n}, {m}) multi-hot; got {y.shape}")
-    if not np.all((y == 0) | (y == 1)):
-        raise ValueError("fusion.py: multi-hot labels must contain only 0 and 1")
-    return y.astype(bool)
+    return multi_hot(labels, n, m)
 
 
 def awl_objective(scores_s, scores_o, labels, c: float = 5e-3) -> np.ndarray:

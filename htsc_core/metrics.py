@@ -46,7 +46,11 @@ def _int_labels(labels, n: int, num_classes: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _multi_hot(labels, n: int, num_classes: int) -> np.ndarray:
+def multi_hot(labels, n: int, num_classes: int) -> np.ndarray:
+    """(n, M) bool positives: one-hot of (n,) class indices, or (n, M) 0/1 multi-hot labels checked and kept.
+
+    The one conversion of labels to per-class positives (metrics, AWL's Eq. 11-12 in fusion.py).
+    """
     y = np.asarray(labels)
     if y.ndim == 1:  # class indices -> one-hot
         idx = _int_labels(y, n, num_classes)
@@ -58,6 +62,9 @@ def _multi_hot(labels, n: int, num_classes: int) -> np.ndarray:
     if not np.all((y == 0) | (y == 1)):
         raise ValueError("metrics.py: multi-hot labels must contain only 0 and 1")
     return y.astype(bool)
+
+
+_as_multi_hot = multi_hot  # for functions whose argument is named multi_hot
 
 
 def top1(scores, labels) -> float:
@@ -73,7 +80,7 @@ def top1(scores, labels) -> float:
     pred = s.argmax(axis=1)
     y = np.asarray(labels)
     if y.ndim == 2:
-        return float(_multi_hot(y, n, m)[np.arange(n), pred].mean())
+        return float(multi_hot(y, n, m)[np.arange(n), pred].mean())
     return float((pred == _int_labels(y, n, m)).mean())
 
 
@@ -138,7 +145,7 @@ def mean_average_precision(scores, multi_hot) -> float:
     """
     s = _scores(scores)
     n, m = s.shape
-    y = _multi_hot(multi_hot, n, m)
+    y = _as_multi_hot(multi_hot, n, m)
     aps = [average_precision(s[:, a], y[:, a]) for a in range(m) if y[:, a].any()]
     if not aps:
         raise ValueError("metrics.py: no class has a positive video; mAP is undefined")

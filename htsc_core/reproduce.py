@@ -14,6 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+from htsc_core.cli import parse_overrides
+from htsc_core.config import DATASETS, PROFILES, from_params
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -66,15 +69,17 @@ def _merge_record(path: Path, record: dict, only: list[str] | None) -> dict:
 
 
 def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, runs_dir: Path,
-              seed: int = 0, device: str = "auto", only: list[str] | None = None) -> int:
+              seed: int = 0, device: str = "auto", only: list[str] | None = None,
+              overrides: dict | None = None) -> int:
     import papermill as pm
 
     from htsc_core.utils import atomic_write_json, git_commit
 
     results_dir.mkdir(parents=True, exist_ok=True)
     params = dict(dataset=dataset, data_root=project_relative(data_root), profile=profile, seed=seed,
-                  device=device, results_dir=project_relative(results_dir), runs_dir=project_relative(runs_dir))
-    os.environ.setdefault("HTSC_QUIET", "1")
+                  device=device, results_dir=project_relative(results_dir), runs_dir=project_relative(runs_dir),
+                  overrides=dict(overrides or {}))  # every notebook: study.setup(..., overrides=overrides)
+    os.environ.setdefault("TQDM_DISABLE", "1")
     started = time.time()
     timings: dict[str, float] = {}
     synthesis_seconds = _ensure_synthetic(dataset, data_root, profile, seed)
@@ -135,13 +140,15 @@ def _ensure_synthetic(dataset: str, data_root: str, profile: str, seed: int) -> 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="synthetic", choices=("synthetic", "ucf101", "hmdb51", "thumos14"))
+    p.add_argument("--dataset", default="synthetic", choices=DATASETS)
     p.add_argument("--data-root", help="dataset root (default data/synthetic-<profile> for synthetic)")
-    p.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
+    p.add_argument("--profile", default="default", choices=PROFILES)
     p.add_argument("--results-dir", type=Path, help="default results/<dataset> (results/smoke for the smoke profile)")
     p.add_argument("--runs-dir", type=Path, help="checkpoints and logs; default runs/<dataset>-<profile>")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field in every notebook (repeatable), e.g. --set epochs_spatial=2")
     p.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
     p.add_argument("--seeds", type=int, default=1,
                    help="train the whole study with N seeds (seed, seed+1, ...); the first seed's run is the main "
@@ -199,11 +206,14 @@ def command(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         print(f"--seeds {args.seeds}: expected at least 1", file=sys.stderr)
         return 2
+    overrides = parse_overrides(args.set)
+    # checked before any notebook runs: unknown keys and bad values raise here, listing the valid keys
+    from_params({"dataset": args.dataset, "profile": args.profile, "seed": args.seed, **overrides})
     seeds = [args.seed + k for k in range(args.seeds)]
     seed_dirs = [results] + [results / "seeds" / f"seed{s}" for s in seeds[1:]]
     for k, (seed, res) in enumerate(zip(seeds, seed_dirs)):
         run = runs if k == 0 else runs.with_name(f"{runs.name}-seed{seed}")
-        rc = reproduce(args.dataset, data_root, args.profile, res, run, seed, args.device, args.only)
+        rc = reproduce(args.dataset, data_root, args.profile, res, run, seed, args.device, args.only, overrides)
         if rc:
             return rc
     if len(seeds) > 1:

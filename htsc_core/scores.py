@@ -22,7 +22,7 @@ from htsc_core.data.dataset import VideoDataset, make_loader
 from htsc_core.data.registry import load_split
 from htsc_core.models.htsc import segment_features, video_scores
 from htsc_core.train.engine import progress
-from htsc_core.train.streams import MODALITY, build_stream, flow_root, run_dir
+from htsc_core.train.streams import MODALITY, build_stream, flow_root, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz, resolve_device
 
 STREAMS = ("spatial", "temporal", "tvl1", "rgbdiff")  # stage names of the CNN streams (rgbdiff: TSN RGB difference)
@@ -95,7 +95,7 @@ def extract_scores(cfg: Config, stream: str, subset: str, device: str | None = N
         raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
     dev = resolve_device(device or cfg.device)
     records, loader = view_loader(cfg, subset, MODALITY[stream], stream, flow=stream == "tvl1")
-    model = build_stream(cfg, stream, len(load_split(cfg, "test")[1]), load_trained=True).to(dev).eval()
+    model = build_stream(cfg, stream, num_classes(cfg), load_trained=True).to(dev).eval()
     scores, feats, labels, ids = [], [], [], []
     for batch in progress(loader, desc=f"{stream} {subset}", leave=False):
         if batch is None:

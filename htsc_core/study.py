@@ -21,9 +21,13 @@ from htsc_core.config import Config, from_params
 from htsc_core.utils import atomic_write_json, atomic_write_text, run_metadata, seed_everything
 
 
-def setup(**params: Any) -> Config:
-    """Build the config from a notebook's parameters, seed everything, create the result folders."""
-    cfg = from_params(params)
+def setup(overrides: dict[str, Any] | None = None, **params: Any) -> Config:
+    """Build the config from a notebook's parameters, seed everything, create the result folders.
+
+    ``overrides`` is the notebooks' one free-form parameter (``htsc reproduce --set KEY=VALUE``): any
+    config field, applied over the named parameters; unknown keys raise, listing the valid ones.
+    """
+    cfg = from_params({**params, **(overrides or {})})
     seed_everything(cfg.seed)
     for sub in ("metrics", "tables", "figures"):
         (Path(cfg.results_dir) / sub).mkdir(parents=True, exist_ok=True)
@@ -190,5 +194,5 @@ def quiet() -> None:
 
     from tqdm import TqdmWarning
 
-    os.environ["HTSC_QUIET"] = "1"
+    os.environ["TQDM_DISABLE"] = "1"  # the one progress switch (htsc_core.utils.progress_disabled)
     warnings.filterwarnings("ignore", category=TqdmWarning)  # "IProgress not found": bars are off anyway

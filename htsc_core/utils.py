@@ -115,3 +115,20 @@ def run_metadata(cfg=None, device: str | None = None) -> dict[str, Any]:
         meta["dataset"] = cfg.dataset
         meta["config"] = cfg.to_dict()
     return meta
+
+
+def progress_disabled() -> bool:
+    """The one switch for every progress bar: ``TQDM_DISABLE`` (the variable tqdm itself reads).
+
+    Read at call time, so setting it after tqdm was imported (``study.quiet()`` in a notebook) still works;
+    ``htsc reproduce``, ``make test`` and the notebooks set it.
+    """
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def progress(iterable=None, **kw: Any):
+    """A ``tqdm.auto`` bar (a widget in JupyterLab), off when :func:`progress_disabled`; ``disable=True`` wins."""
+    from tqdm.auto import tqdm  # deferred: `htsc --help` imports this module and needs no tqdm
+
+    kw["disable"] = bool(kw.get("disable")) or progress_disabled()
+    return tqdm(iterable, dynamic_ncols=True, **kw)

@@ -13,7 +13,7 @@ from torch import nn
 from htsc_core.train.engine import CheckpointError, Trainer, load_checkpoint
 
 SCRIPT = Path(__file__).with_name("tiny_training.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HTSC_QUIET": "1"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 
 
 def _run(args, check=True):

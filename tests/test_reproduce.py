@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ENV = {**os.environ, "HTSC_QUIET": "1"}
+ENV = {**os.environ, "TQDM_DISABLE": "1"}
 
 
 def _htsc(*args, check=True):

@@ -2,8 +2,6 @@
 resolution, batch, threads and device; ratios are measured in one run)."""
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -12,13 +10,12 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from htsc_core.utils import progress as utils_progress
+
 
 def progress(iterable: Iterable, **kw):
-    """tqdm.auto bar, off when stderr is not a terminal, under CI, or in quiet notebooks."""
-    from tqdm.auto import tqdm
-
-    quiet = bool(os.environ.get("CI")) or os.environ.get("HTSC_QUIET") == "1" or not sys.stderr.isatty()
-    return tqdm(iterable, disable=quiet, dynamic_ncols=True, leave=False, **kw)
+    """:func:`htsc_core.utils.progress` (off with TQDM_DISABLE=1), bars cleared when done."""
+    return utils_progress(iterable, leave=False, **kw)
 
 
 def sync(device: torch.device) -> None:

@@ -26,6 +26,7 @@ from typing import Iterable
 
 from htsc_core.data.records import VIDEO_EXTENSIONS, resolve_case_insensitive
 from htsc_core.data.video import VideoReadError, read_frames, video_length
+from htsc_core.utils import progress_disabled
 
 
 def _stream_info(path: Path) -> tuple[int | None, int]:
@@ -104,8 +105,7 @@ def check_videos(paths: Iterable[str | Path], min_frames: int = 2, workers: int 
     if min_frames < 1:
         raise ValueError(f"min_frames={min_frames}; expected >= 1")
     paths = list(paths)
-    disable = not sys.stderr.isatty() or bool(os.environ.get("CI")) or bool(os.environ.get("HTSC_QUIET"))
-    bar = tqdm(total=len(paths), desc="check-videos", unit="video", disable=disable)
+    bar = tqdm(total=len(paths), desc="check-videos", unit="video", disable=progress_disabled())  # TQDM_DISABLE
     if int(workers) > 1:
         from concurrent.futures import ThreadPoolExecutor
 

@@ -51,7 +51,7 @@ import cv2
 import numpy as np
 
 from htsc_core.config import Config, from_params
-from htsc_core.utils import atomic_write_bytes, atomic_write_json, atomic_write_text
+from htsc_core.utils import atomic_write_bytes, atomic_write_json, atomic_write_text, progress_disabled
 
 GENERATOR_VERSION = "1"
 FPS = 25
@@ -576,8 +576,7 @@ def read_classes_json(root: str | Path) -> dict[str, Any]:
 def _progress(iterable: Iterable, total: int, desc: str):
     from tqdm.auto import tqdm
 
-    disable = bool(os.environ.get("CI")) or not sys.stderr.isatty()
-    return tqdm(iterable, total=total, desc=desc, disable=disable)
+    return tqdm(iterable, total=total, desc=desc, disable=progress_disabled())  # TQDM_DISABLE, the one switch
 
 
 def write_splits(root: str | Path, specs: Sequence[VideoSpec]) -> None:

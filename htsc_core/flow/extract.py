@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 
 from tqdm.auto import tqdm
 
+from htsc_core import utils
 from htsc_core.flow import storage
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,8 @@ SUMMARY_NAME = "extract_summary.json"
 
 
 def progress_disabled() -> bool:
-    """tqdm off when stderr is not a terminal or when CI is set (house style)."""
-    return bool(os.environ.get("CI")) or not sys.stderr.isatty()
+    """The project's one progress switch, TQDM_DISABLE (:func:`htsc_core.utils.progress_disabled`)."""
+    return utils.progress_disabled()
 
 
 def default_flow_root(cfg) -> Path:

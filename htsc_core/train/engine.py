@@ -29,6 +29,7 @@ import torch.distributed as dist
 from torch import nn
 
 from htsc_core.utils import atomic_torch_save, atomic_write_text, resolve_device
+from htsc_core.utils import progress as utils_progress
 
 StepFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict[str, float]]]
 
@@ -38,10 +39,8 @@ class CheckpointError(RuntimeError):
 
 
 def progress(iterable: Iterable, **kw: Any):
-    from tqdm.auto import tqdm
-
-    quiet = bool(os.environ.get("CI")) or os.environ.get("HTSC_QUIET") == "1"
-    return tqdm(iterable, disable=quiet or not is_main_process(), dynamic_ncols=True, **kw)
+    """:func:`htsc_core.utils.progress` (off with TQDM_DISABLE=1), and off on every rank but the first."""
+    return utils_progress(iterable, disable=not is_main_process(), **kw)
 
 
 # --- precision policy -----------------------------------------------------------

@@ -105,7 +105,7 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
     out = run_dir(cfg, stage)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    train_records, classes = load_split(cfg, "train")
+    train_records, _ = load_split(cfg, "train")
     val_records, _ = load_split(cfg, "val")
     from htsc_core.data.check import log_excluded
     from htsc_core.train.engine import is_main_process
@@ -116,7 +116,7 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
               flow_root=flow_root(cfg) if stage == "tvl1" else None)
     train_set = VideoDataset(train_records, cfg, mode="train", **kw)
     val_set = VideoDataset(val_records, cfg, mode="test", **kw) if val_records else None
-    model = build_stream(cfg, stage, len(classes))
+    model = build_stream(cfg, stage, num_classes(cfg))
     step = {"spatial": image_step("rgb"), "tvl1": image_step("flow"), "rgbdiff": image_step("rgbdiff"),
             "motion": motion_step(MotionNetLoss()),
             "temporal": temporal_step(MotionNetLoss(ssim_weight_scale=0.1))}[stage]  # SSIM / 10 end to end
