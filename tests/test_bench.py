@@ -85,14 +85,23 @@ def test_pipelines_compute_the_fused_scores(tmp_path):
     np.testing.assert_allclose(run_htsc(clips, nets, StepTimer(CPU), CPU), want_htsc, rtol=1e-4, atol=1e-6)
 
 
+def r_fps(res, method):
+    return next(r for r in res["runs"][0]["rows"] if r["method"] == method)["fps_repeats"]
+
+
 def test_table5_benchmark_smoke_schema_and_json(tmp_path):
     cfg = smoke_cfg(tmp_path)
-    res = table5_benchmark(cfg, repeats=1, threads=1)
+    res = table5_benchmark(cfg, repeats=5, threads=1)
     rows = {r["method"]: r for r in res["table5"]}
     assert set(rows) == set(METHODS)
+    assert res["table5"] == res["table5_profile"]  # no 224 px run in smoke: the profile's run is the headline
     for m, r in rows.items():
         assert r["ours_fps"] > 0 and r["paper_fps"] == TABLE5_FPS.get(m, "")  # tsn_rgb_diff: not in Table 5
-        assert r["resolution"] == cfg.image_size and r["threads"] == 1
+        assert r["resolution"] == cfg.image_size and r["repeats"] == 5
+        assert r["ratio_ci_low"] <= r["ratio_to_two_stream"] <= r["ratio_ci_high"]
+        assert r["ratio_to_two_stream"] == pytest.approx(
+            np.median(r_fps(res, m)) / np.median(r_fps(res, "two_stream")))
+    assert rows["two_stream"]["ratio_to_two_stream"] == pytest.approx(1.0)
     for m in METHODS:
         shares = [s["share"] for s in res["steps"] if s["method"] == m]
         assert sum(shares) == pytest.approx(1.0, abs=1e-9) and min(shares) >= 0
