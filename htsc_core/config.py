@@ -30,19 +30,19 @@ class Config:
     runs_dir: str = "runs/synthetic"  # checkpoints and logs (not committed)
 
     # --- synthetic set (docs/DESIGN.md section 5) -----------------------------
-    synth_size: int = 80  # frame side of generated videos (px)
-    synth_frames: int = 16  # frames per generated video (TV-L1 on every pair is the slow part of the study)
+    synth_size: int = 64  # frame side of generated videos (px) = image_size: motion sizes hold at the input
+    synth_frames: int = 24  # frames per video: >= 3 x stack_length, so training and test segments differ
     synth_classes_per_family: int = 4  # appearance / motion / joint families
-    synth_train_per_class: int = 24  # training videos per class
-    synth_test_per_class: int = 8  # test videos per class (disjoint groups)
+    synth_train_per_class: int = 24  # training videos per class (~20 % of the groups go to "val")
+    synth_test_per_class: int = 30  # test videos per class: 360 resolve a 3-4 point difference (docs/SYNTHETIC.md)
 
     # --- sampling (TSN, Wang et al. 2016) --------------------------------
-    frame_size: int = 80  # decoded frames are resized so the short side is this (0 = native)
+    frame_size: int = 64  # decoded frames are resized so the short side is this (0 = native)
     image_size: int = 64  # network input side after cropping (multiple of 32 for MotionNet)
     num_segments: int = 3  # K segments per video at training time
     test_segments: int = 5  # S segments per video at test time (paper protocol: 25)
     test_crops: int = 1  # 1 (centre), 5, or 10 (5 crops + flips)
-    stack_length: int = 11  # L frames per MotionNet stack -> L-1 flow fields (Tab. 2: 33 channels)
+    stack_length: int = 6  # L frames per stack -> L-1 flow fields; paper L = 11 (Tab. 2); 6 on CPU (docs/SYNTHETIC.md)
     rgbdiff_length: int = 5  # D frames per RGB-difference window -> D-1 differences, 3(D-1) channels (TSN: 5 -> 12)
 
     # --- networks --------------------------------------------------------
@@ -126,7 +126,7 @@ class Config:
 PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
     "smoke": dict(
         data_root="data/synthetic-smoke", runs_dir="runs/smoke", results_dir="results/smoke",
-        synth_size=40, synth_frames=14, synth_classes_per_family=2,
+        synth_size=40, synth_frames=15, synth_classes_per_family=2,
         synth_train_per_class=4, synth_test_per_class=2,
         frame_size=40, image_size=32, num_segments=2, test_segments=2, stack_length=5,
         vgg_width=1 / 16, motion_width=1 / 16, cln_hidden=16, dropout=0.5, pretrained=False, batch_size=4, num_workers=0,

@@ -1,19 +1,36 @@
-"""Synthetic action set with exact ground-truth flow (DESIGN.md section 5).
+"""Synthetic action set with exact ground-truth flow (docs/SYNTHETIC.md).
 
 The paper evaluates on UCF101/HMDB51/THUMOS14 (section 4.1), which cannot be
-downloaded here; this generator fills that gap (DESIGN.md section 5) with a set
-built to test the paper's central claim that appearance and motion are
-complementary. Classes come in three families:
+downloaded here; this generator fills that gap with a set built to test the
+paper's claims that appearance and motion are complementary (section 1) and that
+weighting segments helps (the CLN, section 3.2). The full specification, with the
+reasons for every number, is docs/SYNTHETIC.md. Classes come in three families:
 
 - ``appearance``: class = the object's colour/texture pattern; shape and motion
   are drawn from one distribution shared by all appearance classes, so the flow
   field (and the silhouette it reveals) carries no information about the class;
-- ``motion``: class = the motion pattern (translate, rotate, zoom, oscillate);
-  the object is a neutral grey texture drawn from one shared distribution, and
-  every trajectory is symmetric about the clip's centre frame, so a single frame
-  carries no information about the class;
+- ``motion``: class = the motion pattern (vertical translation, rotation, pulsing
+  zoom, horizontal or vertical oscillation); the object is a grey texture drawn from
+  one shared distribution, and every trajectory is symmetric about the clip's centre
+  frame, so a single frame carries no information about the class;
 - ``joint``: class = one appearance with one motion (a grid of appearances x
-  motions), so both streams are needed.
+  motions), so both streams are needed. The motion is the *temporal cue*: the
+  object acts during a third of the clip, at a random time, and idles (moves only
+  with the camera) otherwise. Each video's cue frames are stored in ROOT/cues.json
+  and :func:`cue_segments` says which test segments overlap them.
+
+Label rule (training augmentation, htsc_core/data/transforms.py: horizontal flip,
+multi-scale corner crops): **every class is invariant under a horizontal mirror and
+under a zoom/shift of the frame**. Mirroring keeps up/down, turns clockwise into
+counter-clockwise (one class, "Rotate", direction drawn per video), keeps zoom and
+the axis of an oscillation; appearance patterns are drawn at a random orientation,
+so their mirror images belong to the same distribution. Left/right translation and
+a fixed rotation direction are therefore not classes.
+
+Motion at the network's input (frame side 64 = image_size, TSN crops rescale by
+0.8-1.5): object motion 1-4 px/frame, camera pan 0-1.5 px/frame, objects cover
+15-30 % of the frame, are textured everywhere, occlude the background at their
+edges and leave the frame partly during long translations.
 
 Nuisances: photographic/textured backgrounds from scikit-image's bundled images
 (no download), global camera pan, pixel noise, object scale/position jitter.
@@ -26,7 +43,7 @@ is sampled bilinearly from a panned canvas. The flow between consecutive frames
 is therefore known exactly per pixel (docs/CONTRACTS.md convention):
 ``frame_t(p) ~= frame_{t+1}(p + flow_t(p))``.
 
-Videos are H.264 (libx264, yuv420p, CRF 12, one thread, no SIMD, bit-exact muxing)
+Videos are H.264 (libx264, yuv420p, CRF 10, one thread, no SIMD, bit-exact muxing)
 so a given seed gives byte-identical files; the RGB -> YUV 4:2:0 conversion is done
 here in numpy (BT.601 limited range, the decoders' default), because feeding RGB
 frames through PyAV's own conversion gave run-to-run byte differences (PyAV 18.1).
@@ -38,7 +55,6 @@ import io
 import json
 import math
 import multiprocessing
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -53,9 +69,9 @@ import numpy as np
 from htsc_core.config import Config, from_params
 from htsc_core.utils import atomic_write_bytes, atomic_write_json, atomic_write_text, progress_disabled
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: mirror-invariant classes, 1-4 px/frame motion, temporal cues
 FPS = 25
-CRF = 12
+CRF = 10  # 64 px frames with dense texture: CRF 12 gave 29.95 dB on one class, CRF 10 >= 30.18 dB
 FAMILIES = ("appearance", "motion", "joint")
 NUM_TEST_GROUPS = 7  # g01..g07, as UCF101 split 1
 NUM_TRAIN_GROUPS = 18  # g08..g25
@@ -84,9 +100,10 @@ JOINT_APPEARANCES: dict[str, tuple[str, tuple[float, float, float], tuple[float,
     "Purple": ("stripes", (0.55, 0.15, 0.75), (0.85, 1.00, 0.60)),
     "Cyan": ("rings", (0.10, 0.85, 0.95), (0.50, 0.05, 0.10)),
 }
-MOTIONS = ("TranslateRight", "TranslateLeft", "RotateCW", "RotateCCW", "ZoomIn", "ZoomOut",
-           "TranslateUp", "TranslateDown", "Oscillate")
-JOINT_MOTIONS = ("ZoomIn", "RotateCW", "TranslateUp", "ZoomOut", "RotateCCW", "TranslateDown")
+# Every motion class is invariant under a horizontal mirror (see the module docstring).
+MOTIONS = ("TranslateUp", "TranslateDown", "Rotate", "Pulse", "OscillateHorizontal", "OscillateVertical")
+JOINT_MOTIONS = ("Rotate", "TranslateUp", "Pulse", "TranslateDown", "OscillateHorizontal", "OscillateVertical")
+CUE_FRACTION = 1 / 3  # joint family: the object acts during this share of the clip, idles otherwise
 
 
 # ----------------------------------------------------------------------------- classes and specs
@@ -232,40 +249,61 @@ def _rng(*keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys]))
 
 
-def _motion_trajectory(motion: str | None, rng: np.random.Generator, t: np.ndarray, size: int,
-                       n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(offset (T, 2) px, angle change (T,), log-scale change (T,)) relative to the centre frame.
+def cue_window(spec: VideoSpec) -> tuple[int, int]:
+    """Frames (start, end) between which the object acts: it moves from frame ``start`` to ``end``.
 
-    Magnitudes are a few px/frame at 80 px (DESIGN.md section 5), scaled with the frame size.
-    All trajectories are zero at the centre time and odd in (t - t_c) except Oscillate,
-    so the pose distribution of a single frame is the same for every motion class.
+    Joint family: a window of round(CUE_FRACTION * (T - 1)) frame pairs (at least 1) at a random
+    position (own RNG stream, so the rest of the scene does not depend on it); every other class
+    acts over the whole clip, (0, T - 1).
     """
-    tc = t - (n_frames - 1) / 2.0
-    span = max(n_frames - 1, 1)
-    off = np.zeros((t.size, 2))
-    dang = np.zeros(t.size)
-    dlog = np.zeros(t.size)
-    directions = {"TranslateRight": (1, 0), "TranslateLeft": (-1, 0), "TranslateUp": (0, -1), "TranslateDown": (0, 1)}
-    if motion is None:  # shared random motion of the appearance family: any mix of the three
-        speed = rng.uniform(0.0, 0.5) * size / span
+    n_pairs = max(spec.frames - 1, 1)
+    if spec.cls.family != "joint":
+        return 0, n_pairs
+    length = min(n_pairs, max(1, int(round(CUE_FRACTION * n_pairs))))
+    start = int(_rng(spec.seed, 3, spec.cls.index, spec.group, spec.clip).integers(0, n_pairs - length + 1))
+    return start, start + length
+
+
+def _motion_trajectory(motion: str | None, rng: np.random.Generator, tau: np.ndarray, size: int,
+                       radius: float, n_active: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(offset (T, 2) px, angle change (T,), log-scale change (T,)) relative to the act's centre.
+
+    ``tau`` is the object's own time: frame index minus the centre of its act, clipped to the act
+    (constant before and after it, so the object idles there); ``n_active`` frame pairs move.
+    Speeds are in px/frame at the generated size (docs/SYNTHETIC.md): translation 1.2-3 px (capped
+    so the object travels at most 0.6 of the frame), rotation and pulsing 1.8-3.2 px at the rim
+    (``radius``), oscillation peaks 3-6 px. Every trajectory but Pulse is zero at tau = 0; translations
+    and rotations are odd in tau, so a single frame's pose carries no class information (the clip's base
+    size is drawn from a range as wide as Pulse's swing).
+    """
+    k = size / 64.0
+    off = np.zeros((tau.size, 2))
+    dang = np.zeros(tau.size)
+    dlog = np.zeros(tau.size)
+    directions = {"TranslateUp": (0, -1), "TranslateDown": (0, 1)}
+    if motion is None:  # shared random motion of the appearance family: translation + rotation, any direction
+        speed = rng.uniform(0.3, 1.6) * k
         theta = rng.uniform(0, 2 * np.pi)
-        off = np.outer(tc, [speed * np.cos(theta), speed * np.sin(theta)])
-        dang = rng.uniform(-0.15, 0.15) * tc
-        dlog = rng.uniform(-1.0, 1.0) / span * tc
+        off = np.outer(tau, [speed * np.cos(theta), speed * np.sin(theta)])
+        dang = rng.uniform(-1.5, 1.5) * k / radius * tau
     elif motion in directions:
-        speed = rng.uniform(0.35, 0.55) * size / span  # 1.2-1.9 px/frame at 80 px, 24 frames
-        off = np.outer(tc, np.asarray(directions[motion], float) * speed)
-    elif motion in ("RotateCW", "RotateCCW"):
-        omega = rng.uniform(0.10, 0.16)  # rad/frame: ~1.4-2.2 px/frame at the rim of a 14 px object
-        dang = (omega if motion == "RotateCW" else -omega) * tc
-    elif motion in ("ZoomIn", "ZoomOut"):
-        kappa = rng.uniform(0.8, 1.1) / span  # log-scale range +-0.4..0.55 over the clip
-        dlog = (kappa if motion == "ZoomIn" else -kappa) * tc
-    elif motion == "Oscillate":
-        amp = rng.uniform(0.10, 0.15) * size
+        cap = min(3.0 * k, 0.6 * size / max(n_active, 1))
+        speed = rng.uniform(0.55, 1.0) * cap
+        off = np.outer(tau, np.asarray(directions[motion], float) * speed)
+    elif motion == "Rotate":  # either direction: a mirror turns one into the other
+        omega = rng.uniform(1.8, 3.2) * k / radius  # rad/frame
+        dang = omega * (1.0 if rng.integers(2) else -1.0) * tau
+    elif motion == "Pulse":  # zoom in and out: rim speed peaks at radius * amp * 2 pi / period
+        amp = rng.uniform(0.15, 0.2)
+        period = rng.uniform(6.0, 8.0)
+        phi = rng.uniform(0, 2 * np.pi)
+        dlog = amp * np.sin(2 * np.pi * tau / period + phi)  # about the clip's base size (not zero at tau = 0)
+    elif motion in ("OscillateHorizontal", "OscillateVertical"):
+        amp = rng.uniform(0.08, 0.12) * size
         period = rng.uniform(8.0, 12.0)
         phi = rng.uniform(0, 2 * np.pi)
-        off[:, 0] = amp * (np.sin(2 * np.pi * tc / period + phi) - np.sin(phi))
+        axis = 0 if motion == "OscillateHorizontal" else 1
+        off[:, axis] = amp * (np.sin(2 * np.pi * tau / period + phi) - np.sin(phi))
     else:
         raise ValueError(f"unknown motion {motion!r}; expected one of {MOTIONS}")
     return off, dang, dlog
@@ -282,7 +320,7 @@ def scene_for(spec: VideoSpec) -> Scene:
     g_rng = _rng(spec.seed, 1, spec.cls.index, spec.group)
     c_rng = _rng(spec.seed, 2, spec.cls.index, spec.group, spec.clip)
     t = np.arange(n_frames, dtype=np.float64)
-    k80 = size / 80.0
+    k = size / 64.0
 
     # --- background: image fixed per group (rotating through the split's pool), crop per clip
     pool = TEST_BACKGROUNDS if spec.split == "test" else TRAIN_BACKGROUNDS
@@ -292,7 +330,7 @@ def scene_for(spec: VideoSpec) -> Scene:
     gain = g_rng.uniform(0.75, 1.1)
     tint = 1.0 + g_rng.uniform(-0.12, 0.12, 3)
     flip = bool(g_rng.integers(2))
-    pan_speed = c_rng.uniform(0.0, 0.5) * k80  # image-space px/frame
+    pan_speed = c_rng.uniform(0.0, 1.5) * k  # image-space px/frame
     pan_dir = c_rng.uniform(0, 2 * np.pi)
     pan = pan_speed * np.array([np.cos(pan_dir), np.sin(pan_dir)])
     margin = int(math.ceil(pan_speed * (n_frames - 1) / 2.0)) + 3
@@ -312,7 +350,7 @@ def scene_for(spec: VideoSpec) -> Scene:
     harmonics = np.array([[2, g_rng.uniform(0.0, 0.3), g_rng.uniform(0, 2 * np.pi)],
                           [3, g_rng.uniform(0.0, 0.12), g_rng.uniform(0, 2 * np.pi)],
                           [4, g_rng.uniform(0.0, 0.08), g_rng.uniform(0, 2 * np.pi)]])
-    base_radius = g_rng.uniform(0.14, 0.19) * size
+    base_radius = g_rng.uniform(0.24, 0.28) * size  # object area ~ 18-25 % of the frame
     if spec.cls.appearance is None:
         pattern = "neutral"
         colour_a = np.clip(g_rng.uniform(0.45, 0.65) * (1.0 + g_rng.uniform(-0.08, 0.08, 3)), 0, 1)
@@ -324,17 +362,19 @@ def scene_for(spec: VideoSpec) -> Scene:
         colour_b = np.clip(np.asarray(cb) + g_rng.uniform(-0.05, 0.05, 3), 0, 1)
     freq = 1.2 * g_rng.uniform(0.9, 1.1)
     phase = g_rng.uniform(0, 1, 2)
-    n_waves = 4
-    wave_f = g_rng.uniform(0.8, 2.2, n_waves)
+    n_waves = 6  # textured everywhere, so the photometric loss sees the object's motion
+    wave_f = g_rng.uniform(1.0, 3.0, n_waves)
     wave_dir = g_rng.uniform(0, 2 * np.pi, n_waves)
     waves = np.stack([wave_f * np.cos(wave_dir), wave_f * np.sin(wave_dir),
-                      g_rng.uniform(0, 2 * np.pi, n_waves), np.full(n_waves, 0.13)], axis=1)
+                      g_rng.uniform(0, 2 * np.pi, n_waves), np.full(n_waves, 0.2)], axis=1)
 
     # --- pose (clip level): centre-frame pose from one shared distribution, then the motion
     centre_c = margin + (size - 1) / 2.0 + c_rng.uniform(-0.1, 0.1, 2) * size
     angle_c = c_rng.uniform(0, 2 * np.pi)
-    scale_c = base_radius * c_rng.uniform(0.9, 1.1)
-    off, dang, dlog = _motion_trajectory(spec.cls.motion, c_rng, t, size, n_frames)
+    scale_c = base_radius * math.exp(c_rng.uniform(-0.15, 0.15))  # about the Pulse class's size range
+    start, end = cue_window(spec)
+    tau = np.clip(t, start, end) - (start + end) / 2.0  # the object's own time: frozen outside its act
+    off, dang, dlog = _motion_trajectory(spec.cls.motion, c_rng, tau, size, base_radius, end - start)
     # The object moves in the world; the image shows it relative to the panning camera.
     centre = centre_c + off
     obj = ObjectModel(centre=centre, angle=angle_c + dang, scale=scale_c * np.exp(dlog), harmonics=harmonics,
@@ -591,6 +631,68 @@ def write_splits(root: str | Path, specs: Sequence[VideoSpec]) -> None:
     atomic_write_text(root / "splits" / "testlist01.txt", "".join(test))
 
 
+CUES_NAME = "cues.json"
+
+
+def write_cues(root: str | Path, specs: Sequence[VideoSpec]) -> Path:
+    """ROOT/cues.json: per video, the frames [start, end] between which its object acts.
+
+    ``{"frames": T, "cue_fraction": ..., "videos": {video_id: {"start", "end", "family", "split"}}}``;
+    the object moves between frames t and t + 1 exactly when start <= t < end (full-clip classes:
+    0 and T - 1).
+    """
+    videos = {}
+    for s in sorted(specs, key=lambda s: (s.cls.index, s.group, s.clip)):
+        start, end = cue_window(s)
+        videos[s.video_id] = {"start": start, "end": end, "family": s.cls.family, "split": s.split}
+    frames = specs[0].frames if specs else 0
+    return atomic_write_json(Path(root) / CUES_NAME, {"frames": frames, "cue_fraction": CUE_FRACTION,
+                                                      "videos": videos})
+
+
+def read_cues(root: str | Path) -> dict[str, Any]:
+    path = Path(root) / CUES_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: a synthetic set of generator version >= 2 has one "
+                                f"(regenerate with `htsc synth --out {root}`)")
+    try:
+        data = json.loads(path.read_text())
+        data["videos"], data["frames"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: expected {{'frames': T, 'videos': {{video_id: {{'start', 'end'}}}}}} ({exc})") from exc
+    return data
+
+
+def segment_overlaps_cue(starts: np.ndarray, length: int, cue: tuple[int, int]) -> np.ndarray:
+    """(S,) bool: stack s (frames starts[s] .. starts[s] + length - 1) contains a frame pair of the cue.
+
+    The cue's moving pairs are t = start .. end - 1; the stack's pairs are starts[s] .. starts[s] + length - 2.
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    start, end = int(cue[0]), int(cue[1])
+    return (starts < end) & (starts + length - 1 > start)
+
+
+def cue_segments(root: str | Path, num_segments: int, length: int, subset: str = "test",
+                 family: str | None = "joint") -> dict[str, np.ndarray]:
+    """For every ``subset`` video (of ``family``; None = all), which of its test segments overlap its cue.
+
+    Segments are those of :func:`htsc_core.data.sampling.test_starts` (``num_segments`` stacks of
+    ``length`` frames, the test protocol), so entry s of the result goes with segment s of the
+    network's test-time scores (e.g. the CLN's coefficient for segment s).
+    """
+    from htsc_core.data.sampling import test_starts
+
+    cues = read_cues(root)
+    out = {}
+    for vid, c in cues["videos"].items():
+        if (subset is not None and c["split"] != subset) or (family is not None and c["family"] != family):
+            continue
+        starts = test_starts(int(cues["frames"]), num_segments, length)
+        out[vid] = segment_overlaps_cue(starts, length, (c["start"], c["end"]))
+    return out
+
+
 def generate(out: str | Path, cfg: Config, workers: int = 2, progress: bool = True) -> dict[str, Any]:
     """Generate the whole set under ``out``; returns a summary (videos, bytes, seconds).
 
@@ -624,6 +726,7 @@ def generate(out: str | Path, cfg: Config, workers: int = 2, progress: bool = Tr
             for nbytes in (_progress(results, len(jobs), "synth") if progress else results):
                 total_bytes += nbytes
     write_splits(out, specs)
+    write_cues(out, specs)
     classes = class_table(cfg.synth_classes_per_family)
     meta = {
         **settings,

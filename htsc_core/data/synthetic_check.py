@@ -49,7 +49,9 @@ def flow_features(flow: np.ndarray, min_motion: float = 0.2) -> np.ndarray:
     Per frame pair: subtract the median flow (the camera pan, the background dominates), take
     pixels moving by more than ``min_motion`` px, fit relative flow ~ A (p - centroid) + b;
     keep b, divergence, curl, the two shears, the moving area fraction and the elongation of
-    the moving region. Video features: mean over pairs of those, plus the std over pairs of b.
+    the moving region, |b| and the magnitudes |b_x|, |b_y|, |curl|, |second shear| (a horizontal mirror
+    flips the signs of b_x, curl and the second shear; the labels do not change, docs/SYNTHETIC.md).
+    Video features: mean over pairs of those, the std over pairs of b, and the share of pairs with motion.
     """
     flow = np.asarray(flow, dtype=np.float64)
     if flow.ndim != 4 or flow.shape[-1] != 2:
@@ -62,7 +64,7 @@ def flow_features(flow: np.ndarray, min_motion: float = 0.2) -> np.ndarray:
         moving = np.hypot(rel[..., 0], rel[..., 1]) > min_motion
         n = int(moving.sum())
         if n < 8:
-            rows.append(np.zeros(9))
+            rows.append(np.zeros(13))
             continue
         p = np.stack([xs[moving], ys[moving]], axis=1)
         p -= p.mean(axis=0)
@@ -71,10 +73,12 @@ def flow_features(flow: np.ndarray, min_motion: float = 0.2) -> np.ndarray:
         a, *_ = np.linalg.lstsq(p, r - b, rcond=None)  # r - b ~ p @ a, a = A^T
         A = a.T
         ev = np.linalg.eigvalsh(np.cov(p.T) + 1e-9 * np.eye(2))
-        rows.append(np.array([b[0], b[1], A[0, 0] + A[1, 1], A[1, 0] - A[0, 1], A[0, 0] - A[1, 1],
-                              A[0, 1] + A[1, 0], n / (h * w), np.sqrt(ev[0] / ev[1]), np.hypot(*b)]))
+        curl, shear2 = A[1, 0] - A[0, 1], A[0, 1] + A[1, 0]
+        rows.append(np.array([b[0], b[1], A[0, 0] + A[1, 1], curl, A[0, 0] - A[1, 1], shear2, n / (h * w),
+                              np.sqrt(ev[0] / ev[1]), np.hypot(*b), abs(b[0]), abs(b[1]), abs(curl), abs(shear2)]))
     rows = np.asarray(rows)
-    return np.concatenate([rows.mean(axis=0), rows[:, :2].std(axis=0)])
+    active = float(np.mean(rows[:, 6] > 0))
+    return np.concatenate([rows.mean(axis=0), rows[:, :2].std(axis=0), [active]])
 
 
 # ----------------------------------------------------------------------------- classifier

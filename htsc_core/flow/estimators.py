@@ -91,9 +91,11 @@ class TVL1Estimator(PairwiseEstimator):
 
     name = "tvl1"
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, **params) -> None:
         super().__init__(threads)
-        self._algo = cv2.optflow.DualTVL1OpticalFlow_create()
+        # ``params``: keyword arguments of DualTVL1OpticalFlow_create (e.g. nscales=3, warps=3); none = defaults.
+        self.params = dict(params)
+        self._algo = cv2.optflow.DualTVL1OpticalFlow_create(**self.params)
 
     def pair(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         return self._algo.calc(prev, nxt, None)
