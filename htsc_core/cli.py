@@ -121,5 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # `python -m htsc_core.cli` (torchrun): run the importable module's main, so
+    from htsc_core.cli import main as _main  # the UsageError the commands raise is the one main catches
+
+    raise SystemExit(_main())

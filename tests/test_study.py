@@ -1,0 +1,85 @@
+"""study.py (notebook set-up, tables, claims), plots.py (smoke: a figure and a PNG), report.py (README tables)."""
+from __future__ import annotations
+
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+from htsc_core import plots, report, study  # noqa: E402
+
+
+def params(tmp_path):
+    return dict(profile="smoke", data_root=str(tmp_path / "data"), results_dir=str(tmp_path / "results"),
+                runs_dir=str(tmp_path / "runs"))
+
+
+def test_setup_applies_overrides_and_saves_the_config(tmp_path):
+    cfg = study.setup(**params(tmp_path), seed=1, overrides={"epochs_spatial": 5, "seed": 2})
+    assert (cfg.epochs_spatial, cfg.seed, cfg.profile) == (5, 2, "smoke")
+    saved = json.loads((tmp_path / "results" / "metrics" / "config.json").read_text())
+    assert saved["epochs_spatial"] == 5
+    for sub in ("metrics", "tables", "figures"):
+        assert (tmp_path / "results" / sub).is_dir()
+
+
+def test_setup_rejects_unknown_override(tmp_path):
+    with pytest.raises(ValueError, match="unknown config key.*valid keys"):
+        study.setup(**params(tmp_path), overrides={"epoch_spatial": 5})
+
+
+def test_write_table_and_metrics_roundtrip(tmp_path):
+    cfg = study.setup(**params(tmp_path))
+    path = study.write_table(cfg, "t", [{"method": "a", "ours": 0.123456}, {"method": "b"}], ["method", "ours"])
+    assert path.read_text() == "method,ours\na,0.1235\nb,\n"
+    study.write_metrics(cfg, "m", {"x": 1})
+    assert study.read_metrics(cfg, "m") == {"x": 1}
+    with pytest.raises(FileNotFoundError, match="run the notebook"):
+        study.read_metrics(cfg, "absent")
+
+
+def test_quiet_sets_the_one_progress_switch(monkeypatch):
+    from htsc_core.utils import progress, progress_disabled
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert not progress_disabled()
+    study.quiet()
+    assert progress_disabled() and progress(range(3)).disable
+    assert progress(range(3), disable=False).disable  # the switch wins over a caller's default
+
+
+@pytest.mark.parametrize("name,args", [
+    ("training_curves", ({"spatial": [{"epoch": 0, "train_loss": 1.0, "train_accuracy": 0.2, "val_accuracy": 0.1},
+                                      {"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.6, "val_accuracy": 0.4}]},)),
+    ("confusion", ([[3, 1], [0, 4]], ["a", "b"])),
+    ("awl_weights", ([{"class": "a", "w_spatial": 1.0, "w_temporal": 0.0, "family": "appearance"},
+                      {"class": "b", "w_spatial": 0.0, "w_temporal": 1.0, "family": "motion"}],)),
+    ("coefficient_heatmaps", (np.full((2, 3), 1 / 3), np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]]), ["a", "b"])),
+])
+def test_plots_return_a_figure_and_write_a_png(tmp_path, name, args):
+    path = tmp_path / f"{name}.png"
+    fig = getattr(plots, name)(*args, path=path)
+    assert isinstance(fig, matplotlib.figure.Figure)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_method_bars(tmp_path):
+    rows = [{"method": "hts", "ours": 0.5, "paper_ucf101": 0.903}, {"method": "htsc", "ours": 0.6, "paper_ucf101": ""}]
+    fig = plots.method_bars(rows, "ours", "paper_ucf101", title="t", path=tmp_path / "b.png")
+    assert isinstance(fig, matplotlib.figure.Figure) and (tmp_path / "b.png").stat().st_size > 0
+
+
+def test_update_readme_replaces_only_the_marked_section(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    results = tmp_path / "results"
+    (results / "tables").mkdir(parents=True)
+    (results / "tables" / "table4.csv").write_text("method,ours\nhts,0.5000\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.START}\nstale\n{report.END}\noutro\n")
+    report.update_readme(results.relative_to(tmp_path), readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith(f"{report.END}\noutro\n") and "stale" not in text
+    assert "| method | ours |" in text and "| hts | 0.5000 |" in text
