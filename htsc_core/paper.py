@@ -30,3 +30,28 @@ TABLE5_FPS = {
     "htsc": 115.1,
 }
 PAPER_COLUMNS = ("paper_ucf101", "paper_hmdb51", "paper_thumos14")
+
+DATASET_NAMES = ("UCF101", "HMDB51", "THUMOS14")
+
+
+def _row(method: str) -> tuple[float, float, float]:
+    for table in (TABLE4, TABLE3):
+        if method in table:
+            return table[method]
+    raise KeyError(f"paper.py: {method!r} is in neither Table 3 nor Table 4")
+
+
+def versus(a: str, b: str) -> str:
+    """The paper's numbers for a claim "a vs b", per dataset, e.g. "UCF101 0.903 vs 0.880, ..."."""
+    ra, rb = _row(a), _row(b)
+    return ", ".join(f"{d} {x:.3f} vs {y:.3f}" for d, x, y in zip(DATASET_NAMES, ra, rb))
+
+
+def value(method: str) -> str:
+    """The paper's numbers for one method, per dataset, e.g. "UCF101 0.809, HMDB51 0.514, THUMOS14 0.721"."""
+    return ", ".join(f"{d} {x:.3f}" for d, x in zip(DATASET_NAMES, _row(method)))
+
+
+def fps_versus(a: str, b: str) -> str:
+    """Table 5's fps for a timing claim, e.g. "120.4 vs 99.7 fps (HMDB51, GPU)"."""
+    return f"{TABLE5_FPS[a]} vs {TABLE5_FPS[b]} fps (HMDB51, GPU)"

@@ -25,8 +25,13 @@ def setup(overrides: dict[str, Any] | None = None, **params: Any) -> Config:
     """Build the config from a notebook's parameters, seed everything, create the result folders.
 
     ``overrides`` is the notebooks' one free-form parameter (``htsc reproduce --set KEY=VALUE``): any
-    config field, applied over the named parameters; unknown keys raise, listing the valid ones.
+    config field, applied over the named parameters; unknown keys raise, listing the valid ones. A JSON
+    string is accepted too (``papermill -p overrides '{"epochs_spatial": 2}'`` passes one).
     """
+    if isinstance(overrides, str):
+        overrides = json.loads(overrides)
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError(f"overrides must be a dict of config fields; got {type(overrides).__name__}")
     cfg = from_params({**params, **(overrides or {})})
     seed_everything(cfg.seed)
     for sub in ("metrics", "tables", "figures"):
@@ -158,6 +163,29 @@ def ratio(cfg: Config, claim: str, values_a, values_b, kind: str, margin: float 
                              f"interleaved measurements ({np.median(values_a):.4g} vs {np.median(values_b):.4g}{unit})",
                              v, est, (lo, hi), n=min(len(values_a), len(values_b)), kind=kind, margin=margin)
     return record(cfg, rec, paper)
+
+
+def conclude(records: Sequence[dict | None]) -> None:
+    """A notebook's closing cell: its verdicts as a Markdown list, computed from the records (never typed)."""
+    recs = [r for r in records if r]
+    lines = ["**What this notebook found** (verdicts from 95% intervals; see `metrics/claims.json`):", ""]
+    for r in recs:
+        lo, hi = r["ci"]
+        paper = f"; paper: {r['paper']}" if r.get("paper") else ""
+        lines.append(f"- {r['claim']}: **{r['verdict']}** ({r['detail']}; estimate {r['estimate']:+.3f}, "
+                     f"CI [{lo:+.3f}, {hi:+.3f}]{paper})")
+    if not recs:
+        lines.append("- no claim applies to this dataset")
+    text = "\n".join(lines)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+        if get_ipython() is not None:
+            display(Markdown(text))
+            return
+    except ImportError:
+        pass
+    print(text)
 
 
 def check(cfg: Config, name: str, holds: bool, detail: str) -> None:
