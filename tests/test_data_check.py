@@ -189,17 +189,17 @@ def test_screened_split_leaves_out_the_bad_video_and_warns(tmp_path):
 def test_screen_is_cached_per_listing_and_rescans_when_a_file_changes(tmp_path, monkeypatch):
     import os
 
-    from htsc_core.data import check
+    from htsc_core.data import check, probe
 
     cfg, bad = _ucf_cfg(tmp_path)
     first = check.screen_dataset(cfg)
     calls = []
-    real = check.check_videos
-    monkeypatch.setattr(check, "check_videos", lambda paths, *a, **k: calls.append(len(list(paths))) or [])
-    monkeypatch.setattr(check, "_SCREENS", {})  # a new process: only the cache file is left
+    real = probe.check_videos
+    monkeypatch.setattr(probe, "check_videos", lambda paths, *a, **k: calls.append(len(list(paths))) or [])
+    monkeypatch.setattr(probe, "_SCREENS", {})  # a new process: only the cache file is left
     again = check.screen_dataset(cfg)
     assert calls == [] and again["problems"] == first["problems"]
-    monkeypatch.setattr(check, "check_videos", real)
+    monkeypatch.setattr(probe, "check_videos", real)
     from dataset_trees import write_clip
 
     write_clip(bad, 7, 2)  # the user re-downloads the cut file

@@ -17,7 +17,7 @@ import pytest
 
 from dataset_trees import hmdb51_tree, thumos14_tree, ucf101_tree
 
-ENV = {**os.environ, "HTSC_QUIET": "1"}
+ENV = {**os.environ, "TQDM_DISABLE": "1"}
 TREES = {"ucf101": ucf101_tree, "hmdb51": hmdb51_tree, "thumos14": thumos14_tree}
 
 

@@ -147,13 +147,23 @@ def listed_videos(cfg) -> tuple[list[VideoRecord], list[dict]]:
     return list(seen.values()), unique
 
 
+def screen_dataset(cfg, cache: bool = True, min_frames: int | None = None, workers: int | None = None) -> dict:
+    """The check-videos scan of every video ``cfg``'s split listing names, cached per listing
+    (:func:`htsc_core.data.probe.screen_listing`): ``{"checked", "problems", ...}``."""
+    from htsc_core.data.probe import MIN_FRAMES, screen_listing
+
+    records, missing = listed_videos(cfg)
+    return screen_listing(cfg, records, missing, cache=cache,
+                          min_frames=MIN_FRAMES if min_frames is None else min_frames, workers=workers)
+
+
 def load_split(cfg, subset: str, screen: bool | None = None) -> tuple[list[VideoRecord], list[str]]:
     """Records of ``subset`` ("train" | "val" | "test") of ``cfg.dataset`` -> (records, class_names).
 
     ``screen`` (default: every dataset but the synthetic one, which we generate and check
     strictly in notebook 00) leaves out the videos that the check-videos scan of the whole
     listing finds unusable (unreadable, truncated, empty, missing, dangling links; scanned
-    once per listing and cached, :func:`htsc_core.data.check.screen_dataset`), with a warning
+    once per listing and cached, :func:`screen_dataset`), with a warning
     naming each; "val" is held out of the usable training videos. A user's dataset is data: one bad file must not end the study.
     ``screen=False`` returns what the split files list and raises on a listed file the tree lacks.
     """
@@ -162,7 +172,7 @@ def load_split(cfg, subset: str, screen: bool | None = None) -> tuple[list[Video
     screen = cfg.dataset != "synthetic" if screen is None else bool(screen)
     if not screen:
         return _parse(cfg, subset, None)
-    from htsc_core.data.check import screen_dataset, warn_excluded
+    from htsc_core.data.probe import warn_excluded
 
     bad = {p["path"]: p for p in screen_dataset(cfg)["problems"]}
     excluded: list[dict] = []
