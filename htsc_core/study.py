@@ -16,7 +16,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy.stats import binomtest
 
-from htsc_core import stats
+from htsc_core import stats, tables
+from htsc_core.analysis import family_correct, metric
 from htsc_core.config import Config, from_params
 from htsc_core.utils import atomic_write_json, atomic_write_text, run_metadata, seed_everything
 
@@ -129,36 +130,59 @@ def compare_metric(cfg: Config, claim: str, metric, arrays_a, arrays_b, kind: st
     return record(cfg, rec, paper)
 
 
-def versus_chance(cfg: Config, claim: str, correct, chance: float, kind: str = "greater", margin: float = 0.0,
-                  paper: str = "", strict: bool = False) -> dict:
-    """A claim about one accuracy against chance: Wilson interval of (accuracy - chance), exact binomial p.
-
-    ``kind`` "greater": beats chance; "at_most" with ``margin``: no more than ``margin`` above chance
-    (a cue the classifier should not be able to see).
-    """
-    correct = np.asarray(correct, dtype=bool).ravel()
-    n, k = correct.size, int(correct.sum())
+def proportion(cfg: Config, claim: str, k: int, n: int, reference: float, kind: str = "greater",
+               margin: float = 0.0, what: str = "top-1", reference_name: str = "chance", paper: str = "",
+               strict: bool = False) -> dict:
+    """A claim about one proportion k/n against a reference value: Wilson interval of (k/n - reference),
+    exact binomial p. ``kind`` "greater": above the reference; "at_most" with ``margin``: no more than
+    ``margin`` above it (e.g. a cue the classifier should not see)."""
     if n == 0:
-        raise ValueError(f"{claim}: no test videos to score")
-    lo, hi = stats.wilson_interval(k, n)
-    alternative = "greater" if kind == "greater" else "two-sided"
-    p = float(binomtest(k, n, chance, alternative=alternative).pvalue)
-    est = k / n - chance
-    rec = stats.claim_record(claim, f"top-1 {k / n:.3f} vs chance {chance:.3f} ({k}/{n})",
-                             stats.verdict(lo - chance, hi - chance, kind, margin), est, (lo - chance, hi - chance),
-                             p=p, n=n, strict=strict, kind=kind, margin=margin, accuracy=k / n, chance=chance)
+        raise ValueError(f"{claim}: nothing to count (n = 0)")
+    lo, hi = stats.wilson_interval(int(k), int(n))
+    p = float(binomtest(int(k), int(n), reference, alternative="greater" if kind == "greater" else "two-sided").pvalue)
+    rec = stats.claim_record(claim, f"{what} {k / n:.3f} vs {reference_name} {reference:.3f} ({k}/{n})",
+                             stats.verdict(lo - reference, hi - reference, kind, margin), k / n - reference,
+                             (lo - reference, hi - reference), p=p, n=n, strict=strict, kind=kind, margin=margin,
+                             value=k / n, reference=reference)
     return record(cfg, rec, paper)
 
 
-def ratio(cfg: Config, claim: str, values_a, values_b, kind: str, margin: float = 0.0,
+def versus_chance(cfg: Config, claim: str, correct, chance: float, kind: str = "greater", margin: float = 0.0,
+                  paper: str = "", strict: bool = False) -> dict:
+    """A claim about one accuracy against chance from per-video correctness (or a (k, n) pair)."""
+    if isinstance(correct, tuple):
+        k, n = (int(v) for v in correct)
+    else:
+        c = np.asarray(correct, dtype=bool).ravel()
+        k, n = int(c.sum()), c.size
+    return proportion(cfg, claim, k, n, chance, kind, margin, paper=paper, strict=strict)
+
+
+def compare_methods(cfg: Config, claim: str, a: str, b: str, kind: str = "greater", margin: float = 0.0,
+                    family: str | None = None, paper: str = "") -> dict:
+    """A paired claim about two rows of Tables 3/4 on the same test videos (optionally within one family):
+    top-1 with McNemar, or mAP (THUMOS14) by paired bootstrap."""
+    scores, labels = tables.method_scores(cfg)
+    if labels.ndim == 2:
+        return compare_metric(cfg, claim, metric, (scores[a], labels), (scores[b], labels), kind, margin,
+                              names=(a, b), paper=paper)
+    if family is None:
+        ca, cb = tables.correct(scores[a], labels), tables.correct(scores[b], labels)
+    else:
+        ca, cb = family_correct(cfg, scores[a], labels, family), family_correct(cfg, scores[b], labels, family)
+    return compare(cfg, claim, ca, cb, kind, margin, names=(a, b), paper=paper)
+
+
+def ratio(cfg: Config, claim: str, values_a, values_b, kind: str, margin: float = 0.0, threshold: float = 1.0,
           names: tuple[str, str] = ("A", "B"), unit: str = "", paper: str = "") -> dict:
     """A claim about the ratio of two repeated, interleaved measurements (timings): bootstrap interval of
-    the ratio of medians; kind "greater"/"less" compare the ratio with 1, "within" with 1 +- margin."""
+    the ratio of medians; kind "greater"/"less" compare the ratio with ``threshold``, "within" with
+    1 +- margin."""
     est, lo, hi = stats.ratio_ci(values_a, values_b, seed=cfg.seed)
     if kind == "within":
         v = stats.verdict(lo, hi, "within", margin)
     else:
-        v = stats.verdict(lo - 1, hi - 1, kind, margin)
+        v = stats.verdict(lo - threshold, hi - threshold, kind, margin)
     rec = stats.claim_record(claim, f"{names[0]} / {names[1]} = {est:.3f} from {len(values_a)} and {len(values_b)} "
                              f"interleaved measurements ({np.median(values_a):.4g} vs {np.median(values_b):.4g}{unit})",
                              v, est, (lo, hi), n=min(len(values_a), len(values_b)), kind=kind, margin=margin)
