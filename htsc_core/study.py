@@ -222,14 +222,6 @@ def check(cfg: Config, name: str, holds: bool, detail: str) -> None:
         raise AssertionError(f"{name}: {detail}")
 
 
-def claim(cfg: Config, name: str, holds: bool, detail: str, strict: bool | None = None) -> dict:
-    """Transitional: a bare yes/no claim without an interval (being replaced by the verdict functions above)."""
-    strict = False if strict is None else strict
-    rec = stats.claim_record(name, detail, "holds" if holds else "reversed", float(holds), (float(holds),) * 2,
-                             strict=strict)
-    return record(cfg, rec)
-
-
 def fmt_table(rows: Iterable[dict], columns: Sequence[str]) -> str:
     """A plain-text table for notebook output (stable across runs: fixed 3-decimal rounding)."""
     rows = list(rows)
