@@ -90,7 +90,7 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
         t0 = time.time()
         print(f"[{time.time() - started:7.1f}s] {nb.name} ...", flush=True)
         try:  # run from the project root, so every path in the parameters is root-relative
-            pm.execute_notebook(str(nb), str(out), parameters={**params, **_extra_parameters(nb, profile, results_dir)},
+            pm.execute_notebook(str(nb), str(out), parameters=_declared(nb, {**params, **_extra_parameters(nb, profile, results_dir)}),
                                 cwd=str(ROOT), kernel_name="python3",
                                 progress_bar=False, log_output=False)
         except Exception as exc:  # noqa: BLE001 - papermill raises PapermillExecutionError and friends
@@ -111,6 +111,15 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
         update_readme(results_dir)
     print(f"all notebooks done in {time.time() - started:.0f}s; results in {results_dir}")
     return 0
+
+
+def _declared(nb: Path, params: dict) -> dict:
+    """Only the parameters ``nb`` declares (papermill would inject and warn about the others): notebook 09,
+    the release's scores, takes no dataset configuration."""
+    import papermill as pm
+
+    names = set(pm.inspect_notebook(str(nb)))
+    return {k: v for k, v in params.items() if k in names}
 
 
 def _extra_parameters(nb: Path, profile: str, results_dir: Path) -> dict:

@@ -21,7 +21,7 @@ from htsc_core.config import Config
 from htsc_core.data.dataset import VideoDataset, make_loader
 from htsc_core.data.registry import load_split
 from htsc_core.models.htsc import segment_features, video_scores
-from htsc_core.train.engine import progress
+from htsc_core.train.engine import precision_policy, progress
 from htsc_core.train.streams import MODALITY, build_stream, flow_root, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz, resolve_device
 
@@ -101,11 +101,11 @@ def extract_scores(cfg: Config, stream: str, subset: str, device: str | None = N
         if batch is None:
             continue
         batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda"):
+        with precision_policy(dev, cfg).autocast(dev):  # the training policy: bf16 where native
             logits, fc7 = _forward(stream, model, batch)
         b = batch["index"].shape[0]
-        scores.append(video_scores(logits, b).cpu().numpy())  # (B, M): mean over segments x crops
-        feats.append(segment_features(fc7, b, cfg.test_segments).cpu().numpy())  # (B, S, d)
+        scores.append(video_scores(logits.float(), b).cpu().numpy())  # (B, M): mean over segments x crops
+        feats.append(segment_features(fc7.float(), b, cfg.test_segments).cpu().numpy())  # (B, S, d)
         labels.append(batch["label"].cpu().numpy())
         ids.extend(records[i].video_id for i in batch["index"].tolist())
     if not scores:

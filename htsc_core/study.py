@@ -102,14 +102,17 @@ def record(cfg: Config, rec: dict, paper: str = "") -> dict:
     if paper:
         rec = {**rec, "paper": paper}
     stats.record_claim(claims_path(cfg), rec)
-    lo, hi = rec["ci"]
     p = f", p={rec['p']:.3g}" if rec.get("p") is not None else ""
     print(f"[{rec['verdict'].upper()}] {rec['claim']}: {rec['detail']} "
-          f"(estimate {rec['estimate']:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]{p}, n={rec['n']})"
-          + (f"; paper: {paper}" if paper else ""))
+          f"(estimate {rec['estimate']:+.3f}, {_ci_text(rec)}{p}, n={rec['n']})" + (f"; paper: {paper}" if paper else ""))
     if rec.get("strict") and rec["verdict"] != "holds":
         raise AssertionError(f"invariant failed: {rec['claim']}: {rec['detail']}")
     return rec
+
+
+def _ci_text(rec: dict) -> str:
+    lo, hi = rec["ci"]
+    return "no interval" if lo is None or hi is None else f"95% CI [{lo:+.3f}, {hi:+.3f}]"
 
 
 def compare(cfg: Config, claim: str, correct_a, correct_b, kind: str = "greater", margin: float = 0.0,
@@ -178,6 +181,13 @@ def ratio(cfg: Config, claim: str, values_a, values_b, kind: str, margin: float 
     """A claim about the ratio of two repeated, interleaved measurements (timings): bootstrap interval of
     the ratio of medians; kind "greater"/"less" compare the ratio with ``threshold``, "within" with
     1 +- margin."""
+    if min(len(values_a), len(values_b)) < stats.MIN_TIMINGS:  # e.g. a small user dataset: a finding, not an error
+        est = float(np.median(values_a) / np.median(values_b))
+        rec = {"claim": claim, "detail": f"{names[0]} / {names[1]} = {est:.3f} from only {len(values_a)} and "
+                                         f"{len(values_b)} measurements: too few for an interval",
+               "verdict": "not resolved", "estimate": est, "ci": [None, None], "p": None,
+               "n": min(len(values_a), len(values_b)), "strict": False, "kind": kind, "margin": margin}
+        return record(cfg, rec, paper)
     est, lo, hi = stats.ratio_ci(values_a, values_b, seed=cfg.seed)
     if kind == "within":
         v = stats.verdict(lo, hi, "within", margin)
@@ -194,10 +204,9 @@ def conclude(records: Sequence[dict | None]) -> None:
     recs = [r for r in records if r]
     lines = ["**What this notebook found** (verdicts from 95% intervals; see `metrics/claims.json`):", ""]
     for r in recs:
-        lo, hi = r["ci"]
         paper = f"; paper: {r['paper']}" if r.get("paper") else ""
         lines.append(f"- {r['claim']}: **{r['verdict']}** ({r['detail']}; estimate {r['estimate']:+.3f}, "
-                     f"CI [{lo:+.3f}, {hi:+.3f}]{paper})")
+                     f"{_ci_text(r)}{paper})")
     if not recs:
         lines.append("- no claim applies to this dataset")
     text = "\n".join(lines)

@@ -24,7 +24,7 @@ from htsc_core.models.htsc import HTSC
 from htsc_core.paper import PAPER_COLUMNS, TABLE3, TABLE4
 from htsc_core.scores import (STREAMS, align_streams, extract_scores, load_scores, scores_path, view_loader)
 from htsc_core.train.cln import cln_scores, load_cln
-from htsc_core.train.engine import progress
+from htsc_core.train.engine import precision_policy, progress
 from htsc_core.train.streams import build_stream, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz, atomic_write_json, resolve_device, run_metadata
 
@@ -51,7 +51,7 @@ def htsc_scores(cfg: Config, awl_weights, subset: str = "test", device: str | No
     for batch in progress(loader, desc=f"htsc {subset}", leave=False):
         if batch is None:
             continue
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp and dev.type == "cuda"):
+        with precision_policy(dev, cfg).autocast(dev):  # the training policy: bf16 where native
             out = model(batch["stack"].to(dev), cfg.test_segments)
         for k in HTSC_KEYS:
             parts[k].append(out[k].float().cpu().numpy())
