@@ -23,7 +23,7 @@ from typing import Any, Iterable
 from htsc_core.config import DATASETS, PROFILES, Config, from_params
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("htsc_core.data.synthetic", "generate the synthetic action set (docs/DESIGN.md section 5)"),
+    "synth": ("htsc_core.data.synthetic_check", "generate the synthetic action set (docs/DESIGN.md section 5)"),
     "check-videos": ("htsc_core.data.check", "scan a dataset for unreadable, empty, short or odd videos"),
     "flow": ("htsc_core.flow.cli", "TV-L1 flow extraction (`flow extract`) and flow scoring (`flow eval`)"),
     "train": ("htsc_core.train.stages", "train one stage: spatial | motion | temporal | tvl1 | rgbdiff | cln"),

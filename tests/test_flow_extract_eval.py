@@ -172,6 +172,17 @@ def test_warp_backward_matches_scipy():
     np.testing.assert_allclose(ev.warp_backward(img, flow), ref, atol=1e-3)
 
 
+def test_moving_mask_hand_values():
+    gt = np.zeros((2, 4, 5, 2))
+    gt[..., 0] = 1.0  # camera pan 1 px right everywhere
+    gt[0, 1:3, 1:3] = (1.0, 2.0)  # a 2 x 2 object moving 2 px down relative to the pan
+    gt[1, 0, 0] = (1.4, 0.0)  # 0.4 px off the pan: not "moving"
+    mask = ev.moving_mask(gt)
+    assert mask[0].sum() == 4 and mask[0, 1:3, 1:3].all() and not mask[1].any()
+    with pytest.raises(ValueError, match="moving_mask"):
+        ev.moving_mask(gt[0])
+
+
 def test_zero_estimator_epe_is_mean_gt_magnitude(tmp_path):
     # hand-made pair: two frames and an arbitrary ground-truth field
     frames = np.stack([texture(5), texture(6)])
@@ -185,6 +196,10 @@ def test_zero_estimator_epe_is_mean_gt_magnitude(tmp_path):
     assert len(rows) == 1 and rows[0]["method"] == "zero" and rows[0]["pairs"] == 1
     g = gt.astype(np.float64)
     assert rows[0]["epe"] == pytest.approx(np.hypot(g[..., 0], g[..., 1]).mean(), rel=1e-6)
+    # epe_moving: over pixels whose truth differs from the median truth by > 0.5 px (independent numpy)
+    rel_mag = np.hypot(*(g[0] - np.median(g[0].reshape(-1, 2), axis=0)).transpose(2, 0, 1))
+    moving = rel_mag > 0.5
+    assert rows[0]["epe_moving"] == pytest.approx(np.hypot(g[0][moving, 0], g[0][moving, 1]).mean(), rel=1e-6)
     # photometric error of zero flow: mean |frame_0 - frame_1| in [0, 1] on the 10 % border-masked interior
     from htsc_core.data.video import read_frames
 

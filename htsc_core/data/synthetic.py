@@ -50,7 +50,6 @@ frames through PyAV's own conversion gave run-to-run byte differences (PyAV 18.1
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
@@ -747,40 +746,3 @@ def generate(out: str | Path, cfg: Config, workers: int = 2, progress: bool = Tr
     atomic_write_json(out / "classes.json", meta)
     return {"root": str(out), "videos": len(specs), "bytes": total_bytes,
             "seconds": round(time.perf_counter() - start, 2), "workers": workers}
-
-
-# ----------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, help="output root (videos/, flow_gt/, splits/, classes.json)")
-    parser.add_argument("--profile", choices=("smoke", "default"), default="default",
-                        help="sizes from htsc_core.config (synth_* fields)")
-    parser.add_argument("--seed", type=int, default=0, help="the same seed gives byte-identical files")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (output does not depend on it)")
-    parser.add_argument("--check", nargs="?", const=True, default=None, metavar="ROOT",
-                        help="family separability + decode PSNR check: of ROOT, or (bare flag) of --out after generating")
-    parser.add_argument("--check-json", type=Path, default=None, help="also write the check's result as JSON here")
-
-
-def command(args: argparse.Namespace) -> int:
-    check_root: Path | None = None
-    if isinstance(args.check, str):
-        if args.out is not None:
-            print("htsc synth: give either --out DIR [--check] or --check ROOT, not both", file=sys.stderr)
-            return 2
-        check_root = Path(args.check)
-    elif args.out is None:
-        print("htsc synth: --out DIR is required (or --check ROOT to check an existing set)", file=sys.stderr)
-        return 2
-    if args.out is not None:
-        cfg = synth_config(args.profile, args.seed)
-        summary = generate(args.out, cfg, workers=args.workers)
-        print(f"synthetic set ({args.profile}, seed {args.seed}) -> {summary['root']}: {summary['videos']} videos, "
-              f"{summary['bytes'] / 1e6:.1f} MB, {summary['seconds']:.1f} s with {summary['workers']} worker(s)")
-        if args.check is True:
-            check_root = Path(args.out)
-    if check_root is not None:
-        from htsc_core.data.synthetic_check import family_separability, format_table
-
-        result = family_separability(check_root, json_path=args.check_json)
-        print(format_table(result))
-    return 0

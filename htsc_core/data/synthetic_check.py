@@ -15,9 +15,14 @@ histogram), one on per-video statistics of the ground-truth flow (an affine fit 
 the object's motion relative to the dominant background motion, plus the size and
 elongation of the moving region). It also reports the decode PSNR of a sample of
 videos against the frames the generator drew.
+
+This module also holds the ``htsc synth`` command (generate, then optionally check), so
+the generator (:mod:`htsc_core.data.synthetic`) imports nothing from here.
 """
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +219,38 @@ def format_table(result: dict[str, Any]) -> str:
     p = result["psnr_db"]
     lines.append(f"decode PSNR over {p['videos']} videos: min {p['min']:.2f} dB, mean {p['mean']:.2f} dB")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- CLI (`htsc synth`)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, help="output root (videos/, flow_gt/, splits/, classes.json)")
+    parser.add_argument("--profile", choices=("smoke", "default"), default="default",
+                        help="sizes from htsc_core.config (synth_* fields)")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives byte-identical files")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (output does not depend on it)")
+    parser.add_argument("--check", nargs="?", const=True, default=None, metavar="ROOT",
+                        help="family separability + decode PSNR check: of ROOT, or (bare flag) of --out after generating")
+    parser.add_argument("--check-json", type=Path, default=None, help="also write the check's result as JSON here")
+
+
+def command(args: argparse.Namespace) -> int:
+    check_root: Path | None = None
+    if isinstance(args.check, str):
+        if args.out is not None:
+            print("htsc synth: give either --out DIR [--check] or --check ROOT, not both", file=sys.stderr)
+            return 2
+        check_root = Path(args.check)
+    elif args.out is None:
+        print("htsc synth: --out DIR is required (or --check ROOT to check an existing set)", file=sys.stderr)
+        return 2
+    if args.out is not None:
+        cfg = synth.synth_config(args.profile, args.seed)
+        summary = synth.generate(args.out, cfg, workers=args.workers)
+        print(f"synthetic set ({args.profile}, seed {args.seed}) -> {summary['root']}: {summary['videos']} videos, "
+              f"{summary['bytes'] / 1e6:.1f} MB, {summary['seconds']:.1f} s with {summary['workers']} worker(s)")
+        if args.check is True:
+            check_root = Path(args.out)
+    if check_root is not None:
+        result = family_separability(check_root, json_path=args.check_json)
+        print(format_table(result))
+    return 0

@@ -98,6 +98,16 @@ def _loader(cfg: Config, dataset, epoch: int, shuffle: bool) -> DataLoader:
     return make_loader(dataset, cfg, shuffle=False, sampler=sampler, seed=cfg.seed * 1000 + epoch)
 
 
+def motion_lr_factor(epoch: int, epochs: int) -> float:
+    """MotionNet's learning-rate multiplier: 1 for the first 60 % of the epochs, then 0.3, then 0.1 from 85 %.
+
+    A step schedule (constant, then lowered twice, never to zero): the cosine-to-zero of the classification
+    stages had annealed MotionNet's rate away before the flow was learned (issue 9).
+    """
+    frac = epoch / max(epochs, 1)
+    return 1.0 if frac < 0.6 else (0.3 if frac < 0.85 else 0.1)
+
+
 def train(cfg: Config, stage: str, resume: bool = True, device: str | None = None) -> Path:
     """Train one stage; returns its run directory."""
     if stage == "cln":
@@ -122,7 +132,10 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
             "temporal": temporal_step(MotionNetLoss(ssim_weight_scale=0.1))}[stage]  # SSIM / 10 end to end
     epochs = getattr(cfg, f"epochs_{stage}")
     optimizer = _optimizer(cfg, stage, model)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+    if stage == "motion":  # MotionNet: hold the rate while it learns, then step down (never to zero)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: motion_lr_factor(e, epochs))
+    else:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
     trainer = Trainer(out, stage, model, optimizer, step, lambda e: _loader(cfg, train_set, e, True), epochs,
                       seed=cfg.seed, device=device or cfg.device, amp=cfg.amp,
                       val_loader=_loader(cfg, val_set, 0, False) if val_set is not None else None,
