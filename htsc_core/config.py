@@ -136,7 +136,7 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
     "default": {},
     "paper": dict(
         dataset="ucf101", data_root="data/ucf101", runs_dir="runs/paper", results_dir="results/ucf101",
-        frame_size=256, image_size=224, num_segments=3, test_segments=25, test_crops=10,
+        frame_size=256, image_size=224, num_segments=3, test_segments=25, test_crops=10, stack_length=11,
         vgg_width=1.0, vgg_batch_norm=False, pretrained=True, motion_width=1.0, dropout=0.9, cln_hidden=512, optimizer="sgd",
         batch_size=32, num_workers=8, epochs_spatial=80, epochs_motion=40, epochs_temporal=80,
         epochs_tvl1=80, epochs_rgbdiff=80, epochs_cln=50, lr_spatial=1e-3, lr_motion=1e-4, lr_temporal=1e-3, lr_rgbdiff=1e-3,
