@@ -1,6 +1,7 @@
 """Figures for the notebooks; each function draws, saves a PNG when given a path, and returns the figure."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -160,9 +161,11 @@ def coefficient_heatmaps(c_s: np.ndarray, c_o: np.ndarray, labels: Sequence[str]
     half = max(float(np.abs(np.concatenate([c_s.ravel(), c_o.ravel()]) - centre).max()), 1e-3)
     fig, axes = plt.subplots(1, 2, figsize=(2.5 + 0.6 * segs * 2, 0.4 * n + 1.6))
     for i, (ax, c, title) in enumerate(((axes[0], c_s, "spatial $c^s$"), (axes[1], c_o, "temporal $c^o$"))):
-        sns.heatmap(c, ax=ax, cmap="RdBu_r", center=centre, vmin=centre - half, vmax=centre + half,
-                    cbar=i == 1, cbar_kws={"label": f"coefficient (1/K = {centre:.2f} is uniform)"},
-                    xticklabels=range(1, segs + 1), yticklabels=list(labels) if i == 0 else False)
+        with warnings.catch_warnings():  # seaborn 0.13 calls a colormap method matplotlib 3.11 marks as pending removal
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            sns.heatmap(c, ax=ax, cmap="RdBu_r", center=centre, vmin=centre - half, vmax=centre + half,
+                        cbar=i == 1, cbar_kws={"label": f"coefficient (1/K = {centre:.2f} is uniform)"},
+                        xticklabels=range(1, segs + 1), yticklabels=list(labels) if i == 0 else False)
         ax.set(title=title, xlabel="segment")
         ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
