@@ -8,6 +8,7 @@ from htsc_core import metrics
 from htsc_core.config import Config
 from htsc_core.data.dataset import VideoDataset
 from htsc_core.data.registry import class_families, load_split
+from htsc_core.data.synthetic import cue_segments
 from htsc_core.fusion import awl_scores, equal_fusion, fit_awl, hts_fusion, summarise_awl
 from htsc_core.scores import extract_scores, load_scores
 from htsc_core.train.cln import cln_scores
@@ -105,3 +106,30 @@ def family_correct(cfg: Config, scores: np.ndarray, labels: np.ndarray, family: 
     pred = np.asarray(scores).argmax(1)
     fam = np.array([(families or {}).get(classes[int(y)]) for y in labels])
     return (pred == labels)[fam == family]
+
+
+def cue_coefficients(cfg: Config, out: dict) -> dict | None:
+    """Do the CLN's coefficients find the segments that see the cue? (synthetic set, joint family)
+
+    For every test video whose object acts during part of the clip (docs/SYNTHETIC.md), the mean
+    coefficient of its test segments that overlap the cue and of those that do not, for c^s and c^o
+    (``out`` from :func:`htsc_core.train.cln.cln_scores` on the test subset). Videos whose segments all
+    see the cue, or none, carry no contrast and are left out. None on a dataset without cue records.
+    """
+    if cfg.dataset != "synthetic":
+        return None
+    cues = cue_segments(cfg.data_root, cfg.test_segments, cfg.stack_length, subset="test")
+    result: dict = {"video_ids": [], "cue_segments": []}
+    for key in ("c_s", "c_o"):
+        result[f"{key}_cue"], result[f"{key}_rest"] = [], []
+    for i, vid in enumerate(out["video_ids"]):
+        mask = cues.get(str(vid))
+        if mask is None or mask.all() or not mask.any():
+            continue
+        result["video_ids"].append(str(vid))
+        result["cue_segments"].append(mask.astype(int).tolist())
+        for key in ("c_s", "c_o"):
+            c = np.asarray(out[key][i], dtype=float)
+            result[f"{key}_cue"].append(float(c[mask].mean()))
+            result[f"{key}_rest"].append(float(c[~mask].mean()))
+    return result

@@ -89,6 +89,9 @@ def train_stage(cfg: Config, stage: str) -> list[dict]:
     return read_log(cfg, stage)
 
 
+MIN_BOOTSTRAP_ITEMS = 10  # fewest paired items a bootstrap verdict is drawn from
+
+
 def claims_path(cfg: Config) -> Path:
     return Path(cfg.results_dir) / "metrics" / "claims.json"
 
@@ -130,6 +133,8 @@ def compare_metric(cfg: Config, claim: str, metric, arrays_a, arrays_b, kind: st
     """A paired claim about any per-item metric (mAP, EPE over frame pairs): paired bootstrap verdict."""
     rec = stats.compare_metric(metric, arrays_a, arrays_b, kind=kind, margin=margin, claim=claim, seed=cfg.seed)
     rec["detail"] = f"{names[0]} {rec['value_a']:.3f}{unit} vs {names[1]} {rec['value_b']:.3f}{unit} on {rec['n']}"
+    if rec["n"] < MIN_BOOTSTRAP_ITEMS:  # a percentile bootstrap over a handful of items understates the spread
+        rec.update(verdict="not resolved", detail=rec["detail"] + f" (fewer than {MIN_BOOTSTRAP_ITEMS}: no verdict)")
     return record(cfg, rec, paper)
 
 
