@@ -333,3 +333,21 @@ def release_fusion(rows: Sequence[dict], weights: Mapping[str, np.ndarray], refe
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return _save(fig, path)
+
+
+def cue_attention(cue: Mapping[str, Sequence[float]], uniform: float, path=None):
+    """Per test video, the mean CLN coefficient of its segments that see the cue vs the others (paired lines),
+    for c^s and c^o, with the uniform share 1/K as a dashed line."""
+    fig, axes = plt.subplots(1, 2, figsize=(7, 3.2), sharey=True)
+    for ax, key, title in ((axes[0], "c_s", "spatial $c^s$"), (axes[1], "c_o", "temporal $c^o$")):
+        rest, on = np.asarray(cue[f"{key}_rest"], float), np.asarray(cue[f"{key}_cue"], float)
+        for r, c in zip(rest, on):
+            ax.plot([0, 1], [r, c], color="0.75", lw=0.6)
+        ax.plot([0, 1], [rest.mean(), on.mean()], "-o", color="tab:red", lw=2, label="mean")
+        ax.axhline(uniform, ls="--", color="k", lw=0.8, label=f"uniform 1/K = {uniform:.2f}")
+        ax.set(xticks=[0, 1], xticklabels=["other segments", "cue segments"], title=f"{title} ({len(on)} videos)",
+               xlim=(-0.2, 1.2))
+    axes[0].set_ylabel("mean coefficient per video")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
