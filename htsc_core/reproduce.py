@@ -103,7 +103,8 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
     from htsc_core.report import update_readme
 
     record_path = results_dir / "metrics" / "reproduce.json"
-    record = {"parameters": params, "seconds_per_notebook": timings, "synthesis_seconds": synthesis_seconds,
+    record = {"parameters": params, "seeds": [seed], "seconds_per_notebook": timings,
+              "synthesis_seconds": synthesis_seconds,
               "total_seconds": round(time.time() - started, 1), "git_commit": git_commit(),
               "cpu_count": os.cpu_count()}
     atomic_write_json(record_path, _merge_record(record_path, record, only))
