@@ -118,3 +118,25 @@ def test_width_decord_mis_strides_falls_back_to_pyav(tmp_path):
     got = read_frames(path, [0, 3])
     assert got.shape == (2, 32, 48, 3)
     assert peak_signal_noise_ratio(frames[[0, 3]], got, data_range=255) > 30
+
+
+def test_clip_cache_gives_identical_frames_and_decodes_once(clip, monkeypatch):
+    path, _ = clip
+    choose = lambda n: np.array([5, 1, 1, 3])  # noqa: E731
+    ref = read_sampled(path, choose, size=16)
+    calls = []
+    real = V._read_sampled
+    monkeypatch.setattr(V, "_read_sampled", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    V.set_clip_cache(1 << 26)
+    try:
+        for _ in range(3):
+            uniq, frames, n = read_sampled(path, choose, size=16)
+            np.testing.assert_array_equal(uniq, ref[0])
+            np.testing.assert_array_equal(frames, ref[1])
+            assert n == ref[2]
+        assert len(calls) == 1  # the whole clip decoded once, then served from memory
+    finally:
+        V.set_clip_cache(0)
+    assert not V._CLIP_CACHE
+    with pytest.raises(ValueError, match="max_bytes"):
+        V.set_clip_cache(-1)

@@ -199,12 +199,50 @@ def read_frames(path: str | Path, indices: Sequence[int], size: int | None = Non
     return resize_short_side(frames, size)
 
 
+# ----------------------------------------------------------------------------- decoded-clip cache
+_CLIP_CACHE: dict[tuple[str, int | None], tuple[np.ndarray, int]] = {}
+_CLIP_CACHE_LIMIT = [0]  # bytes; 0 = off
+
+
+def set_clip_cache(max_bytes: int) -> None:
+    """Keep whole decoded clips in this process's memory, up to ``max_bytes`` in all (0 = off, and clear).
+
+    For short clips read again every epoch (the synthetic set: 24 frames of 64 px, 0.3 MB each), a
+    training process that decodes in the main process (``num_workers=0``) then decodes each clip once
+    instead of once per epoch. Clips past the limit are decoded as usual; results are identical.
+    """
+    if max_bytes < 0:
+        raise ValueError(f"set_clip_cache: max_bytes={max_bytes}; expected >= 0")
+    _CLIP_CACHE_LIMIT[0] = int(max_bytes)
+    if not max_bytes:
+        _CLIP_CACHE.clear()
+
+
 def read_sampled(path: str | Path, choose, size: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Open ``path`` once, pick indices with ``choose(num_frames)``, decode each distinct frame once.
 
     Returns (unique_indices (U,), frames uint8 (U, H, W, 3), num_frames). The dataset uses it so
-    every item costs one open and one decode of exactly the frames it needs.
+    every item costs one open and one decode of exactly the frames it needs (or, with
+    :func:`set_clip_cache` on, one decode of the whole clip the first time it is asked for).
     """
+    if not _CLIP_CACHE_LIMIT[0]:
+        return _read_sampled(path, choose, size)
+    key = (str(Path(path).resolve()), size or None)
+    hit = _CLIP_CACHE.get(key)
+    if hit is None:
+        _, frames, n = _read_sampled(path, lambda num: np.arange(num), size)
+        hit = (frames, n)
+        used = sum(f.nbytes for f, _ in _CLIP_CACHE.values())
+        if used + frames.nbytes <= _CLIP_CACHE_LIMIT[0]:
+            _CLIP_CACHE[key] = hit
+    frames, n = hit
+    uniq = np.unique(_validate_indices(choose(n)))
+    if uniq.max() >= n:
+        raise ValueError(f"choose({n}) returned index {int(uniq.max())} past the last frame")
+    return uniq, frames[uniq], n
+
+
+def _read_sampled(path: str | Path, choose, size: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     path = Path(path)
     _check_exists(path)
     try:

@@ -208,9 +208,14 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, block: int = SSIM_BLOCK, stride: 
     kernel = win.expand(c, 1, block, block)
 
     def wsum(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(t, (0, pad_w, 0, pad_h)), kernel, stride=stride, groups=c)
+        t = F.pad(t, (0, pad_w, 0, pad_h))
+        if stride == block:  # disjoint blocks (the release's stride 8): a reshape and a weighted sum, far
+            # cheaper on CPU than the grouped 8x8 convolution it equals
+            t = t.reshape(t.shape[0], t.shape[1], hb, block, wb, block)
+            return torch.einsum("nchiwj,ij->nchw", t, win)
+        return F.conv2d(t, kernel, stride=stride, groups=t.shape[1])
 
-    norm = F.conv2d(F.pad(x.new_ones(1, 1, h, w), (0, pad_w, 0, pad_h)), win.view(1, 1, block, block), stride=stride)
+    norm = wsum(x.new_ones(1, 1, h, w))
     mu_x, mu_y = wsum(x) / norm, wsum(y) / norm
     sxx = wsum(x * x) / norm - mu_x * mu_x
     syy = wsum(y * y) / norm - mu_y * mu_y

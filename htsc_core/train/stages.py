@@ -98,6 +98,9 @@ def _loader(cfg: Config, dataset, epoch: int, shuffle: bool) -> DataLoader:
     return make_loader(dataset, cfg, shuffle=False, sampler=sampler, seed=cfg.seed * 1000 + epoch)
 
 
+CLIP_CACHE_BYTES = 1 << 30  # decoded-clip cache of the CPU profiles (bytes)
+
+
 def motion_lr_factor(epoch: int, epochs: int) -> float:
     """MotionNet's learning-rate multiplier: 1 for the first 60 % of the epochs, then 0.3, then 0.1 from 85 %.
 
@@ -124,8 +127,19 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
         log_excluded(cfg, out / "skipped.jsonl")
     kw = dict(modalities=MODALITY[stage], skip_log=out / "skipped.jsonl",
               flow_root=flow_root(cfg) if stage == "tvl1" else None)
-    train_set = VideoDataset(train_records, cfg, mode="train", **kw)
-    val_set = VideoDataset(val_records, cfg, mode="test", **kw) if val_records else None
+    # MotionNet pre-training draws one stack per video and validates on the centre stack, as the release's
+    # MotionNet data layer (num_segments: 1, batch 16 stacks): the segments serve the classifiers' consensus.
+    data_cfg = cfg.replace(num_segments=1, test_segments=1) if stage == "motion" else cfg
+    if cfg.dataset == "synthetic" and cfg.profile in ("smoke", "default"):
+        # CPU profiles: short synthetic clips are decoded once and kept (about 85 MB for the default set's
+        # training and validation videos) in the main process, instead of once per epoch in a worker: decoding
+        # had bounded the MotionNet epochs (docs/SYNTHETIC.md section 6).
+        from htsc_core.data.video import set_clip_cache
+
+        set_clip_cache(CLIP_CACHE_BYTES)
+        data_cfg = data_cfg.replace(num_workers=0)
+    train_set = VideoDataset(train_records, data_cfg, mode="train", **kw)
+    val_set = VideoDataset(val_records, data_cfg, mode="test", **kw) if val_records else None
     model = build_stream(cfg, stage, num_classes(cfg))
     step = {"spatial": image_step("rgb"), "tvl1": image_step("flow"), "rgbdiff": image_step("rgbdiff"),
             "motion": motion_step(MotionNetLoss()),
@@ -136,9 +150,9 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: motion_lr_factor(e, epochs))
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
-    trainer = Trainer(out, stage, model, optimizer, step, lambda e: _loader(cfg, train_set, e, True), epochs,
+    trainer = Trainer(out, stage, model, optimizer, step, lambda e: _loader(data_cfg, train_set, e, True), epochs,
                       seed=cfg.seed, device=device or cfg.device, amp=cfg.amp,
-                      val_loader=_loader(cfg, val_set, 0, False) if val_set is not None else None,
+                      val_loader=_loader(data_cfg, val_set, 0, False) if val_set is not None else None,
                       monitor="loss" if stage == "motion" else "accuracy",
                       max_steps_per_epoch=cfg.max_steps_per_epoch, config=cfg.to_dict(), scheduler=scheduler)
     trainer.fit(resume=resume)
