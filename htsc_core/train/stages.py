@@ -130,7 +130,7 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
     # MotionNet pre-training draws one stack per video and validates on the centre stack, as the release's
     # MotionNet data layer (num_segments: 1, batch 16 stacks): the segments serve the classifiers' consensus.
     data_cfg = cfg.replace(num_segments=1, test_segments=1) if stage == "motion" else cfg
-    if cfg.dataset == "synthetic" and cfg.profile in ("smoke", "default"):
+    if cfg.dataset == "synthetic" and cfg.profile in ("smoke", "default") and stage != "tvl1":  # tvl1 reads JPEGs
         # CPU profiles: short synthetic clips are decoded once and kept (about 85 MB for the default set's
         # training and validation videos) in the main process, instead of once per epoch in a worker: decoding
         # had bounded the MotionNet epochs (docs/SYNTHETIC.md section 6).
