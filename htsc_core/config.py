@@ -62,7 +62,7 @@ class Config:
     batch_size: int = 16
     num_workers: int = 1  # decoding is cheap at 80 px; more workers oversubscribe 2 cores
     epochs_spatial: int = 20  # validation accuracy flat from about epoch 15 (docs/SYNTHETIC.md section 10)
-    epochs_motion: int = 80  # x 15 steps of 16 stacks = 1200 Adam steps (docs/SYNTHETIC.md section 10)
+    epochs_motion: int = 100  # x 15 steps of 16 stacks = 1500 Adam steps; val loss flat from ~75 (docs/SYNTHETIC.md 10)
     epochs_temporal: int = 16
     epochs_tvl1: int = 30  # still rising at epoch 20 (measured)
     epochs_rgbdiff: int = 15  # TSN RGB-difference stream: the spatial recipe (same epochs as epochs_spatial for now)
