@@ -82,6 +82,9 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
     os.environ.setdefault("TQDM_DISABLE", "1")
     started = time.time()
     timings: dict[str, float] = {}
+    claims = results_dir / "metrics" / "claims.json"
+    if not only and claims.exists():  # a full run states every claim afresh: no verdict of an earlier run stays
+        claims.unlink()
     synthesis_seconds = _ensure_synthetic(dataset, data_root, profile, seed)
     for nb in notebook_paths():
         if only and not any(nb.name.startswith(o) for o in only):

@@ -86,7 +86,10 @@ def git_commit(cwd: str | Path | None = None) -> str:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent,
                              capture_output=True, text=True, timeout=10)
         commit = out.stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        # "-dirty" means the code changed; the run's own outputs (results/, the README's generated section)
+        # are rewritten while it runs and would otherwise mark every file of a run dirty
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+                                ":(top,exclude)results", ":(top,exclude)README.md"],
                                cwd=cwd or Path(__file__).parent, capture_output=True, text=True, timeout=10)
         return commit + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
