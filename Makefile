@@ -37,7 +37,7 @@ study: $(STAMP)
 test: smoke-data
 	rm -rf runs/smoke results/smoke
 	TQDM_DISABLE=1 $(BIN)/python -m pytest -q tests
-	TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --sanitize-with notebooks/nbval_sanitize.cfg notebooks
+	TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks
 
 # Re-execute the committed notebooks in place with their default (smoke) parameters, for nbval.
 notebooks: smoke-data
