@@ -86,26 +86,24 @@ def awl_report(cfg: Config) -> dict:
     return {"rows": rows, "fusion": fusion, "family_weights": family_weights, "W": W.tolist()}
 
 
+def video_families(cfg: Config, labels: np.ndarray) -> np.ndarray:
+    """(n,) the family of each video's class (synthetic set; None elsewhere). Multi-hot labels: the first class."""
+    classes, families = classes_families(cfg)
+    y = labels if labels.ndim == 1 else labels.argmax(1)
+    return np.array([(families or {}).get(classes[int(c)]) for c in y])
+
+
+def family_correct(cfg: Config, scores: np.ndarray, labels: np.ndarray, family: str | None = None) -> np.ndarray:
+    """Per-video correctness of one score matrix, optionally restricted to the test videos of ``family``."""
+    ok = metrics.correct(scores, labels)
+    return ok if family is None else ok[video_families(cfg, labels) == family]
+
+
 def stream_correct(cfg: Config, stream: str, subset: str = "test", family: str | None = None) -> np.ndarray:
     """(n,) per-video top-1 correctness of a scored stream (its saved scores), optionally within one family,
     for the intervals and paired verdicts of the notebooks."""
     s = load_scores(cfg, subset, stream)
-    scores, labels = s["scores"], s["labels"]
-    pred = scores.argmax(1)
-    ok = labels[np.arange(len(pred)), pred] > 0 if labels.ndim == 2 else pred == labels
-    if family is not None:
-        classes, families = classes_families(cfg)
-        fam = np.array([(families or {}).get(classes[int(y)]) for y in (labels if labels.ndim == 1 else labels.argmax(1))])
-        ok = ok[fam == family]
-    return ok
-
-
-def family_correct(cfg: Config, scores: np.ndarray, labels: np.ndarray, family: str) -> np.ndarray:
-    """Per-video correctness of one score matrix restricted to the test videos of ``family`` (synthetic set)."""
-    classes, families = classes_families(cfg)
-    pred = np.asarray(scores).argmax(1)
-    fam = np.array([(families or {}).get(classes[int(y)]) for y in labels])
-    return (pred == labels)[fam == family]
+    return family_correct(cfg, s["scores"], s["labels"], family)
 
 
 def cue_coefficients(cfg: Config, out: dict) -> dict | None:

@@ -67,21 +67,26 @@ def multi_hot(labels, n: int, num_classes: int) -> np.ndarray:
 _as_multi_hot = multi_hot  # for functions whose argument is named multi_hot
 
 
-def top1(scores, labels) -> float:
-    """Fraction of videos whose arg-max class is correct.
+def correct(scores, labels) -> np.ndarray:
+    """(n,) bool: whether each video's arg-max class is correct.
 
     ``labels`` (n,) class indices, or (n, M) multi-hot: a hit when the arg-max class
-    is any of the video's positive classes.
+    is any of the video's positive classes. Per video, for paired intervals (htsc_core/stats.py).
     """
     s = _scores(scores)
     n, m = s.shape
-    if n == 0:
-        raise ValueError("metrics.py: top1 of zero videos")
     pred = s.argmax(axis=1)
     y = np.asarray(labels)
     if y.ndim == 2:
-        return float(multi_hot(y, n, m)[np.arange(n), pred].mean())
-    return float((pred == _int_labels(y, n, m)).mean())
+        return multi_hot(y, n, m)[np.arange(n), pred]
+    return pred == _int_labels(y, n, m)
+
+
+def top1(scores, labels) -> float:
+    """Fraction of videos whose arg-max class is correct (:func:`correct`)."""
+    if len(np.asarray(scores)) == 0:
+        raise ValueError("metrics.py: top1 of zero videos")
+    return float(correct(scores, labels).mean())
 
 
 def confusion(pred, labels, num_classes: int) -> np.ndarray:

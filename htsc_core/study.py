@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from IPython import get_ipython
+from IPython.display import Markdown, display
 from scipy.stats import binomtest
 
 from htsc_core import stats, tables
@@ -174,10 +176,7 @@ def compare_methods(cfg: Config, claim: str, a: str, b: str, kind: str = "greate
     if labels.ndim == 2:
         return compare_metric(cfg, claim, metric, (scores[a], labels), (scores[b], labels), kind, margin,
                               names=(a, b), paper=paper)
-    if family is None:
-        ca, cb = tables.correct(scores[a], labels), tables.correct(scores[b], labels)
-    else:
-        ca, cb = family_correct(cfg, scores[a], labels, family), family_correct(cfg, scores[b], labels, family)
+    ca, cb = family_correct(cfg, scores[a], labels, family), family_correct(cfg, scores[b], labels, family)
     return compare(cfg, claim, ca, cb, kind, margin, names=(a, b), paper=paper)
 
 
@@ -215,15 +214,10 @@ def conclude(records: Sequence[dict | None]) -> None:
     if not recs:
         lines.append("- no claim applies to this dataset")
     text = "\n".join(lines)
-    try:
-        from IPython import get_ipython
-        from IPython.display import Markdown, display
-        if get_ipython() is not None:
-            display(Markdown(text))
-            return
-    except ImportError:
-        pass
-    print(text)
+    if get_ipython() is not None:  # a notebook: rendered as Markdown
+        display(Markdown(text))
+    else:
+        print(text)
 
 
 def check(cfg: Config, name: str, holds: bool, detail: str) -> None:

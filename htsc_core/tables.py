@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from htsc_core import stats
-from htsc_core.analysis import classes_families, metric, score_report
+from htsc_core.metrics import correct
+from htsc_core.analysis import classes_families, metric, score_report, video_families
 from htsc_core.cli import add_config_arguments, config_from_args
 from htsc_core.config import Config
 from htsc_core.fusion import awl_scores, equal_fusion, fit_awl, hts_fusion
@@ -86,15 +87,6 @@ def baseline_scores(cfg: Config, test: dict) -> dict[str, np.ndarray]:
         out[alone] = pair[stream]["scores"]
         out[fused] = hts_fusion(test["spatial"], pair[stream]["scores"])
     return out
-
-
-def correct(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(n,) bool per-video top-1 correctness (multi-hot labels: the top class is one of the labels)."""
-    scores, labels = np.asarray(scores), np.asarray(labels)
-    pred = scores.argmax(1)
-    if labels.ndim == 2:
-        return labels[np.arange(len(pred)), pred] > 0
-    return pred == labels
 
 
 def fusion_results(cfg: Config, device: str | None = None) -> dict:
@@ -200,7 +192,7 @@ def per_family_rows(cfg: Config) -> tuple[list[dict], list[str]]:
     if not families:
         return [], ["method"]
     scores, labels = method_scores(cfg)
-    fam_of_video = np.array([families[classes[int(y)]] for y in labels])
+    fam_of_video = video_families(cfg, labels)
     names = [f for f in dict.fromkeys(families[c] for c in classes)]
     columns = ["method"] + [f"{f}{suffix}" for f in names for suffix in ("", "_ci_low", "_ci_high", "_n")]
     rows = []

@@ -202,6 +202,7 @@ def read_frames(path: str | Path, indices: Sequence[int], size: int | None = Non
 # ----------------------------------------------------------------------------- decoded-clip cache
 _CLIP_CACHE: dict[tuple[str, int | None], tuple[np.ndarray, int]] = {}
 _CLIP_CACHE_LIMIT = [0]  # bytes; 0 = off
+_CLIP_CACHE_USED = [0]  # bytes held now
 
 
 def set_clip_cache(max_bytes: int) -> None:
@@ -216,6 +217,7 @@ def set_clip_cache(max_bytes: int) -> None:
     _CLIP_CACHE_LIMIT[0] = int(max_bytes)
     if not max_bytes:
         _CLIP_CACHE.clear()
+        _CLIP_CACHE_USED[0] = 0
 
 
 def read_sampled(path: str | Path, choose, size: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
@@ -230,11 +232,13 @@ def read_sampled(path: str | Path, choose, size: int | None = None) -> tuple[np.
     key = (str(Path(path).resolve()), size or None)
     hit = _CLIP_CACHE.get(key)
     if hit is None:
+        if _CLIP_CACHE_USED[0] >= _CLIP_CACHE_LIMIT[0]:  # full: decode only the frames asked for
+            return _read_sampled(path, choose, size)
         _, frames, n = _read_sampled(path, lambda num: np.arange(num), size)
         hit = (frames, n)
-        used = sum(f.nbytes for f, _ in _CLIP_CACHE.values())
-        if used + frames.nbytes <= _CLIP_CACHE_LIMIT[0]:
+        if _CLIP_CACHE_USED[0] + frames.nbytes <= _CLIP_CACHE_LIMIT[0]:
             _CLIP_CACHE[key] = hit
+            _CLIP_CACHE_USED[0] += frames.nbytes
     frames, n = hit
     uniq = np.unique(_validate_indices(choose(n)))
     if uniq.max() >= n:

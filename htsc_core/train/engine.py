@@ -137,8 +137,8 @@ def machine_info() -> dict[str, Any]:
             if line.lower().startswith("model name"):
                 model = line.partition(":")[2].strip()
                 break
-    except OSError:
-        pass
+    except OSError:  # no /proc/cpuinfo (macOS, Windows): platform's name stands
+        model = platform.processor() or platform.machine()
     return {"cpu_model": model, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
             "bf16_native_cpu": cpu_has_native_bf16(), "mkldnn": torch.backends.mkldnn.is_available(),
