@@ -61,6 +61,8 @@ class Config:
     # (CPU profiles: from-scratch VGG16 barely learned with SGD in their epoch budget; measured)
     batch_size: int = 16
     num_workers: int = 1  # decoding is cheap at 80 px; more workers oversubscribe 2 cores
+    clip_cache_mb: int = 1024  # decode each training clip once and keep it (main process) up to this many MB;
+    # short CPU-profile clips made decoding bound the MotionNet epochs (docs/SYNTHETIC.md); 0 = off
     epochs_spatial: int = 20  # validation accuracy flat from about epoch 15 (docs/SYNTHETIC.md section 10)
     epochs_motion: int = 100  # x 15 steps of 16 stacks = 1500 Adam steps; val loss flat from ~75 (docs/SYNTHETIC.md 10)
     epochs_temporal: int = 30  # 16 epochs: training accuracy still rising (measured, docs/SYNTHETIC.md 10)
@@ -137,7 +139,7 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
     "paper": dict(
         dataset="ucf101", data_root="data/ucf101", runs_dir="runs/paper", results_dir="results/ucf101",
         frame_size=256, image_size=224, num_segments=3, test_segments=25, test_crops=10, stack_length=11,
-        vgg_width=1.0, vgg_batch_norm=False, pretrained=True, motion_width=1.0, dropout=0.9, cln_hidden=512, optimizer="sgd",
+        vgg_width=1.0, vgg_batch_norm=False, pretrained=True, clip_cache_mb=0, motion_width=1.0, dropout=0.9, cln_hidden=512, optimizer="sgd",
         batch_size=32, num_workers=8, epochs_spatial=80, epochs_motion=40, epochs_temporal=80,
         epochs_tvl1=80, epochs_rgbdiff=80, epochs_cln=50, lr_spatial=1e-3, lr_motion=1e-4, lr_temporal=1e-3, lr_rgbdiff=1e-3,
         lr_motion_e2e=1e-6, lr_cln=1e-3,

@@ -98,9 +98,6 @@ def _loader(cfg: Config, dataset, epoch: int, shuffle: bool) -> DataLoader:
     return make_loader(dataset, cfg, shuffle=False, sampler=sampler, seed=cfg.seed * 1000 + epoch)
 
 
-CLIP_CACHE_BYTES = 1 << 30  # decoded-clip cache of the CPU profiles (bytes)
-
-
 def motion_lr_factor(epoch: int, epochs: int) -> float:
     """MotionNet's learning-rate multiplier: 1 for the first 60 % of the epochs, then 0.3, then 0.1 from 85 %.
 
@@ -130,13 +127,12 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
     # MotionNet pre-training draws one stack per video and validates on the centre stack, as the release's
     # MotionNet data layer (num_segments: 1, batch 16 stacks): the segments serve the classifiers' consensus.
     data_cfg = cfg.replace(num_segments=1, test_segments=1) if stage == "motion" else cfg
-    if cfg.dataset == "synthetic" and cfg.profile in ("smoke", "default") and stage != "tvl1":  # tvl1 reads JPEGs
-        # CPU profiles: short synthetic clips are decoded once and kept (about 85 MB for the default set's
-        # training and validation videos) in the main process, instead of once per epoch in a worker: decoding
-        # had bounded the MotionNet epochs (docs/SYNTHETIC.md section 6).
+    if cfg.clip_cache_mb and stage != "tvl1":  # tvl1 reads stored JPEG flow, not clips
+        # clips are decoded once and kept (about 85 MB for the default synthetic set's training and validation
+        # videos) in the main process, instead of once per epoch in a worker (docs/SYNTHETIC.md section 6)
         from htsc_core.data.video import set_clip_cache
 
-        set_clip_cache(CLIP_CACHE_BYTES)
+        set_clip_cache(cfg.clip_cache_mb << 20)
         data_cfg = data_cfg.replace(num_workers=0)
     train_set = VideoDataset(train_records, data_cfg, mode="train", **kw)
     val_set = VideoDataset(val_records, data_cfg, mode="test", **kw) if val_records else None
