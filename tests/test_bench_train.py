@@ -168,3 +168,27 @@ def test_motion_losses_and_flow_input_stay_fp32_under_cpu_autocast():
     loss.backward()
     assert net.conv1[0].weight.grad.dtype == torch.float32  # master weights and their gradients stay fp32
     assert loss.item() == pytest.approx(ref_loss.item(), rel=5e-2)  # only the bf16 network outputs differ
+
+
+def test_precision_comparison_trains_both_and_records_non_inferiority_claims(tmp_path):
+    # smoke-size: one epoch per run on the smoke set; the claims must be well-formed verdicts
+    from htsc_core.bench.train import precision_comparison
+    from htsc_core.data import synthetic as synth
+
+    root = tmp_path / "data"
+    synth.generate(root, synth.synth_config("smoke", 0), workers=1, progress=False)
+    cfg = from_params({"profile": "smoke", "data_root": str(root), "runs_dir": str(tmp_path / "runs"),
+                       "results_dir": str(tmp_path / "results")})
+    res = precision_comparison(cfg, stages=("spatial", "motion"), epochs=1, flow_videos=4)
+    saved = json.loads((tmp_path / "results" / "metrics" / "bf16_vs_fp32.json").read_text())
+    for stage, kind in (("spatial", "at_least"), ("motion", "at_most")):
+        r = saved["stages"][stage]
+        assert r["runs"]["fp32"]["precision"] == "fp32" and r["runs"]["bf16"]["precision"] == "bf16"
+        assert r["claim"]["kind"] == kind and r["claim"]["verdict"] in ("holds", "reversed", "not resolved")
+        assert r["claim"]["margin"] == 0.03
+    assert len(saved["stages"]["motion"]["test"]["bf16"]["per_video_epe"]) == 4
+    n = len(saved["stages"]["spatial"]["test"]["fp32"]["per_video_correct"])
+    assert n == saved["stages"]["spatial"]["claim"]["n"] > 0
+    with pytest.raises(ValueError, match="not supported"):
+        precision_comparison(cfg, stages=("tvl1",))
+    assert res["path"].endswith("bf16_vs_fp32.json")

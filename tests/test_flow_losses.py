@@ -301,6 +301,33 @@ def test_release_normalise_is_mean_subtraction_and_cross_channel_lrn():
     # Caffe LRN ACROSS_CHANNELS, local_size 9 covers all 3 channels: x / (1 + (1/9) sum_c x_c^2)^0.7
     expected = x / (1.0 + (x ** 2).sum(axis=1, keepdims=True) / 9.0) ** 0.7
     np.testing.assert_allclose(release_normalise(rgb).numpy(), expected, rtol=1e-12)
+    # and PyTorch's own cross-channel LRN (Caffe's ACROSS_CHANNELS) gives the same
+    lrn = torch.nn.functional.local_response_norm(torch.from_numpy(x), size=9, alpha=1.0, beta=0.7, k=1.0)
+    np.testing.assert_allclose(release_normalise(rgb).numpy(), lrn.numpy(), rtol=1e-12)
+
+
+def test_loss_pyramid_equals_area_resizing_the_full_frames():
+    # MotionNetLoss area-averages each scale from the next finer one; resizing the full frames to every
+    # scale's size (the direct definition) must give the same loss
+    import htsc_core.models.flow_losses as fl
+
+    torch.manual_seed(0)
+    stack = torch.rand(2, 3, 3, 64, 64, dtype=torch.float64)
+    flows = [0.05 * torch.randn(2, 4, 64 // 2 ** (s - 1), 64 // 2 ** (s - 1), dtype=torch.float64)
+             for s in (6, 5, 4, 3, 2)]
+    got, parts = MotionNetLoss()(stack, flows)
+    frames = fl.release_normalise(stack.reshape(6, 3, 64, 64))
+    want = 0.0
+    for s, flow in zip((6, 5, 4, 3, 2), flows):
+        h = 64 // 2 ** (s - 1)
+        fr = torch.nn.functional.interpolate(frames, size=(h, h), mode="area").reshape(2, 3, 3, h, h)
+        tgt, nxt = fr[:, :-1].reshape(4, 3, h, h), fr[:, 1:].reshape(4, 3, h, h)
+        px = flow * fl.FLOW_SCALES[s]
+        rec = fl.warp(nxt, px.reshape(4, 2, h, h))
+        want = want + (fl.photometric_loss(tgt, rec, weighting="release", batch=2)
+                       + fl.smoothness_loss(px, weighting="release")
+                       + fl.SSIM_WEIGHTS[s] * fl.ssim_loss(rec, tgt, weighting="release", batch=2))
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)  # the loss runs in float32
 
 
 def test_weighting_names_are_checked():

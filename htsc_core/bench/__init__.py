@@ -26,7 +26,7 @@ from htsc_core.study import fmt_table
 __all__ = ["add_arguments", "command", "table5_benchmark", "data_benchmark", "scaling_benchmark", "FPS_DEFINITION",
            "train_benchmark", "precision_comparison"]
 
-WHAT = ("table5", "data", "scaling", "train", "all")
+WHAT = ("table5", "data", "scaling", "train", "precision", "all")
 
 
 def _stages(text: str) -> tuple[str, ...]:
@@ -62,7 +62,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output directory (default <results_dir>/metrics)")
     p.add_argument("--stages", type=_stages, default=TRAIN_STAGES,
                    help=f"`train`: comma-separated stages (default {','.join(TRAIN_STAGES)})")
-    p.add_argument("--json", default=None, help="`train`: output JSON path (default <out>/bench_train.json)")
+    p.add_argument("--json", default=None, help="`train`, `precision`: output JSON path (default "
+                                                 "<out>/bench_train.json, <out>/bf16_vs_fp32.json)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="`precision`: cap every compared stage at this many epochs (default: the profile's)")
 
 
 def _table(rows, cols) -> str:
@@ -127,5 +130,16 @@ def command(args: argparse.Namespace) -> int:
         m = res["machine"]
         print(f"({m['cpu_model']}, {m['torch_threads']} threads, torch {m['torch']}, native bf16 "
               f"{m['bf16_native_cpu']}; trainer precision: {res['trainer_precision']})")
+        print(f"wrote {res['path']}")
+    if args.what == "precision":  # trains every stage twice: not part of `all`
+        from pathlib import Path
+
+        stages = ("spatial", "motion") if args.stages == TRAIN_STAGES else args.stages  # others raise
+        path = args.json or (Path(args.out) / "bf16_vs_fp32.json" if args.out else None)
+        res = precision_comparison(cfg, stages=stages, json_path=path, epochs=args.epochs)
+        for stage, r in res["stages"].items():
+            c = r["claim"]
+            print(f"{stage}: {c['claim']}: {c['verdict']} ({c['detail']}); fp32/bf16 epoch time "
+                  f"{r['epoch_time_ratio_fp32_over_bf16']:.2f}x")
         print(f"wrote {res['path']}")
     return 0

@@ -63,8 +63,7 @@ def _stage_model(cfg: Config, stage: str, num_classes: int):
 def training_step_rate(cfg: Config, stage: str, num_classes: int, repeats: int, device: torch.device) -> dict:
     """Clips/s one optimisation step of ``stage`` consumes (batch cfg.batch_size, K segments, profile size),
     using the trainer's own step functions (htsc_core.train.stages) on random inputs of the right shape."""
-    from htsc_core.models.flow_losses import MotionNetLoss
-    from htsc_core.train.stages import image_step, temporal_step
+    from htsc_core.train.stages import stage_step
 
     torch.manual_seed(cfg.seed)
     model = _stage_model(cfg, stage, num_classes).to(device).train()
@@ -72,10 +71,9 @@ def training_step_rate(cfg: Config, stage: str, num_classes: int, repeats: int, 
     B, K, S, L = cfg.batch_size, cfg.num_segments, cfg.image_size, cfg.stack_length
     if stage == "spatial":
         batch = {"rgb": torch.rand(B, K, 3, S, S, device=device)}
-        step = image_step("rgb")
     else:
         batch = {"stack": torch.rand(B, K, L, 3, S, S, device=device)}
-        step = temporal_step(MotionNetLoss(ssim_weight_scale=0.1))  # as train.stages does end to end
+    step = stage_step(stage)  # the trainer's own step (the temporal stage: end to end)
     batch["label"] = torch.randint(0, num_classes, (B,), device=device)
 
     def one() -> None:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -29,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from htsc_core.bench.common import spread, sync
 from htsc_core.config import Config
 from htsc_core.train.engine import Precision, machine_info, precision_policy, to_channels_last
+from htsc_core.train.stages import stage_data_config, stage_step
 from htsc_core.utils import atomic_write_json, resolve_device, run_metadata
 
 STAGES = ("spatial", "motion", "temporal", "tvl1", "cln")
@@ -46,44 +48,42 @@ def count_step_flops(fn: Callable[[], object]) -> int:
 
 # ----------------------------------------------------------------------------- stage set-up
 def _optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimizer:
-    """The stage's optimiser kind (train/stages.py): Adam for MotionNet, else cfg.optimizer."""
-    if stage in ("motion", "cln"):
-        return torch.optim.Adam(model.parameters(), lr=1e-4)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=cfg.weight_decay)
+    """The trainer's optimiser for the stage (train/streams.make_optimizer): Adam for MotionNet and the CLN."""
+    from htsc_core.train.streams import make_optimizer
+
+    return make_optimizer(cfg, [{"params": model.parameters(), "lr": 1e-4}],
+                          kind="adam" if stage in ("motion", "cln") else None)
 
 
 def stage_case(cfg: Config, stage: str, num_classes: int, device: torch.device, seed: int = 0):
     """(model, step function, one batch of random tensors) of ``stage`` at the profile's shapes.
 
     Batches are what the trainer sees: (B, K, ...) with B = cfg.batch_size videos and K = cfg.num_segments
-    views per video; the CLN trains on (B, S, d) fc7 features of S = cfg.test_segments segments.
+    views per video (1 for MotionNet pre-training, ``stages.stage_data_config``); the CLN trains on (B, S, d) fc7 features of S = cfg.test_segments segments.
     """
     from htsc_core.models.cln import CollaborativeLearning, cln_loss
-    from htsc_core.models.flow_losses import MotionNetLoss
     from htsc_core.models.motionnet import build_motionnet
     from htsc_core.models.temporal import HiddenTemporalStream
     from htsc_core.models.vgg import build_vgg16
-    from htsc_core.train.stages import image_step, motion_step, temporal_step
 
     torch.manual_seed(seed)
     plain = cfg.replace(pretrained=False)  # timing only: no ImageNet look-up
+    cfg = stage_data_config(cfg, stage)  # MotionNet pre-training: one stack per video, as the trainer
     B, K, S, L, nf = cfg.batch_size, cfg.num_segments, cfg.image_size, cfg.stack_length, 2 * cfg.num_flows
     g = torch.Generator().manual_seed(seed)
     label = torch.randint(0, num_classes, (B,), generator=g)
     if stage == "spatial":
-        model, step = build_vgg16(plain, num_classes, 3), image_step("rgb")
+        model, step = build_vgg16(plain, num_classes, 3), stage_step(stage)
         batch = {"rgb": torch.rand(B, K, 3, S, S, generator=g)}
     elif stage == "tvl1":
-        model, step = build_vgg16(plain, num_classes, nf), image_step("flow")
+        model, step = build_vgg16(plain, num_classes, nf), stage_step(stage)
         batch = {"flow": (torch.rand(B, K, nf, S, S, generator=g) - 0.5) * 255.0}  # value - 128 (docs/CONTRACTS.md)
     elif stage == "motion":
-        model, step = build_motionnet(plain), motion_step(MotionNetLoss())
+        model, step = build_motionnet(plain), stage_step(stage)
         batch = {"stack": torch.rand(B, K, L, 3, S, S, generator=g)}
     elif stage == "temporal":
         model = HiddenTemporalStream(build_motionnet(plain), build_vgg16(plain, num_classes, nf))
-        step = temporal_step(MotionNetLoss(ssim_weight_scale=0.1))  # as train/stages.py end to end
+        step = stage_step(stage)
         batch = {"stack": torch.rand(B, K, L, 3, S, S, generator=g)}
     elif stage == "cln":
         probe = build_vgg16(plain, num_classes, 3)
@@ -222,7 +222,7 @@ def train_benchmark(cfg: Config, stages: tuple[str, ...] = STAGES, repeats: int 
             loader_cache[modality] = loader_ms_per_batch(cfg, stage, loader_batches)
         loader_ms, reason = loader_cache[modality]
         row.update({"loader_ms_per_batch": loader_ms, "loader_note": reason, "batch_size": cfg.batch_size,
-                    "segments": cfg.test_segments if stage == "cln" else cfg.num_segments,
+                    "segments": cfg.test_segments if stage == "cln" else stage_data_config(cfg, stage).num_segments,
                     "resolution": cfg.image_size})
         result["stages"][stage] = row
     result["meta"] = run_metadata(cfg, str(device))
@@ -233,17 +233,6 @@ def train_benchmark(cfg: Config, stages: tuple[str, ...] = STAGES, repeats: int 
 
 
 # ----------------------------------------------------------------------------- fp32 vs bf16 training
-def _wilson(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion k / n."""
-    if n <= 0:
-        return math.nan, math.nan
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return mid - half, mid + half
-
-
 def summarise_run(run_dir: str | Path, monitor: str = "val_accuracy") -> dict:
     """Final and best epoch of a run's log.jsonl (the last contiguous run if it was appended to)."""
     path = Path(run_dir) / "log.jsonl"
@@ -256,43 +245,87 @@ def summarise_run(run_dir: str | Path, monitor: str = "val_accuracy") -> dict:
     out = {"epochs": last["epoch"], "precision": last.get("precision"), "channels_last": last.get("channels_last"),
            "epoch_seconds_median": spread([r["seconds"] for r in log])["median"],
            "total_seconds": sum(r["seconds"] for r in log), "final": last}
-    if monitor in last:
-        n = last.get("val_count", math.nan)
+    if monitor == "val_accuracy" and monitor in last:
+        from htsc_core.stats import wilson_interval
+
+        n = int(last.get("val_count", 0))
         out.update({"val_accuracy": last[monitor], "val_count": n,
-                    "val_accuracy_ci95": _wilson(last[monitor] * n, n),
+                    "val_accuracy_ci95": list(wilson_interval(round(last[monitor] * n), n)) if n else None,
                     "best_val_accuracy": max(r[monitor] for r in log)})
+    elif monitor in last:  # a loss: lower is better
+        out.update({monitor: last[monitor], f"best_{monitor}": min(r[monitor] for r in log)})
     return out
 
 
-def precision_comparison(cfg: Config, stage: str = "spatial", runs_base: str | Path | None = None,
-                         json_path: str | Path | None = None, epochs: int | None = None, train_fn=None) -> dict:
-    """Train ``stage`` in fp32 (amp=off) and in bf16 (amp=bf16) on the same data and seed; compare.
+# Non-inferiority margins of the fp32-vs-bf16 comparison: bf16 may lose at most this much
+PRECISION_MARGINS = {"spatial": 0.03, "motion": 0.03}  # top-1 accuracy (3 points); MotionNet EPE (px)
 
-    Runs go to ``<runs_base>-fp32/`` and ``<runs_base>-bf16/``; the JSON (default
-    ``<results_dir>/metrics/bf16_vs_fp32.json``) holds both summaries, the accuracy difference, and
-    whether each accuracy lies in the other's 95% Wilson interval. ``epochs`` caps the stage's epochs
-    (``epochs_<stage>``; the schedule then spans the capped run).
+
+def _test_outcome(run_cfg: Config, stage: str, run: Path, flow_videos: int) -> dict:
+    """Per-video test outcome of a trained run: correctness (classifiers) or EPE (MotionNet)."""
+    if stage == "motion":
+        from htsc_core.data.registry import load_split
+        from htsc_core.flow.evaluate import evaluate_flow
+
+        records = load_split(run_cfg, "test")[0]
+        step = max(1, len(records) // flow_videos)  # every step-th video: all classes, fixed across runs
+        row = evaluate_flow(run_cfg, ["motionnet"], checkpoint=run / "best.pt", records=records[::step][:flow_videos])[0]
+        return {"epe": row["epe"], "epe_moving": row["epe_moving"], "per_video_epe": row["per_video"]["epe"]}
+    from htsc_core.metrics import correct
+    from htsc_core.scores import extract_scores, load_scores
+
+    extract_scores(run_cfg, stage, "test")
+    z = load_scores(run_cfg, "test", stage)
+    c = correct(z["scores"], z["labels"])
+    return {"accuracy": float(c.mean()), "per_video_correct": c.astype(int).tolist()}
+
+
+def precision_comparison(cfg: Config, stages=("spatial", "motion"), runs_base: str | Path | None = None,
+                         json_path: str | Path | None = None, epochs: int | None = None, train_fn=None,
+                         flow_videos: int = 60) -> dict:
+    """Train each stage in fp32 (amp=off) and in bf16 (amp=bf16), same data, seed and schedule; compare on test.
+
+    Runs go to ``<runs_base>-fp32/`` and ``<runs_base>-bf16/`` (default ``<runs_dir>-precision-*``). The
+    claim per stage is non-inferiority on the test videos, paired: the classifiers' top-1 accuracy in bf16
+    at least fp32's minus ``PRECISION_MARGINS`` (paired bootstrap, McNemar), MotionNet's per-video EPE in
+    bf16 at most fp32's plus the margin (on ``flow_videos`` test videos). The JSON (default
+    ``<results_dir>/metrics/bf16_vs_fp32.json``) holds both runs' validation summaries, wall time per epoch,
+    the test outcomes and the claim records. ``epochs`` caps the stages' epochs (smoke-size checks).
     """
+    from htsc_core import stats
+
     if train_fn is None:
         from htsc_core.train.stages import train as train_fn
-    if epochs is not None:
-        cfg = cfg.replace(**{f"epochs_{stage}": int(epochs)})
+    unknown = [s for s in stages if s not in PRECISION_MARGINS]
+    if unknown:
+        raise ValueError(f"precision comparison: stages {unknown} not supported; expected {sorted(PRECISION_MARGINS)}")
     base = Path(runs_base) if runs_base is not None else Path(cfg.runs_dir + "-precision")
-    runs = {}
-    for mode, amp in (("fp32", "off"), ("bf16", "bf16")):
-        run_cfg = cfg.replace(amp=amp, runs_dir=f"{base}-{mode}")
-        t0 = time.perf_counter()
-        out = train_fn(run_cfg, stage, resume=False)
-        runs[mode] = {**summarise_run(out), "wall_seconds": time.perf_counter() - t0, "run_dir": str(out)}
-    f, b = runs["fp32"], runs["bf16"]
-    result = {"stage": stage, "profile": cfg.profile, "epochs": getattr(cfg, f"epochs_{stage}"), "data_root": cfg.data_root, "seed": cfg.seed,
-              "runs": runs, "machine": machine_info(),
-              "epoch_time_ratio_fp32_over_bf16": f["epoch_seconds_median"] / b["epoch_seconds_median"]}
-    if "val_accuracy" in f and "val_accuracy" in b:
-        result.update({
-            "accuracy_difference_bf16_minus_fp32": b["val_accuracy"] - f["val_accuracy"],
-            "bf16_within_fp32_ci95": f["val_accuracy_ci95"][0] <= b["val_accuracy"] <= f["val_accuracy_ci95"][1],
-            "fp32_within_bf16_ci95": b["val_accuracy_ci95"][0] <= f["val_accuracy"] <= b["val_accuracy_ci95"][1]})
+    result = {"profile": cfg.profile, "data_root": cfg.data_root, "seed": cfg.seed, "machine": machine_info(),
+              "margins": PRECISION_MARGINS, "stages": {}}
+    for stage in stages:
+        stage_cfg = cfg.replace(**{f"epochs_{stage}": int(epochs)}) if epochs is not None else cfg
+        runs, outcome = {}, {}
+        for mode, amp in (("fp32", "off"), ("bf16", "bf16")):
+            run_cfg = stage_cfg.replace(amp=amp, runs_dir=f"{base}-{mode}")
+            t0 = time.perf_counter()
+            out = Path(train_fn(run_cfg, stage, resume=False))
+            runs[mode] = {**summarise_run(out, "val_loss" if stage == "motion" else "val_accuracy"),
+                          "wall_seconds": time.perf_counter() - t0, "run_dir": str(out)}
+            outcome[mode] = _test_outcome(run_cfg, stage, out, flow_videos)
+        m = PRECISION_MARGINS[stage]
+        if stage == "motion":
+            claim = stats.compare_metric(np.mean, (np.asarray(outcome["bf16"]["per_video_epe"]),),
+                                         (np.asarray(outcome["fp32"]["per_video_epe"]),), kind="at_most", margin=m,
+                                         claim=f"MotionNet trained in bf16: test EPE at most fp32's + {m} px",
+                                         seed=cfg.seed)
+        else:
+            claim = stats.compare_accuracy(outcome["bf16"]["per_video_correct"], outcome["fp32"]["per_video_correct"],
+                                           kind="at_least", margin=m, seed=cfg.seed,
+                                           claim=f"{stage} trained in bf16: test top-1 at least fp32's - {m:.2f}")
+        f, b = runs["fp32"], runs["bf16"]
+        result["stages"][stage] = {
+            "epochs": getattr(stage_cfg, f"epochs_{stage}"), "runs": runs, "test": outcome, "claim": claim,
+            "epoch_time_ratio_fp32_over_bf16": f["epoch_seconds_median"] / b["epoch_seconds_median"]}
     path = Path(json_path) if json_path is not None else Path(cfg.results_dir) / "metrics" / "bf16_vs_fp32.json"
     atomic_write_json(path, result)
     result["path"] = str(path)

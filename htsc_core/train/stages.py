@@ -33,7 +33,8 @@ from htsc_core.train.streams import (MODALITY, build_stream, classification_loss
                                      make_optimizer, num_classes, run_dir)
 
 __all__ = ["STAGES", "MODALITY", "train", "run_dir", "flow_root", "build_stream", "num_classes", "image_step",
-           "motion_step", "temporal_step", "consensus", "correct_count", "classification_loss",
+           "motion_step", "temporal_step", "flow_loss", "stage_step", "stage_data_config", "consensus", "correct_count",
+           "classification_loss",
            "add_config_arguments", "config_from_args", "add_arguments", "command"]
 
 STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln")
@@ -72,6 +73,24 @@ def temporal_step(loss_fn: nn.Module):
                  "ce": float(ce.detach()) * n, "flow_loss": float(flow_loss.detach()) * n}
         return ce + flow_loss, stats  # end-to-end stacking: cross-entropy + MotionNet losses
     return step
+
+
+def flow_loss(stage: str) -> MotionNetLoss:
+    """MotionNet's unsupervised loss (Eq. 1-6) for ``stage``: SSIM / 10 end to end (``temporal``)."""
+    return MotionNetLoss(ssim_weight_scale=0.1 if stage == "temporal" else 1.0)
+
+
+def stage_step(stage: str):
+    """The step function of ``stage`` (what the trainer and ``htsc bench train`` run)."""
+    if stage in ("motion", "temporal"):
+        return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage))
+    return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff"}[stage])
+
+
+def stage_data_config(cfg: Config, stage: str) -> Config:
+    """MotionNet pre-training draws one stack per video and validates on the centre stack, as the release's
+    MotionNet data layer (num_segments: 1, batch 16 stacks): the segments serve the classifiers' consensus."""
+    return cfg.replace(num_segments=1, test_segments=1) if stage == "motion" else cfg
 
 
 # --- optimisation ----------------------------------------------------------------
@@ -124,9 +143,7 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
         log_excluded(cfg, out / "skipped.jsonl")
     kw = dict(modalities=MODALITY[stage], skip_log=out / "skipped.jsonl",
               flow_root=flow_root(cfg) if stage == "tvl1" else None)
-    # MotionNet pre-training draws one stack per video and validates on the centre stack, as the release's
-    # MotionNet data layer (num_segments: 1, batch 16 stacks): the segments serve the classifiers' consensus.
-    data_cfg = cfg.replace(num_segments=1, test_segments=1) if stage == "motion" else cfg
+    data_cfg = stage_data_config(cfg, stage)
     if cfg.clip_cache_mb and stage != "tvl1":  # tvl1 reads stored JPEG flow, not clips
         # clips are decoded once and kept (about 85 MB for the default synthetic set's training and validation
         # videos) in the main process, instead of once per epoch in a worker (docs/SYNTHETIC.md section 6)
@@ -137,9 +154,7 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
     train_set = VideoDataset(train_records, data_cfg, mode="train", **kw)
     val_set = VideoDataset(val_records, data_cfg, mode="test", **kw) if val_records else None
     model = build_stream(cfg, stage, num_classes(cfg))
-    step = {"spatial": image_step("rgb"), "tvl1": image_step("flow"), "rgbdiff": image_step("rgbdiff"),
-            "motion": motion_step(MotionNetLoss()),
-            "temporal": temporal_step(MotionNetLoss(ssim_weight_scale=0.1))}[stage]  # SSIM / 10 end to end
+    step = stage_step(stage)
     epochs = getattr(cfg, f"epochs_{stage}")
     optimizer = _optimizer(cfg, stage, model)
     if stage == "motion":  # MotionNet: hold the rate while it learns, then step down (never to zero)
