@@ -351,3 +351,28 @@ def cue_attention(cue: Mapping[str, Sequence[float]], uniform: float, path=None)
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def loss_landscape(rows: Sequence[dict], path=None):
+    """MotionNet's loss (photometric + smoothness) for the true flow scaled by a factor, one line per scale,
+    each relative to its value at the truth (factor 1); a trained MotionNet's own loss as a dashed line in
+    the scale's colour. A minimum left of 1 means the loss at that scale prefers an underestimate."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for i, scale in enumerate(sorted({r["scale"] for r in rows})):
+        at = {r["factor"]: r["total"] for r in rows if r["scale"] == scale}
+        ref = at.get(1.0)
+        if ref is None:
+            continue
+        xs = sorted(a for a in at if a is not None)
+        colour = f"C{i}"
+        size = next(r["size"] for r in rows if r["scale"] == scale)
+        name = "input" if scale == 1 else f"flow{scale}"
+        ax.plot(xs, [at[a] / ref for a in xs], "-o", ms=3, color=colour, label=f"{name} ({size} px)")
+        if at.get(None) is not None:
+            ax.axhline(at[None] / ref, ls="--", lw=1, color=colour)
+    ax.axvline(1.0, color="k", lw=0.6)
+    ax.set(xlabel="factor a (flow = a x ground truth)", ylabel="loss / loss at the truth",
+           title="Eq. 1-2 loss around the true flow (dashed: trained MotionNet)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
