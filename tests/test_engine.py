@@ -60,11 +60,11 @@ def test_torchrun_two_cpu_processes_train_in_step(tmp_path):
     assert sorted(p.name for p in (tmp_path / "ddp").glob("*.pt")) == ["best.pt", "last.pt"]
 
 
-def _tiny_trainer(run_dir, stage="a", width=4):
+def _tiny_trainer(run_dir, stage="a", width=4, config=None):
     model = nn.Linear(3, width)
     step = lambda m, b: (m(b["x"]).sum() * 0, {"count": 1})  # noqa: E731
     return Trainer(run_dir, stage, model, torch.optim.SGD(model.parameters(), lr=0.1), step,
-                   lambda e: [{"x": torch.ones(2, 3)}], 1, device="cpu", monitor="loss")
+                   lambda e: [{"x": torch.ones(2, 3)}], 1, device="cpu", monitor="loss", config=config)
 
 
 def test_corrupt_checkpoint_fails_clearly(tmp_path):
@@ -83,3 +83,11 @@ def test_checkpoint_for_other_stage_or_shape_is_refused(tmp_path):
         _tiny_trainer(tmp_path, "a", width=5).fit(resume=True)
     with pytest.raises(FileNotFoundError, match="htsc train"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_resume_refuses_a_checkpoint_trained_with_other_settings(tmp_path):
+    _tiny_trainer(tmp_path, config={"epochs_motion": 100, "lr_motion": 1e-3, "device": "cpu"}).fit()
+    # where/how a run executes may change on resume; what it learns may not
+    _tiny_trainer(tmp_path, config={"epochs_motion": 100, "lr_motion": 1e-3, "device": "cuda"}).fit(resume=True)
+    with pytest.raises(CheckpointError, match=r"epochs_motion: 100 -> 250.*--no-resume"):
+        _tiny_trainer(tmp_path, config={"epochs_motion": 250, "lr_motion": 1e-3, "device": "cpu"}).fit(resume=True)

@@ -59,7 +59,8 @@ def stage_case(cfg: Config, stage: str, num_classes: int, device: torch.device, 
     """(model, step function, one batch of random tensors) of ``stage`` at the profile's shapes.
 
     Batches are what the trainer sees: (B, K, ...) with B = cfg.batch_size videos and K = cfg.num_segments
-    views per video (1 for MotionNet pre-training, ``stages.stage_data_config``); the CLN trains on (B, S, d) fc7 features of S = cfg.test_segments segments.
+    views per video (1 for MotionNet pre-training, ``stages.stage_data_config``); the CLN trains on (B, S, d)
+    fc7 features of S = cfg.test_segments segments.
     """
     from htsc_core.models.cln import CollaborativeLearning, cln_loss
     from htsc_core.models.motionnet import build_motionnet
@@ -269,7 +270,8 @@ def _test_outcome(run_cfg: Config, stage: str, run: Path, flow_videos: int) -> d
 
         records = load_split(run_cfg, "test")[0]
         step = max(1, len(records) // flow_videos)  # every step-th video: all classes, fixed across runs
-        row = evaluate_flow(run_cfg, ["motionnet"], checkpoint=run / "best.pt", records=records[::step][:flow_videos])[0]
+        row = evaluate_flow(run_cfg, ["motionnet"], checkpoint=run / "best.pt",
+                            records=records[::step][:flow_videos])[0]
         return {"epe": row["epe"], "epe_moving": row["epe_moving"], "per_video_epe": row["per_video"]["epe"]}
     from htsc_core.metrics import correct
     from htsc_core.scores import extract_scores, load_scores

@@ -38,6 +38,19 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: corrupt, or made for another model/stage."""
 
 
+# Config fields that say where or how fast a run executes, not what it learns: a run may resume with
+# them changed (another machine, device, worker count, cache size or output folder).
+RESUMABLE_CHANGES = frozenset({"device", "num_workers", "clip_cache_mb", "runs_dir", "results_dir", "data_root",
+                               "amp"})
+
+
+def config_changes(saved: dict, current: dict) -> list[str]:
+    """``key: saved -> current`` for every training setting that differs (``RESUMABLE_CHANGES`` aside)."""
+    keys = sorted((set(saved) | set(current)) - RESUMABLE_CHANGES)
+    return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys
+            if k in saved and k in current and saved[k] != current[k]]
+
+
 def progress(iterable: Iterable, **kw: Any):
     """:func:`htsc_core.utils.progress` (off with TQDM_DISABLE=1), and off on every rank but the first."""
     return utils_progress(iterable, disable=not is_main_process(), **kw)
@@ -263,6 +276,11 @@ class Trainer:
         if not self.last_path.exists():
             return False
         ckpt = load_checkpoint(self.last_path, stage=self.stage)
+        changed = config_changes(ckpt.get("config") or {}, self.config)
+        if changed:  # continuing would mix two recipes (e.g. a schedule laid out for other epochs)
+            raise CheckpointError(
+                f"{self.last_path} was trained with other settings ({'; '.join(changed)}): start afresh "
+                f"(`htsc train ... --no-resume`, or delete {self.run_dir}) or restore those settings")
         load_state(self.module, ckpt, self.last_path)
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
