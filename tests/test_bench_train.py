@@ -180,14 +180,18 @@ def test_precision_comparison_trains_both_and_records_non_inferiority_claims(tmp
     cfg = from_params({"profile": "smoke", "data_root": str(root), "runs_dir": str(tmp_path / "runs"),
                        "results_dir": str(tmp_path / "results")})
     res = precision_comparison(cfg, stages=("spatial", "motion"), epochs=1, flow_videos=4)
+    # a later run of one stage with two seeds keeps the other stage's record
+    precision_comparison(cfg, stages=("spatial",), epochs=1, seeds=2)
     saved = json.loads((tmp_path / "results" / "metrics" / "bf16_vs_fp32.json").read_text())
+    assert saved["stages"]["spatial"]["seeds"] == 2 and len(saved["stages"]["spatial"]["seed_spread"]["bf16"]) == 2
+    assert [r["seed"] for r in saved["stages"]["spatial"]["runs"]["fp32"]] == [0, 1]
     for stage, kind in (("spatial", "at_least"), ("motion", "at_most")):
         r = saved["stages"][stage]
-        assert r["runs"]["fp32"]["precision"] == "fp32" and r["runs"]["bf16"]["precision"] == "bf16"
+        assert r["runs"]["fp32"][0]["precision"] == "fp32" and r["runs"]["bf16"][0]["precision"] == "bf16"
         assert r["claim"]["kind"] == kind and r["claim"]["verdict"] in ("holds", "reversed", "not resolved")
         assert r["claim"]["margin"] == 0.03
-    assert len(saved["stages"]["motion"]["test"]["bf16"]["per_video_epe"]) == 4
-    n = len(saved["stages"]["spatial"]["test"]["fp32"]["per_video_correct"])
+    assert len(saved["stages"]["motion"]["test"]["bf16"][0]["per_video_epe"]) == 4
+    n = len(saved["stages"]["spatial"]["test"]["fp32"][0]["per_video_correct"])
     assert n == saved["stages"]["spatial"]["claim"]["n"] > 0
     with pytest.raises(ValueError, match="not supported"):
         precision_comparison(cfg, stages=("tvl1",))

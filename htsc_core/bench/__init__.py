@@ -64,6 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"`train`: comma-separated stages (default {','.join(TRAIN_STAGES)})")
     p.add_argument("--json", default=None, help="`train`, `precision`: output JSON path (default "
                                                  "<out>/bench_train.json, <out>/bf16_vs_fp32.json)")
+    p.add_argument("--seeds", type=int, default=1, help="`precision`: training seeds per precision (default 1)")
     p.add_argument("--epochs", type=int, default=None,
                    help="`precision`: cap every compared stage at this many epochs (default: the profile's)")
 
@@ -136,10 +137,9 @@ def command(args: argparse.Namespace) -> int:
 
         stages = ("spatial", "motion") if args.stages == TRAIN_STAGES else args.stages  # others raise
         path = args.json or (Path(args.out) / "bf16_vs_fp32.json" if args.out else None)
-        res = precision_comparison(cfg, stages=stages, json_path=path, epochs=args.epochs)
+        res = precision_comparison(cfg, stages=stages, json_path=path, epochs=args.epochs, seeds=args.seeds)
         for stage, r in res["stages"].items():
             c = r["claim"]
-            print(f"{stage}: {c['claim']}: {c['verdict']} ({c['detail']}); fp32/bf16 epoch time "
-                  f"{r['epoch_time_ratio_fp32_over_bf16']:.2f}x")
+            print(f"{stage}: {c['claim']}: {c['verdict']} ({c['detail']}); per seed {r['seed_spread']}")
         print(f"wrote {res['path']}")
     return 0
