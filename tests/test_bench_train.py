@@ -47,6 +47,9 @@ def test_bench_train_json_schema_on_smoke_profile(tmp_path):
         assert row["loader_ms_per_batch"] is None and row["loader_note"]  # no dataset: null + the reason
         assert set(row["ms_per_step"]) == {"fp32", "fp32_channels_last", "bf16", "bf16_channels_last"}
         assert row["batch_size"] == cfg.batch_size
+        assert row["speedup_ci95"] is None  # one repeat: no interval (stats.ratio_ci needs 5)
+    # MotionNet pre-training: one stack per video, as the trainer
+    assert saved["stages"]["motion"]["segments"] == 1 and saved["stages"]["spatial"]["segments"] == cfg.num_segments
     for key in ("cpu_model", "cpu_count", "torch", "bf16_native_cpu", "torch_threads"):
         assert key in saved["machine"]
     # VGG16 does more maths per step than the CLN on pooled features

@@ -178,7 +178,14 @@ def bench_stage(cfg: Config, stage: str, num_classes: int, repeats: int, warmup:
     bf16_name = "bf16_channels_last" if policy.channels_last else "bf16"
     fp32_ms, bf16_ms = ms["fp32"], ms.get(bf16_name, math.nan)
     gflops = flops / 1e9
+    speedup_ci = None
+    if bf16_name in times and min(len(times["fp32"]), len(times[bf16_name])) >= 5:  # stats.ratio_ci needs 5 each
+        from htsc_core.stats import ratio_ci
+
+        _, lo, hi = ratio_ci(times["fp32"], times[bf16_name], seed=cfg.seed)
+        speedup_ci = [lo, hi]
     return {"fp32_ms_per_step": fp32_ms, "bf16_ms_per_step": bf16_ms, "speedup": fp32_ms / bf16_ms,
+            "speedup_ci95": speedup_ci,  # bootstrap of the ratio of medians over the repeats (None below 5)
             "gflops_per_step": gflops, "gflops_per_s_fp32": gflops / (fp32_ms / 1e3),
             "gflops_per_s_bf16": gflops / (bf16_ms / 1e3),
             "bf16_layout": "channels_last" if policy.channels_last else "contiguous",
