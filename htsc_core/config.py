@@ -64,7 +64,7 @@ class Config:
     clip_cache_mb: int = 1024  # decode each training clip once and keep it (main process) up to this many MB;
     # short CPU-profile clips made decoding bound the MotionNet epochs (docs/SYNTHETIC.md); 0 = off
     epochs_spatial: int = 20  # validation accuracy flat from about epoch 15 (docs/SYNTHETIC.md section 10)
-    epochs_motion: int = 250  # x 15 steps of 16 stacks = 3750 Adam steps; EPE still falls past 1500 (SYNTHETIC.md 7)
+    epochs_motion: int = 250  # x 15 steps of 16 stacks = 3750 Adam steps; EPE still falls (docs/SYNTHETIC.md 7)
     epochs_temporal: int = 30  # 16 epochs: training accuracy still rising (measured, docs/SYNTHETIC.md 10)
     epochs_tvl1: int = 30  # still rising at epoch 20 (measured)
     epochs_rgbdiff: int = 15  # TSN RGB-difference stream: the spatial recipe (same epochs as epochs_spatial for now)

@@ -140,3 +140,12 @@ def test_clip_cache_gives_identical_frames_and_decodes_once(clip, monkeypatch):
     assert not V._CLIP_CACHE
     with pytest.raises(ValueError, match="max_bytes"):
         V.set_clip_cache(-1)
+
+
+def test_clip_cache_context_restores_the_previous_setting(clip):
+    # training stages switch the cache on only while they train: no clip cache leaks into the next stage
+    path, _ = clip
+    with V.clip_cache(1 << 26):
+        read_sampled(path, lambda n: np.array([0]), size=16)
+        assert V._CLIP_CACHE and V._CLIP_CACHE_LIMIT[0] == 1 << 26
+    assert V._CLIP_CACHE_LIMIT[0] == 0 and not V._CLIP_CACHE

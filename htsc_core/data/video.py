@@ -9,6 +9,8 @@ Any failure raises :class:`VideoReadError` naming the file and the reason.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -218,6 +220,21 @@ def set_clip_cache(max_bytes: int) -> None:
     if not max_bytes:
         _CLIP_CACHE.clear()
         _CLIP_CACHE_USED[0] = 0
+
+
+@contextmanager
+def clip_cache(max_bytes: int):
+    """:func:`set_clip_cache` for the duration of a ``with`` block; the previous setting comes back after it
+    (and the clips cached inside it are dropped when that setting was off)."""
+    previous = _CLIP_CACHE_LIMIT[0]
+    set_clip_cache(max_bytes)
+    try:
+        yield
+    finally:
+        set_clip_cache(previous)
+        if not previous:
+            _CLIP_CACHE.clear()
+            _CLIP_CACHE_USED[0] = 0
 
 
 def read_sampled(path: str | Path, choose, size: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:

@@ -16,6 +16,7 @@ Every stage writes ``<runs_dir>/<stage>/{config.json, log.jsonl, last.pt, best.p
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -144,12 +145,14 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
     kw = dict(modalities=MODALITY[stage], skip_log=out / "skipped.jsonl",
               flow_root=flow_root(cfg) if stage == "tvl1" else None)
     data_cfg = stage_data_config(cfg, stage)
+    cache = nullcontext()
     if cfg.clip_cache_mb and stage != "tvl1":  # tvl1 reads stored JPEG flow, not clips
         # clips are decoded once and kept (about 85 MB for the default synthetic set's training and validation
-        # videos) in the main process, instead of once per epoch in a worker (docs/SYNTHETIC.md section 6)
-        from htsc_core.data.video import set_clip_cache
+        # videos) in the main process, instead of once per epoch in a worker (docs/SYNTHETIC.md section 6);
+        # only while this stage trains
+        from htsc_core.data.video import clip_cache
 
-        set_clip_cache(cfg.clip_cache_mb << 20)
+        cache = clip_cache(cfg.clip_cache_mb << 20)
         data_cfg = data_cfg.replace(num_workers=0)
     train_set = VideoDataset(train_records, data_cfg, mode="train", **kw)
     val_set = VideoDataset(val_records, data_cfg, mode="test", **kw) if val_records else None
@@ -166,7 +169,8 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
                       val_loader=_loader(data_cfg, val_set, 0, False) if val_set is not None else None,
                       monitor="loss" if stage == "motion" else "accuracy",
                       max_steps_per_epoch=cfg.max_steps_per_epoch, config=cfg.to_dict(), scheduler=scheduler)
-    trainer.fit(resume=resume)
+    with cache:
+        trainer.fit(resume=resume)
     return out
 
 
