@@ -225,16 +225,13 @@ def set_clip_cache(max_bytes: int) -> None:
 @contextmanager
 def clip_cache(max_bytes: int):
     """:func:`set_clip_cache` for the duration of a ``with`` block; the previous setting comes back after it
-    (and the clips cached inside it are dropped when that setting was off)."""
+    (``set_clip_cache(0)`` drops the clips cached inside it when that setting was off)."""
     previous = _CLIP_CACHE_LIMIT[0]
     set_clip_cache(max_bytes)
     try:
         yield
     finally:
         set_clip_cache(previous)
-        if not previous:
-            _CLIP_CACHE.clear()
-            _CLIP_CACHE_USED[0] = 0
 
 
 def read_sampled(path: str | Path, choose, size: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:

@@ -25,11 +25,9 @@ LANDSCAPE_SCALES = (1, 2, 3, 4)  # 1 = the input resolution; 2..4 = MotionNet's 
 
 
 def _terms(frames: torch.Tensor, flow_px: torch.Tensor) -> tuple[float, float]:
-    """(photometric, smoothness) of one stack, release weighting. frames (L, 3, h, w) normalised; flow (1, 2(L-1), h, w)."""
-    L, _, h, w = frames.shape
-    recon = fl.warp(frames[1:], flow_px.reshape(L - 1, 2, h, w))
-    photo = fl.photometric_loss(frames[:-1], recon, weighting="release", batch=1)
-    return float(photo), float(fl.smoothness_loss(flow_px, weighting="release"))
+    """(photometric, smoothness) of one stack as MotionNetLoss weighs them (frames (L, 3, h, w) normalised)."""
+    photo, smooth, _ = fl.scale_terms(frames[None], flow_px)
+    return float(photo), float(smooth)
 
 
 def loss_landscape(cfg, checkpoint=None, factors: Sequence[float] = FACTORS, max_videos: int = 30,

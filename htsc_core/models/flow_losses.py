@@ -51,7 +51,8 @@ import torch.nn.functional as F
 from htsc_core.models.motionnet import FLOW_SCALES, SCALES, flow_in_pixels, flow_resolution
 
 __all__ = ["warp", "charbonnier", "border_mask", "photometric_loss", "smoothness_loss", "ssim_map", "ssim_loss",
-           "MotionNetLoss", "release_normalise", "WEIGHTINGS", "FLOW_SCALES", "flow_in_pixels", "SSIM_WEIGHTS"]
+           "MotionNetLoss", "scale_terms", "release_normalise", "WEIGHTINGS", "FLOW_SCALES", "flow_in_pixels",
+           "SSIM_WEIGHTS"]
 
 EPS = 1e-3  # release CharbonnierLoss epsilon
 ALPHA_PHOTO = 0.4  # release PhotometricLossK alpha
@@ -247,6 +248,24 @@ def ssim_loss(reconstruction: torch.Tensor, target: torch.Tensor, window: str = 
     return d.mean()
 
 
+def scale_terms(frames: torch.Tensor, flow_px: torch.Tensor, weighting: str = "release",
+                border_ratio: float = BORDER_RATIO, ssim_window: str = "gaussian"
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. 1, 2 and 4 at one scale: (photometric, smoothness, SSIM loss).
+
+    frames (N, L, 3, h, w) at this scale (normalised as the weighting wants); flow_px (N, 2(L-1), h, w) in
+    pixels of this grid, pair i warping frame i + 1 back onto frame i.
+    """
+    n, L, c, h, w = frames.shape
+    target = frames[:, :-1].reshape(n * (L - 1), c, h, w)  # frame i
+    nxt = frames[:, 1:].reshape(n * (L - 1), c, h, w)  # frame i + 1
+    recon = warp(nxt, flow_px.reshape(n * (L - 1), 2, h, w))
+    lp = photometric_loss(target, recon, border_ratio=border_ratio, weighting=weighting, batch=n)
+    lsm = smoothness_loss(flow_px, weighting=weighting, border_ratio=border_ratio)
+    lss = ssim_loss(recon, target, window=ssim_window, weighting=weighting, batch=n)
+    return lp, lsm, lss
+
+
 class MotionNetLoss(nn.Module):
     """Eq. 5-6 over MotionNet's five scales.
 
@@ -300,14 +319,8 @@ class MotionNetLoss(nn.Module):
             if tuple(flow.shape) != (n, 2 * (L - 1), h, w):
                 raise ValueError(f"MotionNetLoss: flow{s} has shape {tuple(flow.shape)}, expected "
                                  f"{(n, 2 * (L - 1), h, w)} for a {H}x{W} stack of {L} frames")
-            fr = pyramid[(h, w)].reshape(n, L, 3, h, w)
-            target = fr[:, :-1].reshape(n * (L - 1), 3, h, w)  # frame i
-            nxt = fr[:, 1:].reshape(n * (L - 1), 3, h, w)  # frame i + 1
-            flow_px = flow * FLOW_SCALES[s]  # pixels of this scale
-            recon = warp(nxt, flow_px.reshape(n * (L - 1), 2, h, w))
-            lp = photometric_loss(target, recon, border_ratio=self.border_ratio, weighting=wt, batch=n)
-            lsm = smoothness_loss(flow_px, weighting=wt, border_ratio=self.border_ratio)
-            lss = ssim_loss(recon, target, window=self.ssim_window, weighting=wt, batch=n)
+            lp, lsm, lss = scale_terms(pyramid[(h, w)].reshape(n, L, 3, h, w), flow * FLOW_SCALES[s], wt,
+                                       self.border_ratio, self.ssim_window)
             l_s = lp + lsm + SSIM_WEIGHTS[s] * self.ssim_weight_scale * lss  # Eq. 5, lambda1 = lambda2 = 1
             total = total + self.scale_weights[s] * l_s  # Eq. 6
             parts.update({f"photo{s}": lp.detach(), f"smooth{s}": lsm.detach(), f"ssim{s}": lss.detach(),
