@@ -105,7 +105,7 @@ def _np_block_ssim(a, b, wgt, c1=1e-4, c2=1e-3):
 
 
 @pytest.mark.parametrize("window", ["uniform", "gaussian"])
-@pytest.mark.parametrize("size", [(16, 24), (13, 20)])  # (13, 20): ragged edge blocks
+@pytest.mark.parametrize("size", [(16, 24), (13, 20), (4, 6)])  # ragged edge blocks; (4, 6): smaller than one
 def test_ssim_blocks_match_numpy_definition(window, size):
     rng = np.random.default_rng(3)
     h, w = size
@@ -335,3 +335,33 @@ def test_weighting_names_are_checked():
         MotionNetLoss(weighting="sum")
     with pytest.raises(ValueError, match="weighting"):
         ssim_loss(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), weighting="x")
+
+
+def test_ssim_after_inference_mode_still_trains():
+    # the block weights are cached: ones first built under inference_mode must still work in a training step
+    x, y = torch.rand(2, 3, 24, 40), torch.rand(2, 3, 24, 40)
+    with torch.inference_mode():
+        ssim_loss(x, y)
+    r = y.clone().requires_grad_()
+    ssim_loss(r, x).backward()
+    assert r.grad is not None and torch.isfinite(r.grad).all()
+
+
+def test_charbonnier_sum_gradient_matches_autograd_of_the_definition():
+    from htsc_core.models.flow_losses import charbonnier_sum
+
+    x = (3 * torch.randn(5, 7, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: charbonnier_sum(t, 0.4, 1e-3), (x,))
+    charbonnier(x, 0.3).sum().backward()
+    want = x.grad.clone()
+    x.grad = None
+    charbonnier_sum(x, 0.3).backward()
+    torch.testing.assert_close(x.grad, want)
+    assert charbonnier_sum(x, 0.3).item() == pytest.approx(charbonnier(x, 0.3).sum().item())
+    # beta scales the argument (the photometric loss's 255), gradient included
+    x.grad = None
+    charbonnier(255.0 * x, 0.4).sum().backward()
+    want = x.grad.clone()
+    x.grad = None
+    charbonnier_sum(x, 0.4, beta=255.0).backward()
+    torch.testing.assert_close(x.grad, want)
