@@ -48,6 +48,10 @@ def test_bench_train_json_schema_on_smoke_profile(tmp_path):
         assert set(row["ms_per_step"]) == {"fp32", "fp32_channels_last", "bf16", "bf16_channels_last"}
         assert row["batch_size"] == cfg.batch_size
         assert row["speedup_ci95"] is None  # one repeat: no interval (stats.ratio_ci needs 5)
+    # the flow losses' own cost: timed for MotionNet, absent for the classifiers and the CLN
+    assert saved["stages"]["motion"]["flow_loss_ms_per_step"] > 0
+    assert saved["stages"]["spatial"]["flow_loss_ms_per_step"] is None
+    assert saved["stages"]["cln"]["flow_loss_ms_per_step"] is None
     # MotionNet pre-training: one stack per video, as the trainer
     assert saved["stages"]["motion"]["segments"] == 1 and saved["stages"]["spatial"]["segments"] == cfg.num_segments
     for key in ("cpu_model", "cpu_count", "torch", "bf16_native_cpu", "torch_threads"):

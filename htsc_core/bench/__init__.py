@@ -125,12 +125,13 @@ def command(args: argparse.Namespace) -> int:
         path = args.json or (Path(args.out) / "bench_train.json" if args.out else None)
         res = train_benchmark(cfg, stages=args.stages, repeats=args.repeats, json_path=path)
         rows = [{"stage": k, **v, "fp32_ms": v["fp32_ms_per_step"], "bf16_ms": v["bf16_ms_per_step"],
-                 "loader_ms": v["loader_ms_per_batch"]} for k, v in res["stages"].items()]
+                 "loader_ms": v["loader_ms_per_batch"], "flow_loss_ms": v.get("flow_loss_ms_per_step")}
+                for k, v in res["stages"].items()]
         for r in rows:
             ci = r.get("speedup_ci95")
             r["speedup_95ci"] = f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "(< 5 repeats)"
-        print(_table(rows, ["stage", "batch_size", "fp32_ms", "bf16_ms", "speedup", "speedup_95ci", "gflops_per_step",
-                            "gflops_per_s_fp32", "gflops_per_s_bf16", "loader_ms"]))
+        print(_table(rows, ["stage", "batch_size", "fp32_ms", "bf16_ms", "speedup", "speedup_95ci", "flow_loss_ms",
+                            "gflops_per_step", "gflops_per_s_fp32", "gflops_per_s_bf16", "loader_ms"]))
         m = res["machine"]
         print(f"({m['cpu_model']}, {m['torch_threads']} threads, torch {m['torch']}, native bf16 "
               f"{m['bf16_native_cpu']}; trainer precision: {res['trainer_precision']})")

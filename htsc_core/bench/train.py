@@ -149,6 +149,36 @@ def loader_ms_per_batch(cfg: Config, stage: str, num_batches: int) -> tuple[floa
 
 
 # ----------------------------------------------------------------------------- benchmark
+def flow_loss_ms(cfg: Config, stage: str, batch: dict, repeats: int, warmup: int, device: torch.device) -> float | None:
+    """Median ms of MotionNet's unsupervised losses alone (Eq. 1-6, forward + backward into the flows) on the
+    stage's batch; they run in fp32 whatever the precision, so they are the part of a motion / temporal step
+    that bf16 cannot speed up. None for the stages without them."""
+    if stage not in ("motion", "temporal"):
+        return None
+    from htsc_core.models.motionnet import SCALES, flow_resolution
+    from htsc_core.train.stages import flow_loss
+
+    stack = batch["stack"].flatten(0, 1)  # (B*K, L, 3, S, S), as the step functions pass it
+    n, L = stack.shape[:2]
+    g = torch.Generator().manual_seed(cfg.seed)
+    base = [0.1 * torch.randn(n, 2 * (L - 1), *flow_resolution(tuple(stack.shape[-2:]), s), generator=g).to(device)
+            for s in SCALES]
+    loss_fn = flow_loss(stage)
+
+    def one() -> None:
+        loss_fn(stack, [b.clone().requires_grad_() for b in base])[0].backward()
+    for _ in range(warmup):
+        one()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        one()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return 1e3 * spread(times)["median"]
+
+
 def bench_stage(cfg: Config, stage: str, num_classes: int, repeats: int, warmup: int, device: torch.device,
                 variants: tuple[str, ...] = VARIANTS) -> dict:
     """Median ms per optimiser step of each variant (interleaved repeats), FLOPs per step, GFLOP/s."""
@@ -174,6 +204,7 @@ def bench_stage(cfg: Config, stage: str, num_classes: int, repeats: int, warmup:
             sync(device)
             times[v].append(time.perf_counter() - t0)
     ms = {v: 1e3 * spread(t)["median"] for v, t in times.items()}
+    loss_ms = flow_loss_ms(cfg, stage, batch, repeats, warmup, device)
     policy = precision_policy(device, "bf16")
     bf16_name = "bf16_channels_last" if policy.channels_last else "bf16"
     fp32_ms, bf16_ms = ms["fp32"], ms.get(bf16_name, math.nan)
@@ -190,6 +221,7 @@ def bench_stage(cfg: Config, stage: str, num_classes: int, repeats: int, warmup:
             "gflops_per_s_bf16": gflops / (bf16_ms / 1e3),
             "bf16_layout": "channels_last" if policy.channels_last else "contiguous",
             "ms_per_step": ms, "seconds_spread": {v: spread(t) for v, t in times.items()},
+            "flow_loss_ms_per_step": loss_ms,  # MotionNet's losses alone (fp32 in every variant); None elsewhere
             "channels_last_speedup_fp32": ms["fp32"] / ms["fp32_channels_last"]
             if "fp32_channels_last" in ms else None,
             "channels_last_speedup_bf16": ms["bf16"] / ms["bf16_channels_last"]
