@@ -51,9 +51,9 @@ import torch.nn.functional as F
 
 from htsc_core.models.motionnet import FLOW_SCALES, SCALES, flow_in_pixels, flow_resolution
 
-__all__ = ["warp", "charbonnier", "charbonnier_sum", "border_mask", "photometric_loss", "smoothness_loss", "ssim_map", "ssim_loss",
-           "MotionNetLoss", "scale_terms", "release_normalise", "WEIGHTINGS", "FLOW_SCALES", "flow_in_pixels",
-           "SSIM_WEIGHTS"]
+__all__ = ["warp", "charbonnier", "charbonnier_sum", "border_mask", "photometric_loss", "smoothness_loss", "ssim_map",
+           "ssim_loss", "MotionNetLoss", "scale_terms", "release_normalise", "WEIGHTINGS", "FLOW_SCALES",
+           "flow_in_pixels", "SSIM_WEIGHTS"]
 
 EPS = 1e-3  # release CharbonnierLoss epsilon
 ALPHA_PHOTO = 0.4  # release PhotometricLossK alpha
