@@ -203,3 +203,17 @@ def test_precision_comparison_trains_both_and_records_non_inferiority_claims(tmp
     with pytest.raises(ValueError, match="not supported"):
         precision_comparison(cfg, stages=("tvl1",))
     assert res["path"].endswith("bf16_vs_fp32.json")
+
+
+def test_importing_htsc_core_enlarges_onednn_primitive_cache_unless_the_user_set_it():
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, htsc_core; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "4096"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "100"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "100"
