@@ -335,8 +335,8 @@ def precision_comparison(cfg: Config, stages=("spatial", "motion"), runs_base: s
     several, ``seed_spread`` gives each precision's per-seed results. The JSON (default
     ``<results_dir>/metrics/bf16_vs_fp32.json``; stages already in it and not rerun are kept) holds the
     runs' validation summaries, the test outcomes and the claims. Speed is ``htsc bench train``'s job: the
-    runs share one process, whose state changes epoch times (oneDNN's primitive cache overflowed after other
-    stages until ``htsc_core/__init__.py`` enlarged it).
+    runs share one process, whose state changes epoch times (the bf16 run after 250 fp32 epochs is slower
+    than a fresh one; docs/DESIGN.md section 9).
     ``epochs`` caps the stages' epochs (smoke-size checks).
     """
     from htsc_core import stats
