@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from htsc_core.bench.common import spread, sync
+from htsc_core.bench.common import spread, sync, time_call
 from htsc_core.config import Config
 from htsc_core.train.engine import Precision, machine_info, precision_policy, to_channels_last
 from htsc_core.train.stages import stage_data_config, stage_step
@@ -167,16 +167,7 @@ def flow_loss_ms(cfg: Config, stage: str, batch: dict, repeats: int, warmup: int
 
     def one() -> None:
         loss_fn(stack, [b.clone().requires_grad_() for b in base])[0].backward()
-    for _ in range(warmup):
-        one()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        one()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return 1e3 * spread(times)["median"]
+    return 1e3 * time_call(one, repeats, device, warmup=warmup)["median"]
 
 
 def bench_stage(cfg: Config, stage: str, num_classes: int, repeats: int, warmup: int, device: torch.device,
