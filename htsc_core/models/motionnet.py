@@ -111,6 +111,14 @@ class MotionNet(nn.Module):
         if h % 32 or w % 32:
             raise ValueError(f"MotionNet: input {h}x{w} must be a multiple of 32 (five stride-2 steps)")
         x = (stack - self.input_mean).reshape(n, 3 * L, h, w)  # (N, 3L, H, W), frame-major RGB
+        if self.conv1[0].weight.is_contiguous(memory_format=torch.channels_last):
+            # channels_last convs (the precision policy on CPU and CUDA): cast to autocast's dtype, then transpose
+            # the half-size copy to conv1's layout once, rather than autocast's cast plus conv1's own transpose
+            # (and a second one for its weight gradient): `htsc bench train --stages motion` measured 67 against
+            # 78-80 ms per bf16 step without it (docs/SYNTHETIC.md section 6)
+            dev = x.device.type
+            dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+            x = x.to(dtype).contiguous(memory_format=torch.channels_last)
         c1 = self.conv1_1(self.conv1(x))
         c2 = self.conv2_1(self.conv2(c1))
         c3 = self.conv3_1(self.conv3(c2))
