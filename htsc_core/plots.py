@@ -39,6 +39,25 @@ def _save(fig, path: str | Path | None):
     return fig
 
 
+def _num(value) -> float:
+    """A table cell as a float: missing ("", None) -> NaN, so a row without a value is drawn as a gap."""
+    return np.nan if value in ("", None) else float(value)
+
+
+def _error_bars(values: np.ndarray, lo: Sequence, hi: Sequence) -> np.ndarray:
+    """(2, n) non-negative error-bar lengths around ``values`` from interval ends ``lo``, ``hi``.
+
+    An interval that excludes its value by rounding, has zero width, or is missing (NaN) gives a
+    zero-length bar rather than a negative one (matplotlib refuses those); the value is drawn
+    either way, so the figure shows what there is.
+    """
+    values = np.asarray(values, dtype=float)
+    lo = np.array([_num(v) for v in lo], dtype=float)
+    hi = np.array([_num(v) for v in hi], dtype=float)
+    err = np.vstack([values - lo, hi - values])
+    return np.nan_to_num(np.clip(err, 0.0, None), nan=0.0)
+
+
 def training_curves(logs: Mapping[str, Sequence[dict]], path=None):
     """Loss (and, where a stage logs it, accuracy) per epoch from each stage's log.jsonl records.
 
@@ -78,15 +97,17 @@ def _colour_flows(flows: Sequence[np.ndarray], max_norm: float) -> list[np.ndarr
 
     out = []
     for f in flows:
-        t = torch.from_numpy(np.ascontiguousarray(np.asarray(f, dtype=np.float32).transpose(2, 0, 1)))[None]
+        f = np.nan_to_num(np.asarray(f, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)  # missing: no flow
+        t = torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1)))[None]
         t = t / max(float(max_norm), 1e-6)
         out.append(_normalized_flow_to_image(t)[0].permute(1, 2, 0).numpy())
     return out
 
 
 def flow_magnitude_max(flow: np.ndarray) -> float:
-    """Largest per-pixel flow magnitude in px of an (..., 2) array."""
-    return float(np.sqrt((np.asarray(flow, dtype=np.float64) ** 2).sum(-1)).max())
+    """Largest per-pixel flow magnitude in px of an (..., 2) array (NaN pixels ignored; 0 if all are NaN)."""
+    mag = np.sqrt((np.asarray(flow, dtype=np.float64) ** 2).sum(-1))
+    return float(np.nanmax(mag)) if np.isfinite(mag).any() else 0.0
 
 
 def flow_images(flows: Mapping[str, np.ndarray]) -> dict[str, list[np.ndarray]]:
@@ -158,7 +179,8 @@ def coefficient_heatmaps(c_s: np.ndarray, c_o: np.ndarray, labels: Sequence[str]
 
     n, segs = c_s.shape
     centre = 1.0 / segs
-    half = max(float(np.abs(np.concatenate([c_s.ravel(), c_o.ravel()]) - centre).max()), 1e-3)
+    spread = np.abs(np.concatenate([np.ravel(c_s), np.ravel(c_o)]) - centre)
+    half = max(float(np.nanmax(spread)) if np.isfinite(spread).any() else 0.0, 1e-3)
     fig, axes = plt.subplots(1, 2, figsize=(2.5 + 0.6 * segs * 2, 0.4 * n + 1.6))
     for i, (ax, c, title) in enumerate(((axes[0], c_s, "spatial $c^s$"), (axes[1], c_o, "temporal $c^o$"))):
         with warnings.catch_warnings():  # seaborn 0.13 calls a colormap method matplotlib 3.11 marks as pending removal
@@ -211,15 +233,13 @@ def method_bars(rows: Sequence[dict], value: str, paper: str | None = None, titl
     fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * len(rows)), 3.2))
     xs = np.arange(len(rows))
     width = 0.4 if paper else 0.7
-    ours = np.array([float(r[value]) for r in rows])
+    ours = np.array([_num(r.get(value)) for r in rows], dtype=float)
     err = None
-    if rows and all(r.get("ci_low") not in ("", None) and r.get("ci_high") not in ("", None) for r in rows):
-        lo = np.array([float(r["ci_low"]) for r in rows])
-        hi = np.array([float(r["ci_high"]) for r in rows])
-        err = np.vstack([ours - lo, hi - ours])
+    if rows and any(r.get("ci_low") not in ("", None) and r.get("ci_high") not in ("", None) for r in rows):
+        err = _error_bars(ours, [r.get("ci_low") for r in rows], [r.get("ci_high") for r in rows])
     ax.bar(xs - (width / 2 if paper else 0), ours, width, yerr=err, capsize=3, label="ours (95% CI)" if err is not None else "ours")
     if paper:
-        vals = [float(r[paper]) if r.get(paper) not in ("", None) else np.nan for r in rows]
+        vals = [_num(r.get(paper)) for r in rows]
         ax.bar(xs + width / 2, vals, width, label=f"paper ({paper.removeprefix('paper_')})", color="tab:gray")
     ax.set_xticks(xs, [r["method"] for r in rows], rotation=20, ha="right", fontsize=8)
     ax.set(title=title, ylabel=ylabel)
@@ -237,13 +257,14 @@ def table5_fps(rows: Sequence[dict], path=None):
     """
     fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(rows)), 3.4))
     xs = np.arange(len(rows))
-    ours = [float(r["ours_fps"]) for r in rows]
-    paper = [float(r["paper_fps"]) if r.get("paper_fps") not in ("", None) else np.nan for r in rows]
+    ours = [_num(r.get("ours_fps")) for r in rows]
+    paper = [_num(r.get("paper_fps")) for r in rows]
     ax.bar(xs - 0.2, ours, 0.4, label=f"ours ({rows[0].get('device', 'cpu') if rows else 'cpu'}, "
                                       f"{rows[0].get('resolution', '') if rows else ''} px)")
     ax.bar(xs + 0.2, paper, 0.4, color="tab:gray", label="paper (GPU)")
     for x, v in zip(xs, ours):
-        ax.text(x - 0.2, v, f"{v:.3g}", ha="center", va="bottom", fontsize=7)
+        if np.isfinite(v) and v > 0:
+            ax.text(x - 0.2, v, f"{v:.3g}", ha="center", va="bottom", fontsize=7)
     ax.set_yscale("log")
     ax.set_xticks(xs, [r["method"] for r in rows], rotation=15, ha="right", fontsize=8)
     ax.set(ylabel="frames per second (log)", title="Table 5: test-time speed")
@@ -310,8 +331,8 @@ def release_fusion(rows: Sequence[dict], weights: Mapping[str, np.ndarray], refe
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.32 * len(rows) + 1.8), gridspec_kw={"width_ratios": [1, 1.4]})
     ax = axes[0]
     ys = np.arange(len(rows))[::-1]
-    top1 = np.array([float(r["top1"]) for r in rows])
-    err = np.vstack([top1 - [float(r["ci_low"]) for r in rows], [float(r["ci_high"]) for r in rows] - top1])
+    top1 = np.array([_num(r.get("top1")) for r in rows], dtype=float)
+    err = _error_bars(top1, [r.get("ci_low") for r in rows], [r.get("ci_high") for r in rows])
     ax.errorbar(top1, ys, xerr=err, fmt="o", ms=4, capsize=3, label="ours (95% Wilson CI)")
     pub = [(y, float(r["published"])) for y, r in zip(ys, rows) if r.get("published") not in ("", None)]
     if pub:
@@ -330,7 +351,8 @@ def release_fusion(rows: Sequence[dict], weights: Mapping[str, np.ndarray], refe
         ax.axhline(reference, color="tab:gray", ls="--", lw=1, label=f"1:1.5 fusion (weight {reference:.1f})")
     ax.set(xlabel=f"class (sorted by {names[0] if names else ''} weight)", ylabel="weight of the spatial stream",
            ylim=(-0.05, 1.05), title="per-class weights, mean over the 7 cross-fitting folds")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return _save(fig, path)
 
@@ -343,7 +365,8 @@ def cue_attention(cue: Mapping[str, Sequence[float]], uniform: float, path=None)
         rest, on = np.asarray(cue[f"{key}_rest"], float), np.asarray(cue[f"{key}_cue"], float)
         for r, c in zip(rest, on):
             ax.plot([0, 1], [r, c], color="0.75", lw=0.6)
-        ax.plot([0, 1], [rest.mean(), on.mean()], "-o", color="tab:red", lw=2, label="mean")
+        if on.size:
+            ax.plot([0, 1], [np.nanmean(rest), np.nanmean(on)], "-o", color="tab:red", lw=2, label="mean")
         ax.axhline(uniform, ls="--", color="k", lw=0.8, label=f"uniform 1/K = {uniform:.2f}")
         ax.set(xticks=[0, 1], xticklabels=["other segments", "cue segments"], title=f"{title} ({len(on)} videos)",
                xlim=(-0.2, 1.2))

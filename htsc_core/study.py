@@ -7,6 +7,7 @@ Notebooks narrate; this module computes and writes. Every file written under
 from __future__ import annotations
 
 import csv
+import math
 import io
 import json
 import os
@@ -72,7 +73,10 @@ def write_table(cfg: Config, name: str, rows: Sequence[dict], columns: Sequence[
 
 
 def _fmt(value: Any) -> Any:
-    return f"{value:.4f}" if isinstance(value, float) else value
+    """Floats to 4 decimals; a missing number (NaN, e.g. a family with no test video) as an empty cell."""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4f}"
+    return value
 
 
 def read_log(cfg: Config, stage: str) -> list[dict]:
@@ -143,17 +147,25 @@ def compare_metric(cfg: Config, claim: str, metric, arrays_a, arrays_b, kind: st
 def proportion(cfg: Config, claim: str, k: int, n: int, reference: float, kind: str = "greater",
                margin: float = 0.0, what: str = "top-1", reference_name: str = "chance", paper: str = "",
                strict: bool = False) -> dict:
-    """A claim about one proportion k/n against a reference value: Wilson interval of (k/n - reference),
-    exact binomial p. ``kind`` "greater": above the reference; "at_most" with ``margin``: no more than
-    ``margin`` above it (e.g. a cue the classifier should not see)."""
+    """A claim about one proportion k/n against a reference value: exact (Clopper-Pearson) interval of
+    (k/n - reference), exact binomial p. ``kind`` "greater": above the reference; "at_most" with
+    ``margin``: no more than ``margin`` above it (e.g. a cue the classifier should not see).
+
+    Below :data:`stats.MIN_EXACT_N` items the verdict also needs the two-sided exact test at 5%:
+    a handful of classes or videos decides nothing the test does not decide (docs/DESIGN.md, verdicts).
+    """
     if n == 0:
         raise ValueError(f"{claim}: nothing to count (n = 0)")
-    lo, hi = stats.wilson_interval(int(k), int(n))
-    p = float(binomtest(int(k), int(n), reference, alternative="greater" if kind == "greater" else "two-sided").pvalue)
-    rec = stats.claim_record(claim, f"{what} {k / n:.3f} vs {reference_name} {reference:.3f} ({k}/{n})",
-                             stats.verdict(lo - reference, hi - reference, kind, margin), k / n - reference,
-                             (lo - reference, hi - reference), p=p, n=n, strict=strict, kind=kind, margin=margin,
-                             value=k / n, reference=reference)
+    k, n = int(k), int(n)
+    lo, hi = stats.exact_interval(k, n)
+    p = float(binomtest(k, n, reference, alternative="greater" if kind == "greater" else "two-sided").pvalue)
+    v = stats.verdict(lo - reference, hi - reference, kind, margin)
+    detail = f"{what} {k / n:.3f} vs {reference_name} {reference:.3f} ({k}/{n})"
+    if n < stats.MIN_EXACT_N and v != "not resolved" and binomtest(k, n, reference).pvalue >= 0.05:
+        v, detail = "not resolved", detail + f" (n < {stats.MIN_EXACT_N} and exact p >= 0.05: no verdict)"
+    rec = stats.claim_record(claim, detail, v, k / n - reference, (lo - reference, hi - reference), p=p, n=n,
+                             strict=strict, kind=kind, margin=margin, value=k / n, reference=reference,
+                             interval="clopper-pearson")
     return record(cfg, rec, paper)
 
 

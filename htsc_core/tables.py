@@ -202,6 +202,9 @@ def per_family_rows(cfg: Config) -> tuple[list[dict], list[str]]:
         row = {"method": m}
         for f in names:
             sel = fam_of_video == f
+            if not sel.any():  # a family with no test video (a small user split): a gap, not a crash
+                row.update({f: float("nan"), f"{f}_ci_low": float("nan"), f"{f}_ci_high": float("nan"), f"{f}_n": 0})
+                continue
             ok = correct(scores[m][sel], labels[sel])
             lo, hi = stats.wilson_interval(int(ok.sum()), ok.size)
             row.update({f: float(ok.mean()), f"{f}_ci_low": lo, f"{f}_ci_high": hi, f"{f}_n": int(ok.size)})

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from htsc_core.precision import precision_metadata, resolve_device  # noqa: F401 - resolve_device re-exported
+
 
 def _atomic_write(path: str | Path, write) -> Path:
     path = Path(path)
@@ -73,14 +75,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(name: str = "auto"):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def git_commit(cwd: str | Path | None = None) -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent,
@@ -97,7 +91,7 @@ def git_commit(cwd: str | Path | None = None) -> str:
 
 
 def run_metadata(cfg=None, device: str | None = None) -> dict[str, Any]:
-    """What made a result: config, profile, device, versions, git commit."""
+    """What made a result: config, profile, device, precision and CPU (native bf16 or not), versions, git commit."""
     import torch
 
     meta: dict[str, Any] = {
@@ -113,6 +107,7 @@ def run_metadata(cfg=None, device: str | None = None) -> dict[str, Any]:
             meta[mod] = __import__(mod).__version__
         except Exception:  # noqa: BLE001 - a missing optional module is recorded, not fatal
             meta[mod] = None
+    meta.update(precision_metadata(cfg, device))  # the precision the networks ran in, the CPU and its bf16 flag
     if cfg is not None:
         meta["profile"] = cfg.profile
         meta["dataset"] = cfg.dataset

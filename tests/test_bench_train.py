@@ -8,7 +8,7 @@ from torch import nn
 
 from htsc_core.bench.train import count_step_flops, summarise_run, train_benchmark
 from htsc_core.config import from_params
-from htsc_core.train import engine
+from htsc_core import precision
 from htsc_core.train.engine import Trainer, precision_policy, to_channels_last
 
 
@@ -82,7 +82,7 @@ def test_amp_config_modes_and_old_boolean_configs():
 
 @pytest.mark.parametrize("native", [True, False])
 def test_policy_follows_cpu_bf16_support_and_config(monkeypatch, native):
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
     auto = precision_policy("cpu", from_params())
     assert auto.autocast_dtype == (torch.bfloat16 if native else None)  # fp32 fallback without native bf16
     assert precision_policy("cpu", "off").autocast_dtype is None
@@ -94,21 +94,31 @@ def test_policy_follows_cpu_bf16_support_and_config(monkeypatch, native):
 
 def test_cpu_bf16_detection_reads_cpuinfo_flags(monkeypatch, tmp_path):
     fake = tmp_path / "cpuinfo"
-    real_path = engine.Path
+    real_path = precision.Path
 
     def with_flags(flags):
         fake.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n")
-        engine.cpu_has_native_bf16.cache_clear()
-        return engine.cpu_has_native_bf16()
+        precision.cpu_hardware_bf16.cache_clear()
+        return precision.cpu_has_native_bf16()
 
-    monkeypatch.setattr(engine, "Path", lambda p: real_path(fake) if p == "/proc/cpuinfo" else real_path(p))
-    monkeypatch.setattr(engine.torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(precision, "Path", lambda p: real_path(fake) if p == "/proc/cpuinfo" else real_path(p))
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.delenv(precision.FP32_SWITCH, raising=False)
     try:
         assert with_flags("fpu sse avx2 avx512f avx512_bf16") is True
         assert with_flags("fpu sse avx2 avx512f avx512bw") is False
         assert with_flags("fpu amx_tile amx_bf16") is True
+        # the documented switch: a bf16 CPU answers as one without, and "auto" runs fp32
+        monkeypatch.setenv(precision.FP32_SWITCH, "1")
+        assert with_flags("fpu amx_tile amx_bf16") is False and precision.cpu_hardware_bf16() is True
+        assert precision_policy("cpu", "auto").autocast_dtype is None
+        assert precision_policy("cpu", "bf16").autocast_dtype == torch.bfloat16  # an explicit choice still wins
+        info = precision.machine_info()
+        assert info["bf16_native_cpu"] is False and info["bf16_hardware_cpu"] is True and info["fp32_forced"]
+        monkeypatch.setenv(precision.FP32_SWITCH, "0")
+        assert with_flags("fpu amx_tile amx_bf16") is True
     finally:
-        engine.cpu_has_native_bf16.cache_clear()
+        precision.cpu_hardware_bf16.cache_clear()
 
 
 def _trainer_with_probe(tmp_path, amp):
@@ -130,13 +140,13 @@ def _trainer_with_probe(tmp_path, amp):
 
 
 def test_trainer_runs_bf16_or_fp32_by_config(tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     seen, log = _trainer_with_probe(tmp_path, "auto")
     assert seen["autocast"] and seen["conv_dtype"] == torch.bfloat16 and log["precision"] == "bf16"
     assert seen["layout_cl"] and log["channels_last"]
     seen, log = _trainer_with_probe(tmp_path, "off")
     assert not seen["autocast"] and seen["conv_dtype"] == torch.float32 and log["precision"] == "fp32"
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: False)  # a CPU without bf16: fp32
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)  # a CPU without bf16: fp32
     seen, log = _trainer_with_probe(tmp_path / "no_bf16", "auto")
     assert not seen["autocast"] and seen["conv_dtype"] == torch.float32
 

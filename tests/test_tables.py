@@ -55,3 +55,35 @@ def test_per_family_rows(cfg):
     # the families' accuracies recombine into the overall accuracy
     overall = sum(spatial[f] * spatial[f"{f}_n"] for f in ("appearance", "motion", "joint")) / n_total
     assert overall == pytest.approx(float((scores["spatial"].argmax(1) == labels).mean()))
+
+
+def test_tables_and_writer_survive_edge_rows(tmp_path):
+    """A method at 0 and at 1, a family with no test video, a missing paper value: rows with intervals
+    that contain their values, and a CSV with empty cells for the gaps (issue 28)."""
+    import csv
+
+    from htsc_core import study
+
+    cfg = from_params(profile="smoke", runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path / "res"))
+    n, m = 12, 6
+    labels = np.array([0, 1, 2, 3] * 3)  # classes 4 and 5 (the third family) have no test video
+    onehot = np.eye(m)[labels].astype(np.float32)
+    wrong = np.eye(m)[(labels + 1) % m].astype(np.float32)
+    methods = {"spatial": onehot, "hidden_temporal": wrong, "hts": onehot, "hts_cln": wrong, "hts_cln_awl": onehot}
+    atomic_save_npz(scores_path(cfg, "test", "methods"), labels=labels,
+                    video_ids=np.array([f"v{i}" for i in range(n)]), **methods)
+    rows = tables.table4_rows(cfg)
+    for r in rows:
+        assert r["ci_low"] <= r["ours"] <= r["ci_high"]
+        assert r["ours"] in (0.0, 1.0)
+    fam_rows, columns = tables.per_family_rows(cfg)
+    spatial = next(r for r in fam_rows if r["method"] == "spatial")
+    empty = [f for f in ("appearance", "motion", "joint") if spatial[f"{f}_n"] == 0]
+    assert len(empty) == 1 and np.isnan(spatial[empty[0]])
+    rows[0]["paper_ucf101"] = None  # a missing paper value
+    for name, rs, cols in (("t4", rows, tables.TABLE_COLUMNS), ("fam", fam_rows, columns)):
+        path = study.write_table(cfg, name, rs, cols)
+        read = list(csv.DictReader(path.open()))
+        assert len(read) == len(rs) and list(read[0]) == list(cols)
+    read = list(csv.DictReader((tmp_path / "res" / "tables" / "fam.csv").open()))
+    assert read[0][empty[0]] == "" and read[0][f"{empty[0]}_n"] == "0"

@@ -28,6 +28,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from htsc_core.precision import (  # noqa: F401 - re-exported: the trainers' precision policy
+    AMP_MODES, CPU_BF16_FLAGS, FP32_SWITCH, Precision, cpu_hardware_bf16, cpu_has_native_bf16, fp32_forced,
+    machine_info, normalise_amp, precision_policy)
 from htsc_core.utils import atomic_torch_save, atomic_write_text, resolve_device
 from htsc_core.utils import progress as utils_progress
 
@@ -56,83 +59,7 @@ def progress(iterable: Iterable, **kw: Any):
     return utils_progress(iterable, disable=not is_main_process(), **kw)
 
 
-# --- precision policy -----------------------------------------------------------
-AMP_MODES = ("auto", "bf16", "off")
-CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 /proc/cpuinfo flags; "bf16" is aarch64's Features
-
-
-def normalise_amp(amp: Any) -> str:
-    """Config ``amp`` -> one of :data:`AMP_MODES` (``True`` -> "auto", ``False`` -> "off", for old configs)."""
-    if amp is True or amp is None:
-        return "auto"
-    if amp is False:
-        return "off"
-    value = str(amp).strip().lower()
-    if value not in AMP_MODES:
-        raise ValueError(f"amp={amp!r}; expected one of {AMP_MODES} (or true/false)")
-    return value
-
-
-@lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """Does this CPU compute bf16 natively (AVX512-BF16, AMX-BF16, or Arm BF16)?
-
-    Without such instructions oneDNN emulates bf16 with fp32 conversions, which is slower than fp32,
-    so autocast stays off there. Sources: torch's dispatch capability (``AMX*`` levels) and the
-    kernel's CPU flags in ``/proc/cpuinfo`` (torch 2.x reports AVX512-BF16 CPUs as plain "AVX512").
-    """
-    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
-    if "AMX" in capability or "BF16" in capability:
-        return True
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False  # not Linux: no way to tell here, so fp32 (the safe side)
-    flags: set[str] = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features"):
-            flags.update(value.split())
-    return any(f in flags for f in CPU_BF16_FLAGS)
-
-
-@dataclass(frozen=True)
-class Precision:
-    """How a network runs in training: autocast dtype (``None`` = fp32) and memory layout."""
-
-    autocast_dtype: torch.dtype | None
-    channels_last: bool
-
-    @property
-    def name(self) -> str:
-        return "bf16" if self.autocast_dtype == torch.bfloat16 else "fp32"
-
-    def autocast(self, device: torch.device):
-        """The autocast context for ``device`` (a disabled one in fp32)."""
-        return torch.autocast(device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                              enabled=self.autocast_dtype is not None)
-
-
-def precision_policy(device: str | torch.device, amp: Any = "auto") -> Precision:
-    """The one place that decides precision and layout for training (and anything that runs the networks).
-
-    ``amp`` is a config's ``amp`` value (or the Config itself): "auto" -> bf16 autocast where the device
-    has native bf16 (CUDA; a CPU per :func:`cpu_has_native_bf16`), else fp32; "bf16" -> bf16 autocast
-    even where it is emulated; "off" -> fp32. The flow losses, warping and flow normalisation leave
-    autocast and run in fp32 themselves (models/flow_losses.py, models/temporal.py).
-    channels_last: on CUDA and on CPUs with oneDNN, where conv kernels run in NHWC without the
-    reorders NCHW needs (measured by ``htsc bench train``: VGG16 faster, MotionNet on par).
-    """
-    device = resolve_device(device) if isinstance(device, str) else device
-    mode = normalise_amp(getattr(amp, "amp", amp))
-    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
-    use_bf16 = mode == "bf16" or (mode == "auto" and native)
-    if use_bf16 and device.type not in ("cuda", "cpu"):
-        use_bf16 = False  # other backends: no bf16 autocast guarantee
-    cl = device.type == "cuda" or (device.type == "cpu" and torch.backends.mkldnn.is_available())
-    return Precision(torch.bfloat16 if use_bf16 else None, cl)
-
-
+# --- precision policy: htsc_core/precision.py (re-exported here for the trainers) ---------------
 def to_channels_last(model: nn.Module) -> nn.Module:
     """Conv weights in channels_last (in place); 5-D buffers such as MotionNet's input mean stay as they are
     (``model.to(memory_format=...)`` would fail on them). Conv outputs then follow the weights' layout."""
@@ -140,23 +67,6 @@ def to_channels_last(model: nn.Module) -> nn.Module:
         if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d)):
             mod.to(memory_format=torch.channels_last)
     return model
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, cores, torch version and native-bf16 support: stated beside every timing."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                model = line.partition(":")[2].strip()
-                break
-    except OSError:  # no /proc/cpuinfo (macOS, Windows): platform's name stands
-        model = platform.processor() or platform.machine()
-    return {"cpu_model": model, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
-            "bf16_native_cpu": cpu_has_native_bf16(), "mkldnn": torch.backends.mkldnn.is_available(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "platform": platform.platform()}
 
 
 # --- distributed ------------------------------------------------------------
