@@ -28,6 +28,12 @@ def notebook_paths() -> list[Path]:
     return paths
 
 
+def is_main_results(results_dir: Path, dataset: str = "synthetic") -> bool:
+    """Is ``results_dir`` the clone's own ``results/<dataset>`` (the committed results the README shows)?
+    A run into any other folder writes only there: no README update, no ``results/hts_release``."""
+    return Path(results_dir).resolve() == (ROOT / "results" / dataset).resolve()
+
+
 def _to_html(executed: Path) -> Path:
     """A standalone HTML copy titled by the notebook (nbconvert titles it by ``metadata.name``)."""
     import nbformat
@@ -111,7 +117,7 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
               "total_seconds": round(time.time() - started, 1), "git_commit": git_commit(),
               "cpu_count": os.cpu_count()}
     atomic_write_json(record_path, _merge_record(record_path, record, only))
-    if not only and dataset == "synthetic" and profile == "default":  # the README shows the main command's run
+    if not only and dataset == "synthetic" and profile == "default" and is_main_results(results_dir):  # main run only
         update_readme(results_dir)
     print(f"all notebooks done in {time.time() - started:.0f}s; results in {results_dir}")
     return 0
@@ -128,13 +134,15 @@ def _declared(nb: Path, params: dict) -> dict:
 
 def _extra_parameters(nb: Path, profile: str, results_dir: Path) -> dict:
     """Parameters only some notebooks declare. ``release_results_dir`` (notebook 09, the Hidden Two-Stream
-    release's real UCF101 scores, the same whatever the dataset): results/hts_release, or inside the run's
-    own results folder for the smoke profile, so tests never overwrite the committed results."""
+    release's real UCF101 scores, the same whatever the dataset): the clone's results/hts_release for a run into
+    the clone's results/<dataset> at a full profile; otherwise inside the run's own results folder, so a smoke
+    run or a run with ``--results-dir`` elsewhere never writes into the clone."""
     import papermill as pm
 
     if "release_results_dir" not in pm.inspect_notebook(str(nb)):
         return {}
-    target = Path(results_dir) / "hts_release" if profile == "smoke" else ROOT / "results" / "hts_release"
+    main = profile != "smoke" and Path(results_dir).resolve().parent == (ROOT / "results").resolve()
+    target = ROOT / "results" / "hts_release" if main else Path(results_dir) / "hts_release"
     return {"release_results_dir": project_relative(target)}
 
 
@@ -231,7 +239,7 @@ def command(args: argparse.Namespace) -> int:
             return rc
     if len(seeds) > 1:
         print(f"across {len(seeds)} seeds: {aggregate_seeds(results, seed_dirs, seeds)}")
-        if args.dataset == "synthetic" and args.profile == "default" and not args.only:
+        if args.dataset == "synthetic" and args.profile == "default" and not args.only and is_main_results(results):
             from htsc_core.report import update_readme
 
             update_readme(results)

@@ -1,5 +1,6 @@
 """htsc reproduce's run records: root-relative paths, --only merging, the across-seeds table."""
 import json
+from pathlib import Path
 
 from htsc_core import reproduce
 
@@ -38,3 +39,41 @@ def test_aggregate_seeds_mean_and_std(tmp_path):
     assert rows["spatial"][3:6] == ["3", "0.6000", "0.1000"]  # mean 0.6, sample std 0.1 (hand-computed)
     assert rows["hts"][4] == "0.8000"
     assert json.loads((dirs[0] / "metrics" / "reproduce.json").read_text())["seeds"] == [0, 1, 2]
+
+
+def _git_state():
+    import subprocess
+
+    run = lambda *a: subprocess.run(["git", *a], cwd=reproduce.ROOT, capture_output=True, text=True).stdout  # noqa: E731
+    return run("status", "--porcelain", "--untracked-files=all"), run("stash", "list")
+
+
+def test_a_default_run_into_another_folder_exits_0_and_leaves_the_clone_alone(tmp_path, monkeypatch):
+    """``--results-dir`` outside the clone at the default profile (issue 27, item 7): every notebook runs
+    (papermill stubbed: the orchestration is what is tested), exit 0, README untouched, notebook 09 told to
+    write under the run's own folder, and git sees no change in the clone."""
+    import papermill as pm
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "classes.json").write_text("{}")  # an existing synthetic set: nothing is generated
+    seen = {}
+
+    def fake_execute(src, out, parameters=None, **kw):
+        seen[src] = parameters
+        Path(out).write_text(Path(src).read_text())
+
+    monkeypatch.setattr(pm, "execute_notebook", fake_execute)
+    monkeypatch.setattr(reproduce, "_to_html", lambda out: out)
+    readme = (reproduce.ROOT / "README.md").read_text()
+    before = _git_state()
+    results = tmp_path / "elsewhere" / "run"
+    rc = reproduce.reproduce("synthetic", str(data), "default", results, tmp_path / "runs")
+    assert rc == 0
+    assert len(seen) == len(reproduce.notebook_paths())
+    release = [p["release_results_dir"] for p in seen.values() if "release_results_dir" in p]
+    assert release == [str((results / "hts_release").resolve())]
+    assert (reproduce.ROOT / "README.md").read_text() == readme
+    assert _git_state() == before
+    assert (results / "metrics" / "reproduce.json").exists()
+    assert not reproduce.is_main_results(results) and reproduce.is_main_results(reproduce.ROOT / "results" / "synthetic")
