@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh clone (see README.md):
 #   make study   - the whole study on the synthetic set (default profile) into results/synthetic/
-#   make test    - the test suite (unit tests + the notebooks under nbval)
+#   make test    - the test suite (ruff, unit tests, the notebooks under nbval); HTSC_FP32=1 make test runs it
+#                  as a CPU without native bf16 does
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -35,8 +36,9 @@ study: $(STAMP)
 # The notebooks are committed with the smoke profile's outputs; nbval re-runs them (fresh runs/smoke)
 # and fails when a check fails or a stable output changes.
 test: smoke-data
+	$(BIN)/ruff check htsc_core tests
 	rm -rf runs/smoke results/smoke
-	TQDM_DISABLE=1 $(BIN)/python -m pytest -q tests
+	TQDM_DISABLE=1 $(BIN)/python -m pytest -q --durations=15 tests
 	TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks
 
 # Re-execute the committed notebooks in place with their default (smoke) parameters, for nbval.

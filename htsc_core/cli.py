@@ -18,7 +18,8 @@ import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from htsc_core.config import DATASETS, PROFILES, Config, from_params
 

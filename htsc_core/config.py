@@ -11,7 +11,8 @@ import dataclasses
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 DATASETS = ("synthetic", "ucf101", "hmdb51", "thumos14")
 PROFILES = ("smoke", "default", "paper")
@@ -111,7 +112,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         return from_params({**self.to_dict(), **changes})
 
     def save(self, path: str | Path) -> Path:
@@ -120,7 +121,7 @@ class Config:
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Config":
+    def load(cls, path: str | Path) -> Config:
         return from_params(json.loads(Path(path).read_text()))
 
 
@@ -131,7 +132,8 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         synth_size=40, synth_frames=15, synth_classes_per_family=2,
         synth_train_per_class=4, synth_test_per_class=2,
         frame_size=40, image_size=32, num_segments=2, test_segments=2, stack_length=5,
-        vgg_width=1 / 16, motion_width=1 / 16, cln_hidden=16, dropout=0.5, pretrained=False, batch_size=4, num_workers=0,
+        vgg_width=1 / 16, motion_width=1 / 16, cln_hidden=16, dropout=0.5, pretrained=False, batch_size=4,
+        num_workers=0,
         epochs_spatial=1, epochs_motion=1, epochs_temporal=1, epochs_tvl1=1, epochs_rgbdiff=1, epochs_cln=2,
         max_steps_per_epoch=3,
     ),
@@ -139,9 +141,11 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
     "paper": dict(
         dataset="ucf101", data_root="data/ucf101", runs_dir="runs/paper", results_dir="results/ucf101",
         frame_size=256, image_size=224, num_segments=3, test_segments=25, test_crops=10, stack_length=11,
-        vgg_width=1.0, vgg_batch_norm=False, pretrained=True, clip_cache_mb=0, motion_width=1.0, dropout=0.9, cln_hidden=512, optimizer="sgd",
+        vgg_width=1.0, vgg_batch_norm=False, pretrained=True, clip_cache_mb=0, motion_width=1.0,
+        dropout=0.9, cln_hidden=512, optimizer="sgd",
         batch_size=32, num_workers=8, epochs_spatial=80, epochs_motion=40, epochs_temporal=80,
-        epochs_tvl1=80, epochs_rgbdiff=80, epochs_cln=50, lr_spatial=1e-3, lr_motion=1e-4, lr_temporal=1e-3, lr_rgbdiff=1e-3,
+        epochs_tvl1=80, epochs_rgbdiff=80, epochs_cln=50,
+        lr_spatial=1e-3, lr_motion=1e-4, lr_temporal=1e-3, lr_rgbdiff=1e-3,
         lr_motion_e2e=1e-6, lr_cln=1e-3,
     ),
 }

@@ -27,7 +27,7 @@ pass softmax probabilities (``metrics.softmax_np`` converts logits).
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy.optimize import linprog

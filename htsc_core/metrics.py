@@ -1,4 +1,5 @@
-"""Evaluation metrics: video-level top-1, mean class accuracy, confusion, mAP (paper section 4, docs/DESIGN.md section 7).
+"""Evaluation metrics: video-level top-1, mean class accuracy, confusion, mAP (paper section 4,
+docs/DESIGN.md section 7).
 
 UCF101 / HMDB51 are scored by top-1 accuracy (Tab. 3-4); THUMOS14 by mean
 average precision (mAP). ``per_family_accuracy`` splits the synthetic set's
@@ -11,7 +12,7 @@ where stated.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

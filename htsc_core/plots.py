@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-import matplotlib
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -237,7 +236,8 @@ def method_bars(rows: Sequence[dict], value: str, paper: str | None = None, titl
     err = None
     if rows and any(r.get("ci_low") not in ("", None) and r.get("ci_high") not in ("", None) for r in rows):
         err = _error_bars(ours, [r.get("ci_low") for r in rows], [r.get("ci_high") for r in rows])
-    ax.bar(xs - (width / 2 if paper else 0), ours, width, yerr=err, capsize=3, label="ours (95% CI)" if err is not None else "ours")
+    ax.bar(xs - (width / 2 if paper else 0), ours, width, yerr=err, capsize=3,
+           label="ours (95% CI)" if err is not None else "ours")
     if paper:
         vals = [_num(r.get(paper)) for r in rows]
         ax.bar(xs + width / 2, vals, width, label=f"paper ({paper.removeprefix('paper_')})", color="tab:gray")

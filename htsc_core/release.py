@@ -34,7 +34,8 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -365,22 +366,23 @@ def fusion_study(rel: ReleaseScores, n_boot: int = 2000, seed: int = 0, c: float
                                  fit="none", beyond_paper=False))
             rows.append(_row(f"equal{pair_sfx}{sfx}", fusion.equal_fusion(a, b), rel, n_boot, seed, **info,
                              fit="none", beyond_paper=False))
-            fused, folds = cross_fit(rel.groups, lambda tr: fusion.fit_awl(a[tr], b[tr], rel.labels[tr], c=c),
-                                     lambda W, te: fusion.awl_scores(W, a[te], b[te]), rel.num_classes)
+            fused, folds = cross_fit(rel.groups, lambda tr, a=a, b=b: fusion.fit_awl(a[tr], b[tr], rel.labels[tr], c=c),
+                                     lambda W, te, a=a, b=b: fusion.awl_scores(W, a[te], b[te]), rel.num_classes)
             name = f"awl{pair_sfx}{sfx}"
             rows.append(_row(name, fused, rel, n_boot, seed, **info, fit="leave-one-group-out", beyond_paper=False))
             awl_info[name] = {"streams": [first, second], "convention": conv,
                               "picks_per_fold": {f["group"]: _stream_picks(f["params"]) for f in folds},
                               "w_first_per_fold": {f["group"]: f["params"][:, 0].tolist() for f in folds},
                               "train_groups": {f["group"]: f["train_groups"] for f in folds}}
-            fused, folds = cross_fit(rel.groups, lambda tr: fit_global_weight(a[tr], b[tr], rel.labels[tr], grid),
-                                     lambda w, te: _weights_fused(w, a[te], b[te]), rel.num_classes)
+            fused, folds = cross_fit(rel.groups,
+                                     lambda tr, a=a, b=b: fit_global_weight(a[tr], b[tr], rel.labels[tr], grid),
+                                     lambda w, te, a=a, b=b: _weights_fused(w, a[te], b[te]), rel.num_classes)
             rows.append(_row(f"global_weight{pair_sfx}{sfx}", fused, rel, n_boot, seed, **info,
                              fit="leave-one-group-out", beyond_paper=True))
             grid_info[f"global_weight{pair_sfx}{sfx}"] = {f["group"]: f["params"] for f in folds}
             fused, folds = cross_fit(rel.groups,
-                                     lambda tr: fit_class_weights_grid(a[tr], b[tr], rel.labels[tr], grid),
-                                     lambda w, te: _weights_fused(w, a[te], b[te]), rel.num_classes)
+                                     lambda tr, a=a, b=b: fit_class_weights_grid(a[tr], b[tr], rel.labels[tr], grid),
+                                     lambda w, te, a=a, b=b: _weights_fused(w, a[te], b[te]), rel.num_classes)
             name = f"class_weights{pair_sfx}{sfx}"
             rows.append(_row(name, fused, rel, n_boot, seed, **info, fit="leave-one-group-out", beyond_paper=True))
             grid_info[name] = {"streams": [first, second], "convention": conv,

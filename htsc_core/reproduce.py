@@ -99,7 +99,8 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
         t0 = time.time()
         print(f"[{time.time() - started:7.1f}s] {nb.name} ...", flush=True)
         try:  # run from the project root, so every path in the parameters is root-relative
-            pm.execute_notebook(str(nb), str(out), parameters=_declared(nb, {**params, **_extra_parameters(nb, profile, results_dir)}),
+            parameters = _declared(nb, {**params, **_extra_parameters(nb, profile, results_dir)})
+            pm.execute_notebook(str(nb), str(out), parameters=parameters,
                                 cwd=str(ROOT), kernel_name="python3",
                                 progress_bar=False, log_output=False)
         except Exception as exc:  # noqa: BLE001 - papermill raises PapermillExecutionError and friends

@@ -11,7 +11,7 @@ for matching videos across streams.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch

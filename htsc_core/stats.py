@@ -26,7 +26,8 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats as _sps
@@ -209,7 +210,8 @@ def mcnemar_exact(correct_a, correct_b) -> float:
     a = _bool_vector(correct_a, "correct_a")
     b_ = _bool_vector(correct_b, "correct_b")
     if a.shape != b_.shape:
-        raise ValueError(f"stats.py: mcnemar_exact: {a.shape[0]} and {b_.shape[0]} videos; pairing needs the same videos")
+        raise ValueError(f"stats.py: mcnemar_exact: {a.shape[0]} and {b_.shape[0]} videos; "
+                         "pairing needs the same videos")
     b = int(np.sum(a & ~b_))
     c = int(np.sum(~a & b_))
     if b + c == 0:
@@ -233,7 +235,8 @@ def ratio_ci(times_a, times_b, stat: str = "median", n_boot: int = 2000, level: 
     b = np.asarray(times_b, dtype=np.float64).ravel()
     for name, t in (("times_a", a), ("times_b", b)):
         if t.size < MIN_TIMINGS:
-            raise ValueError(f"stats.py: ratio_ci needs at least {MIN_TIMINGS} repeated measurements; {name} has {t.size}")
+            raise ValueError(f"stats.py: ratio_ci needs at least {MIN_TIMINGS} repeated measurements; "
+                             f"{name} has {t.size}")
         if not np.all(np.isfinite(t)) or np.any(t <= 0):
             raise ValueError(f"stats.py: ratio_ci: {name} must be finite and positive")
     _check_level(level)

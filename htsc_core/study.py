@@ -12,7 +12,8 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from IPython import get_ipython
@@ -113,7 +114,8 @@ def record(cfg: Config, rec: dict, paper: str = "") -> dict:
     stats.record_claim(claims_path(cfg), rec)
     p = f", p={rec['p']:.3g}" if rec.get("p") is not None else ""
     print(f"[{rec['verdict'].upper()}] {rec['claim']}: {rec['detail']} "
-          f"(estimate {rec['estimate']:+.3f}, {_ci_text(rec)}{p}, n={rec['n']})" + (f"; paper: {paper}" if paper else ""))
+          f"(estimate {rec['estimate']:+.3f}, {_ci_text(rec)}{p}, n={rec['n']})"
+          + (f"; paper: {paper}" if paper else ""))
     if rec.get("strict") and rec["verdict"] != "holds":
         raise AssertionError(f"invariant failed: {rec['claim']}: {rec['detail']}")
     return rec

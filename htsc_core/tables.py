@@ -83,7 +83,8 @@ def baseline_scores(cfg: Config, test: dict) -> dict[str, np.ndarray]:
             continue
         pair = align_streams({"htsc": test, stream: load_scores(cfg, "test", stream)})
         if not np.array_equal(pair[stream]["labels"], np.asarray(test["labels"])):
-            raise ValueError(f"{scores_path(cfg, 'test', stream)}: labels differ from the HTSC pass's for the same videos")
+            raise ValueError(f"{scores_path(cfg, 'test', stream)}: labels differ from the HTSC pass's "
+                             "for the same videos")
         out[alone] = pair[stream]["scores"]
         out[fused] = hts_fusion(test["spatial"], pair[stream]["scores"])
     return out
@@ -91,7 +92,8 @@ def baseline_scores(cfg: Config, test: dict) -> dict[str, np.ndarray]:
 
 def fusion_results(cfg: Config, device: str | None = None) -> dict:
     """Every method of Tables 3-4 on the test subset (AWL fitted on val)."""
-    val = align_streams({"spatial": load_scores(cfg, "val", "spatial"), "temporal": load_scores(cfg, "val", "temporal")})
+    val = align_streams({"spatial": load_scores(cfg, "val", "spatial"),
+                         "temporal": load_scores(cfg, "val", "temporal")})
     W_hts = fit_awl(val["spatial"]["scores"], val["temporal"]["scores"], val["spatial"]["labels"], c=cfg.awl_c)
     cln_val = cln_scores(cfg, "val")
     W_cln = fit_awl(cln_val["scores_s"], cln_val["scores_o"], cln_val["labels"], c=cfg.awl_c)

@@ -81,8 +81,10 @@ def ucf101_tree(root: Path) -> tuple[Path, Path]:
 
 
 HMDB_VIDEOS = {  # class -> [(file name, split-1 code)]: 1 train, 2 test, 0 unused
-    "brush_hair": [("April_09_brush_hair_u_nm_np1_ba_goo_0.avi", 1), ("Blonde_being_brushed_brush_hair_f_nm_np2_ri_med_0.avi", 1),
-                   ("brushing_hair_2_brush_hair_h_nm_np1_ba_med_2.avi", 1), ("Aussie_Brushing_Hair!_brush_hair_u_nm_np1_ba_goo_1.avi", 2),
+    "brush_hair": [("April_09_brush_hair_u_nm_np1_ba_goo_0.avi", 1),
+                   ("Blonde_being_brushed_brush_hair_f_nm_np2_ri_med_0.avi", 1),
+                   ("brushing_hair_2_brush_hair_h_nm_np1_ba_med_2.avi", 1),
+                   ("Aussie_Brushing_Hair!_brush_hair_u_nm_np1_ba_goo_1.avi", 2),
                    ("atempting_to_brush_my_hair_brush_hair_u_nm_np2_le_goo_0.avi", 0)],
     "cartwheel": [("Faith_Rewarded_[Rockhard]_cartwheel_f_cm_np1_le_med_0.avi", 1),
                   ("Bodenturnen_2004_cartwheel_f_cm_np1_le_med_0.avi", 1),

@@ -153,4 +153,5 @@ def test_data_and_scaling_benchmarks_generate_a_set_when_missing(tmp_path):
     assert [r["videos"] for r in sc["runs"]] == [4, 8]
     assert [r["clips"] for r in sc["runs"]] == [4, 8]  # every video seen once per epoch
     assert sc["size_ratio"] == 2 and sc["peak_rss_ratio"] > 0
-    assert json.loads((tmp_path / "results" / "metrics" / "bench_scaling.json").read_text())["metrics"]["factors"] == [1, 2]
+    saved = json.loads((tmp_path / "results" / "metrics" / "bench_scaling.json").read_text())
+    assert saved["metrics"]["factors"] == [1, 2]

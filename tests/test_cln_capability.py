@@ -66,7 +66,7 @@ STEPS, BATCH, LR = 150, 64, 1e-2  # Adam, the optimiser of train/cln.py
 CASES = ("when_only", "when_and_scene", "salient")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _directions() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fixed random unit directions: prototype (M, D), marker (D,), scene (GROUPS, D)."""
     g = torch.Generator().manual_seed(2024)
@@ -142,7 +142,7 @@ def _new_cln() -> CollaborativeLearning:
     return CollaborativeLearning(D, HIDDEN, M, rounds=ROUNDS, dropout=0.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def measure(case: str) -> tuple[dict, CollaborativeLearning, dict[str, torch.Tensor]]:
     """Train the CLN and the mean-pooling baseline on ``case``; figures on held-out generated videos."""
     threads = torch.get_num_threads()

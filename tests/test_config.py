@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -39,6 +40,6 @@ def test_invalid_values_raise(bad):
 
 def test_config_is_frozen():
     cfg = from_params({})
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.seed = 5  # type: ignore[misc]
     assert cfg.replace(seed=5).seed == 5 and cfg.seed == 0

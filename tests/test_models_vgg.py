@@ -53,9 +53,9 @@ def test_width_one_sixteenth_shapes(batch_norm, size):
     assert m.feature_dim == 256
     assert m.features(x).shape == (3, 256)
     assert m(x).shape == (3, 5)
-    convs = [l.out_channels for l in m.body if isinstance(l, torch.nn.Conv2d)]
+    convs = [layer.out_channels for layer in m.body if isinstance(layer, torch.nn.Conv2d)]
     assert convs == [4, 4, 8, 8, 16, 16, 16, 32, 32, 32, 32, 32, 32]  # Table 1 / 16, 13 convs
-    assert sum(isinstance(l, torch.nn.MaxPool2d) for l in m.body) == 5
+    assert sum(isinstance(layer, torch.nn.MaxPool2d) for layer in m.body) == 5
 
 
 def test_head_is_dropout_plus_fc8():

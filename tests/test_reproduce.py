@@ -58,8 +58,8 @@ def test_reproduce_smoke_writes_tables_figures_and_html(tmp_path):
 
 
 def test_reproduce_failure_names_notebook_cell_and_error(tmp_path):
-    out = _htsc("reproduce", "--dataset", "ucf101", "--profile", "smoke", "--data-root", tmp_path / "missing", "--results-dir",
-                tmp_path / "results", "--runs-dir", tmp_path / "runs", "--only", "00", check=False)
+    out = _htsc("reproduce", "--dataset", "ucf101", "--profile", "smoke", "--data-root", tmp_path / "missing",
+                "--results-dir", tmp_path / "results", "--runs-dir", tmp_path / "runs", "--only", "00", check=False)
     assert out.returncode == 1
     assert "00_data.ipynb failed in cell" in out.stderr and "FileNotFoundError" in out.stderr
     assert (tmp_path / "results" / "00_data.ipynb").exists()  # the partly executed notebook stays

@@ -76,4 +76,5 @@ def test_a_default_run_into_another_folder_exits_0_and_leaves_the_clone_alone(tm
     assert (reproduce.ROOT / "README.md").read_text() == readme
     assert _git_state() == before
     assert (results / "metrics" / "reproduce.json").exists()
-    assert not reproduce.is_main_results(results) and reproduce.is_main_results(reproduce.ROOT / "results" / "synthetic")
+    assert not reproduce.is_main_results(results)
+    assert reproduce.is_main_results(reproduce.ROOT / "results" / "synthetic")

@@ -107,7 +107,7 @@ def test_layout_splits_and_classes_json(tiny_set):
     train_groups, test_groups = {g for _, g, _ in train}, {g for _, g, _ in test}
     assert min(train_groups) >= 8 and max(test_groups) <= 7 and not train_groups & test_groups
     assert not {p for *_, p in train} & {p for *_, p in test}
-    for cls, _, rel in train + test:
+    for _, _, rel in train + test:
         video = tiny_set / "videos" / rel
         frames = synth.decode_video(video)
         assert frames.shape == (cfg.synth_frames, cfg.synth_size, cfg.synth_size, 3)
@@ -201,7 +201,8 @@ def test_pure_pan_flow_equals_pan():
     size, n_frames, pan = 32, 5, np.array([2.0, -1.0])
     canvas = cv2.resize(synth._background_image("astronaut")[100:300, 150:350], (64, 64),
                         interpolation=cv2.INTER_AREA)
-    camera = 16.0 - np.outer(np.arange(n_frames), pan) + np.array([0.25, 0.375])  # multiples of 1/32: exact in cv2.remap
+    # multiples of 1/32: exact in cv2.remap
+    camera = 16.0 - np.outer(np.arange(n_frames), pan) + np.array([0.25, 0.375])
     video = synth.render_scene(synth.Scene(canvas=canvas, camera=camera, size=size, obj=None), noise=False)
     np.testing.assert_array_equal(video.flow, np.broadcast_to(pan, video.flow.shape))
     # Integer pan: frame_{t+1}(x + 2, y - 1) equals frame_t(x, y), away from the borders

@@ -94,7 +94,8 @@ def _print_table5(res: dict) -> None:
                   "fraction_of_conv1x1"]))
     if res.get("compile"):
         c = res["compile"]
-        outcome = f"error {c['error']}" if c.get("error") else f"speedup {c['speedup']:.2f}x, compile {c['compile_s']:.0f} s"
+        outcome = (f"error {c['error']}" if c.get("error")
+                   else f"speedup {c['speedup']:.2f}x, compile {c['compile_s']:.0f} s")
         print(f"torch.compile (VGG16, {c['resolution']} px, batch {c['batch']}): {outcome}")
     if res["goals"]:
         print()

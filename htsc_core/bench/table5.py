@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -178,7 +179,7 @@ def network_efficiency(num_classes: int, stack_length: int, size: int, vgg_width
         if x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            t = time_call(lambda: model(x), repeats, device)
+            t = time_call(partial(model, x), repeats, device)
         achieved = flops * batch / t["median"]
         rows.append({"network": name, "resolution": size, "batch": batch, "params": params,
                      "flops_per_input": flops, "gflops_per_input": flops / 1e9, "seconds_per_batch": t,
@@ -332,7 +333,8 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
         vps = [videos / t for t in totals[m]]
         v = spread(vps)
         rows.append({
-            "method": m, "ours_fps": v["median"] * frames_per_video, "paper_fps": TABLE5_FPS.get(m, ""),  # TSN RGB diff: not in Table 5
+            # TSN RGB difference is not in the paper's Table 5: no paper_fps
+            "method": m, "ours_fps": v["median"] * frames_per_video, "paper_fps": TABLE5_FPS.get(m, ""),
             "fps_min": v["min"] * frames_per_video, "fps_max": v["max"] * frames_per_video,
             "fps_q1": v["q1"] * frames_per_video, "fps_q3": v["q3"] * frames_per_video,
             "videos_per_s": v["median"], "seconds_per_video": sec["median"] / videos, "seconds": sec,

@@ -20,7 +20,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -182,7 +182,7 @@ def bench_stage(cfg: Config, stage: str, num_classes: int, repeats: int, warmup:
     model.zero_grad(set_to_none=True)
     steps = {v: _make_step(cfg, stage, copy.deepcopy(model), step, batch, _variant_precision(v), device)
              for v in variants}
-    del model
+    model = None  # each variant has its own copy; the original is not needed any more
     for fn in steps.values():
         for _ in range(warmup):  # first calls build oneDNN primitives and allocator caches
             fn()

@@ -26,11 +26,11 @@ import random
 import time
 import warnings
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from htsc_core.data import sampling, transforms
 from htsc_core.data.records import VideoRecord
@@ -177,10 +177,11 @@ class VideoDataset(Dataset):
             specs = [(transforms.multiscale_crop_box(h, w, cfg.image_size, rng), bool(rng.random() < 0.5))]
         else:
             specs = transforms.test_crop_specs(h, w, cfg.image_size, self.crops)
-        S, C, V = self.segments, len(specs), self.num_views
-        flips = np.array([f for _, f in specs] * S)  # segment-major views: v = s * C + c
+        S, V = self.segments, self.num_views
+        flips = np.array([f for _, f in specs] * S)  # segment-major views: v = s * C + c, C = len(specs)
         if frames is not None:
-            crops = np.stack([transforms.crop_resize(frames, b, cfg.image_size, f) for b, f in specs])  # (C, U, S, S, 3)
+            # (C, U, S, S, 3)
+            crops = np.stack([transforms.crop_resize(frames, b, cfg.image_size, f) for b, f in specs])
             pos = np.searchsorted(uniq, stacks)  # (S, L) positions in the decoded frames
             if "stack" in self.modalities:
                 st = crops[:, pos]  # (C, S, L, s, s, 3)

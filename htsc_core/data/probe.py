@@ -11,7 +11,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 from htsc_core.data.video import VideoReadError, read_frames, video_length
 from htsc_core.utils import progress_disabled

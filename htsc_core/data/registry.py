@@ -164,7 +164,8 @@ def load_split(cfg, subset: str, screen: bool | None = None) -> tuple[list[Video
     strictly in notebook 00) leaves out the videos that the check-videos scan of the whole
     listing finds unusable (unreadable, truncated, empty, missing, dangling links; scanned
     once per listing and cached, :func:`screen_dataset`), with a warning
-    naming each; "val" is held out of the usable training videos. A user's dataset is data: one bad file must not end the study.
+    naming each; "val" is held out of the usable training videos. A user's dataset is data: one bad file
+    must not end the study.
     ``screen=False`` returns what the split files list and raises on a listed file the tree lacks.
     """
     if subset not in SUBSETS:

@@ -54,13 +54,13 @@ import io
 import json
 import math
 import multiprocessing
-import sys
 import time
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -230,7 +230,7 @@ class RenderedVideo:
     alpha: np.ndarray  # (T, S, S) float32 object coverage in [0, 1]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _background_image(name: str) -> np.ndarray:
     """One of scikit-image's bundled images as float32 RGB in [0, 1] (cached per process)."""
     import skimage.data
@@ -658,7 +658,8 @@ def read_cues(root: str | Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
         data["videos"], data["frames"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: expected {{'frames': T, 'videos': {{video_id: {{'start', 'end'}}}}}} ({exc})") from exc
+        expected = "{'frames': T, 'videos': {video_id: {'start', 'end'}}}"
+        raise ValueError(f"{path}: expected {expected} ({exc})") from exc
     return data
 
 

@@ -229,7 +229,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives byte-identical files")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (output does not depend on it)")
     parser.add_argument("--check", nargs="?", const=True, default=None, metavar="ROOT",
-                        help="family separability + decode PSNR check: of ROOT, or (bare flag) of --out after generating")
+                        help="family separability + decode PSNR check: of ROOT, or (bare flag) of --out after "
+                             "generating")
     parser.add_argument("--check-json", type=Path, default=None, help="also write the check's result as JSON here")
 
 

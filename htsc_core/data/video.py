@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 BORDER_FRACTION = 0.1  # 10 % border masked, as the release's photometric loss (docs/DESIGN.md section 2)
 MOVING_THRESHOLD = 0.5  # px: a pixel "moves" when its true flow differs from its pair's median flow by more
-ROW_KEYS = ("method", "epe", "epe_moving", "photometric", "ms_per_pair", "pairs", "threads", "resolution", "videos", "device",
-            "per_video")
+ROW_KEYS = ("method", "epe", "epe_moving", "photometric", "ms_per_pair", "pairs", "threads", "resolution", "videos",
+            "device", "per_video")
 
 
 def endpoint_error(flow: np.ndarray, gt: np.ndarray) -> float:

@@ -16,7 +16,7 @@ import logging
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from tqdm.auto import tqdm
 

@@ -11,7 +11,7 @@ shortfall (MotionNet's loss above the truth's) from a loss that prefers somethin
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

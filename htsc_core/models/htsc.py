@@ -17,8 +17,8 @@ evaluation computes.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
-from typing import Callable, ContextManager
+from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -30,10 +30,10 @@ from htsc_core.models.vgg import VGG16
 
 HTS_TEMPORAL_WEIGHT = 1.5  # Hidden Two-Stream protocol (after TSN): spatial + 1.5 x temporal
 
-Timer = Callable[[str], ContextManager]
+Timer = Callable[[str], AbstractContextManager]
 
 
-def _no_timer(name: str) -> ContextManager:
+def _no_timer(name: str) -> AbstractContextManager:
     return nullcontext()
 
 

@@ -16,8 +16,8 @@ Unit chain of :func:`flow_to_cnn_input`:
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
-from typing import Callable, ContextManager
+from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -68,7 +68,7 @@ class HiddenTemporalStream(nn.Module):
         self.motion = motion
         self.vgg = vgg
 
-    def forward(self, stack: torch.Tensor, timer: Callable[[str], ContextManager] | None = None
+    def forward(self, stack: torch.Tensor, timer: Callable[[str], AbstractContextManager] | None = None
                 ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         step = timer or (lambda name: nullcontext())  # the Table 5 benchmark times each step
         with step("motionnet"):

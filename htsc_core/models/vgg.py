@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn as nn

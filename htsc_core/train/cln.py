@@ -69,7 +69,8 @@ def train_cln(cfg: Config, resume: bool = True, device: str | None = None) -> Pa
     optimizer = make_optimizer(cfg, [{"params": model.parameters(), "lr": cfg.lr_cln}], kind="adam")
     out_dir = run_dir(cfg, "cln")
     trainer = Trainer(out_dir, "cln", model, optimizer, step,
-                      lambda e: _cln_loader(fs, fo, y, cfg.batch_size, torch.Generator().manual_seed(cfg.seed * 1000 + e)),
+                      lambda e: _cln_loader(fs, fo, y, cfg.batch_size,
+                                            torch.Generator().manual_seed(cfg.seed * 1000 + e)),
                       cfg.epochs_cln, seed=cfg.seed, device=device or cfg.device, amp=False,
                       val_loader=_cln_loader(vfs, vfo, vy, 256, None), config=cfg.to_dict())
     trainer.fit(resume=resume)

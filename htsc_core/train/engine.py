@@ -17,12 +17,11 @@ import hashlib
 import json
 import math
 import os
-import platform
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.distributed as dist
