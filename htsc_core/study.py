@@ -133,6 +133,9 @@ def compare(cfg: Config, claim: str, correct_a, correct_b, kind: str = "greater"
     rec = stats.compare_accuracy(correct_a, correct_b, kind=kind, margin=margin, claim=claim, seed=cfg.seed)
     rec["detail"] = (f"{names[0]} {rec['accuracy_a']:.3f} vs {names[1]} {rec['accuracy_b']:.3f} "
                      f"on {rec['n']} test videos")
+    if rec["n"] < MIN_BOOTSTRAP_ITEMS and rec["verdict"] != "not resolved" and rec["p"] >= 0.05:
+        rec.update(verdict="not resolved",
+                   detail=rec["detail"] + f" (fewer than {MIN_BOOTSTRAP_ITEMS} and McNemar p >= 0.05: no verdict)")
     return record(cfg, rec, paper)
 
 

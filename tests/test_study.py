@@ -83,3 +83,33 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path, monkeypatch):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith(f"{report.END}\noutro\n") and "stale" not in text
     assert "| method | ours |" in text and "| hts | 0.5000 |" in text
+
+
+def test_small_n_claims_follow_the_exact_test(tmp_path, capsys):
+    """4 of 4 classes at chance 0.5: exact p = 0.0625 one-sided (0.125 two-sided), so no verdict (issue 23);
+    the same share over 40 items holds. A paired claim on 6 videos with McNemar p >= 0.05 is not resolved."""
+    from scipy.stats import binomtest
+
+    cfg = study.setup(**params(tmp_path))
+    four = study.proportion(cfg, "four of four", 4, 4, 0.5)
+    assert four["verdict"] == "not resolved" and four["p"] == pytest.approx(binomtest(4, 4, 0.5, "greater").pvalue)
+    assert four["ci"][0] < 0 < four["ci"][1]  # the exact interval of k/n - 0.5 reaches below 0
+    assert study.proportion(cfg, "forty of forty", 40, 40, 0.5)["verdict"] == "holds"
+    assert study.proportion(cfg, "nine of nine", 9, 9, 0.5)["verdict"] == "holds"  # exact p 0.004 < 0.05
+    a, b = np.array([1, 1, 1, 1, 1, 0]), np.array([0, 0, 0, 1, 1, 0])
+    pair = study.compare(cfg, "six videos", a, b)
+    assert pair["verdict"] == "not resolved" and pair["p"] == pytest.approx(0.25)
+    for rec in json.loads(study.claims_path(cfg).read_text()):
+        assert rec["ci"][0] <= rec["estimate"] <= rec["ci"][1]
+
+
+def test_metrics_meta_records_precision_and_cpu(tmp_path, monkeypatch):
+    from htsc_core import precision
+
+    cfg = study.setup(**params(tmp_path))
+    for switch, expected_native in (("1", False), ("0", precision.cpu_hardware_bf16())):
+        monkeypatch.setenv(precision.FP32_SWITCH, switch)
+        study.write_metrics(cfg, "m", {"x": 1})
+        meta = json.loads((tmp_path / "results" / "metrics" / "m.json").read_text())["meta"]
+        assert meta["bf16_native_cpu"] is expected_native and meta["fp32_forced"] is (switch == "1")
+        assert meta["precision"] == ("bf16" if expected_native else "fp32") and meta["cpu_model"]
