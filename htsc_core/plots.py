@@ -13,10 +13,12 @@ FAMILY_COLOURS = {"appearance": "tab:orange", "motion": "tab:blue", "joint": "ta
 
 
 def _save(fig, path: str | Path | None):
-    """Save ``fig`` as PNG (atomically) and, inside a notebook, show it once as that PNG and close it.
+    """Save ``fig`` as PNG (atomically) and, inside a notebook, show it once as that PNG; return ``fig``.
 
     Showing the saved bytes rather than leaving the figure to the inline backend gives exactly one
-    output per figure, whichever backend the kernel runs (nbval compares output counts).
+    output per figure, whichever backend the kernel runs (nbval compares output counts). The figure is
+    returned so a notebook can restyle it (``fig = plots.method_bars(...)``; end the call with ``;`` or
+    assign it, or Jupyter shows the returned figure a second time).
     """
     import io
 
@@ -32,9 +34,8 @@ def _save(fig, path: str | Path | None):
     except ImportError:
         return fig
     if get_ipython() is not None and type(get_ipython()).__name__ == "ZMQInteractiveShell":
-        plt.close(fig)
+        plt.close(fig)  # closed for pyplot (no second inline copy), still a Figure to restyle and save again
         display(Image(buf.getvalue()))
-        return None  # already shown; a returned figure would be shown a second time
     return fig
 
 

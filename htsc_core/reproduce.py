@@ -21,6 +21,20 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
 
+def _ipc_kernel_manager():
+    """A kernel manager that talks to the notebook's kernel over local IPC sockets rather than plain TCP:
+    nothing crosses the network, and ipykernel has no "running over TCP without encryption" warning to
+    print for every notebook."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.transport = "ipc"
+
+    return IPCKernelManager
+
+
 def notebook_paths() -> list[Path]:
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if not paths:
@@ -101,7 +115,7 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
         try:  # run from the project root, so every path in the parameters is root-relative
             parameters = _declared(nb, {**params, **_extra_parameters(nb, profile, results_dir)})
             pm.execute_notebook(str(nb), str(out), parameters=parameters,
-                                cwd=str(ROOT), kernel_name="python3",
+                                cwd=str(ROOT), kernel_name="python3", kernel_manager_class=_ipc_kernel_manager(),
                                 progress_bar=False, log_output=False)
         except Exception as exc:  # noqa: BLE001 - papermill raises PapermillExecutionError and friends
             print(_failure(exc, nb), file=sys.stderr)

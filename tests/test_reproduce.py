@@ -25,6 +25,7 @@ def test_reproduce_smoke_writes_tables_figures_and_html(tmp_path):
     _htsc("synth", "--out", data, "--profile", "smoke", "--seed", "1")
     out = _htsc("reproduce", "--profile", "smoke", "--data-root", data, "--results-dir", results, "--runs-dir", runs)
     assert "all notebooks done" in out.stdout
+    assert "without encryption" not in out.stderr  # kernels over IPC: no plain-TCP warning per notebook
     notebooks = len(list((Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb")))
     assert out.stdout.count(".ipynb done in ") == notebooks  # one progress line per notebook
     expected = {
