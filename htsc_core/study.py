@@ -258,10 +258,18 @@ def fmt_table(rows: Iterable[dict], columns: Sequence[str]) -> str:
 
 
 def quiet() -> None:
-    """Progress bars off (nbval compares outputs; papermill logs are enough)."""
+    """Progress bars only where someone is watching.
+
+    Headless runs set ``TQDM_DISABLE=1`` in the kernel's environment (``htsc reproduce`` and ``make test`` /
+    ``make notebooks`` for papermill and nbval, whose outputs must not carry bars); there the bars stay off and
+    tqdm's "IProgress not found" warning is silenced. In an interactive kernel (JupyterLab) the variable is
+    unset and long training shows its bars, so nothing here turns them off.
+    """
     import warnings
 
     from tqdm import TqdmWarning
 
-    os.environ["TQDM_DISABLE"] = "1"  # the one progress switch (htsc_core.utils.progress_disabled)
-    warnings.filterwarnings("ignore", category=TqdmWarning)  # "IProgress not found": bars are off anyway
+    from htsc_core.utils import progress_disabled
+
+    if progress_disabled():
+        warnings.filterwarnings("ignore", category=TqdmWarning)
