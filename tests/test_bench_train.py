@@ -187,13 +187,11 @@ def test_motion_losses_and_flow_input_stay_fp32_under_cpu_autocast():
     assert loss.item() == pytest.approx(ref_loss.item(), rel=5e-2)  # only the bf16 network outputs differ
 
 
-def test_precision_comparison_trains_both_and_records_non_inferiority_claims(tmp_path):
+def test_precision_comparison_trains_both_and_records_non_inferiority_claims(tmp_path, smoke_set):
     # smoke-size: one epoch per run on the smoke set; the claims must be well-formed verdicts
     from htsc_core.bench.train import precision_comparison
-    from htsc_core.data import synthetic as synth
 
-    root = tmp_path / "data"
-    synth.generate(root, synth.synth_config("smoke", 0), workers=1, progress=False)
+    root = smoke_set
     cfg = from_params({"profile": "smoke", "data_root": str(root), "runs_dir": str(tmp_path / "runs"),
                        "results_dir": str(tmp_path / "results")})
     res = precision_comparison(cfg, stages=("spatial", "motion"), epochs=1, flow_videos=4)

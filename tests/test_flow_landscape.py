@@ -7,14 +7,12 @@ import pytest
 import torch
 
 from htsc_core.config import from_params
-from htsc_core.data import synthetic as synth
 from htsc_core.flow.landscape import FACTORS, best_factor, loss_landscape
 from htsc_core.models.motionnet import build_motionnet
 
 
-def test_landscape_rows_truth_beats_zero_flow_and_motionnet_is_scored(tmp_path):
-    root = tmp_path / "set"
-    synth.generate(root, synth.synth_config("smoke", 0), workers=1, progress=False)
+def test_landscape_rows_truth_beats_zero_flow_and_motionnet_is_scored(tmp_path, smoke_set):
+    root = smoke_set
     cfg = from_params({"profile": "smoke", "data_root": str(root), "runs_dir": str(tmp_path / "runs")})
     torch.manual_seed(0)
     ckpt = tmp_path / "motion.pt"

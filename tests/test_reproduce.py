@@ -20,9 +20,8 @@ def _htsc(*args, check=True):
 
 
 @pytest.mark.slow
-def test_reproduce_smoke_writes_tables_figures_and_html(tmp_path):
-    data, results, runs = tmp_path / "data", tmp_path / "results", tmp_path / "runs"
-    _htsc("synth", "--out", data, "--profile", "smoke", "--seed", "1")
+def test_reproduce_smoke_writes_tables_figures_and_html(tmp_path, smoke_set):
+    data, results, runs = smoke_set, tmp_path / "results", tmp_path / "runs"
     out = _htsc("reproduce", "--profile", "smoke", "--data-root", data, "--results-dir", results, "--runs-dir", runs)
     assert "all notebooks done" in out.stdout
     assert "without encryption" not in out.stderr  # kernels over IPC: no plain-TCP warning per notebook
