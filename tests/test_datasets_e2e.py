@@ -18,6 +18,10 @@ from dataset_trees import hmdb51_tree, thumos14_tree, ucf101_tree
 
 ENV = {**os.environ, "TQDM_DISABLE": "1"}
 TREES = {"ucf101": ucf101_tree, "hmdb51": hmdb51_tree, "thumos14": thumos14_tree}
+# Notebooks whose work depends on the dataset's layout: 08 (Table 5) times networks on generated clips and
+# 09 scores the Hidden Two-Stream release's vendored UCF101 scores, whatever the dataset; both run in
+# tests/test_reproduce.py and under nbval, so running them three more times here checks nothing new.
+DATASET_NOTEBOOKS = ("00", "01", "02", "03", "04", "05", "06", "07")
 
 
 @pytest.mark.slow
@@ -26,7 +30,8 @@ def test_reproduce_smoke_on_a_real_layout(tmp_path, dataset):
     root, bad = TREES[dataset](tmp_path / dataset)
     results, runs = tmp_path / "results", tmp_path / "runs"
     out = subprocess.run([sys.executable, "-m", "htsc_core.cli", "reproduce", "--dataset", dataset, "--data-root",
-                          str(root), "--profile", "smoke", "--results-dir", str(results), "--runs-dir", str(runs)],
+                          str(root), "--profile", "smoke", "--results-dir", str(results), "--runs-dir", str(runs),
+                          "--only", *DATASET_NOTEBOOKS],
                          env=ENV, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "all notebooks done" in out.stdout
