@@ -10,7 +10,6 @@ import csv
 import math
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Sequence

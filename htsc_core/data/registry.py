@@ -17,6 +17,7 @@ the synthetic set is ROOT/videos + ROOT/splits + ROOT/classes.json (docs/CONTRAC
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +30,27 @@ from htsc_core.data.ucf101 import UCF_LIST_DIR, UCF_VIDEO_DIR, parse_ucf101
 
 VAL_FRACTION = 0.2  # share of training groups (or videos) held out for "val"
 FAMILIES = ("appearance", "motion", "joint")
+
+_SEALED: list[str] = []  # why the test split is closed now, innermost last (test_split_sealed)
+
+
+class TestSplitSealed(RuntimeError):
+    """The test split was read while training or choosing a setting (choose on validation, report on test)."""
+
+
+@contextmanager
+def test_split_sealed(reason: str):
+    """While active, ``load_split(cfg, "test")`` raises :class:`TestSplitSealed` naming ``reason``.
+
+    Every training stage runs inside it (``htsc_core.train.stages.train``), so training, checkpoint
+    selection and early stopping can only see "train" and "val"; the notebooks that report read "test"
+    outside it.
+    """
+    _SEALED.append(reason)
+    try:
+        yield
+    finally:
+        _SEALED.pop()
 
 
 def _root(cfg) -> Path:
@@ -170,6 +192,9 @@ def load_split(cfg, subset: str, screen: bool | None = None) -> tuple[list[Video
     """
     if subset not in SUBSETS:
         raise ValueError(f"subset={subset!r}; expected one of {SUBSETS}")
+    if subset == "test" and _SEALED:
+        raise TestSplitSealed(f"the test split of {cfg.dataset} was read during {_SEALED[-1]}: training and every "
+                              f"choice made from measurements use 'train' and 'val' only")
     screen = cfg.dataset != "synthetic" if screen is None else bool(screen)
     if not screen:
         return _parse(cfg, subset, None)

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from htsc_core.cli import add_config_arguments, config_from_args
 from htsc_core.config import Config
 from htsc_core.data.dataset import VideoDataset, make_loader
-from htsc_core.data.registry import load_split
+from htsc_core.data.registry import load_split, test_split_sealed
 from htsc_core.models.flow_losses import MotionNetLoss
 from htsc_core.train.cln import train_cln
 from htsc_core.train.engine import Trainer, is_distributed, shutdown_distributed
@@ -129,7 +129,12 @@ def motion_lr_factor(epoch: int, epochs: int) -> float:
 
 
 def train(cfg: Config, stage: str, resume: bool = True, device: str | None = None) -> Path:
-    """Train one stage; returns its run directory."""
+    """Train one stage; returns its run directory. The test split is sealed meanwhile (data/registry.py)."""
+    with test_split_sealed(f"training of the {stage!r} stage"):
+        return _train(cfg, stage, resume, device)
+
+
+def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
     if stage == "cln":
         return train_cln(cfg, resume=resume, device=device)
     out = run_dir(cfg, stage)

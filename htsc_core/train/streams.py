@@ -44,7 +44,7 @@ def num_classes(cfg: Config, from_data: bool = True) -> int:
     """M, the number of classes: from the dataset's class list (``from_data``), else the nominal count
     (101 / 51 / 101, or 3 families x ``synth_classes_per_family`` for the synthetic set)."""
     if from_data:
-        return len(load_split(cfg, "test")[1])
+        return len(load_split(cfg, "train")[1])  # every subset lists the same classes; "test" is sealed in training
     return NOMINAL_CLASSES.get(cfg.dataset, 3 * cfg.synth_classes_per_family)
 
 

@@ -1,0 +1,39 @@
+"""Choose on validation, report on test: training cannot read the test split (issue 23, item 1)."""
+import pytest
+
+from htsc_core.config import from_params
+from htsc_core.data import registry
+from htsc_core.train import stages
+
+
+@pytest.fixture
+def cfg(smoke_set, tmp_path):
+    return from_params({"profile": "smoke", "data_root": str(smoke_set), "runs_dir": str(tmp_path / "runs"),
+                        "results_dir": str(tmp_path / "results")})
+
+
+def test_sealed_test_split_raises_and_reopens(cfg):
+    assert registry.load_split(cfg, "test")[0]  # outside: the reporting notebooks read it
+    with registry.test_split_sealed("a selection step"):
+        assert registry.load_split(cfg, "val")[0] and registry.load_split(cfg, "train")[0]
+        with pytest.raises(registry.TestSplitSealed, match="during a selection step"):
+            registry.load_split(cfg, "test")
+    assert registry.load_split(cfg, "test")[0]
+
+
+@pytest.mark.parametrize("stage", ["spatial", "cln"])
+def test_every_stage_trains_with_the_test_split_sealed(cfg, monkeypatch, stage):
+    seen = []
+
+    def peek(*args, **kw):  # stands in for the stage's work: what would a read of "test" do here?
+        try:
+            registry.load_split(cfg, "test")
+        except registry.TestSplitSealed as exc:
+            seen.append(str(exc))
+        raise StopIteration
+
+    monkeypatch.setattr(stages, "train_cln" if stage == "cln" else "build_stream", peek)
+    with pytest.raises(StopIteration):
+        stages.train(cfg, stage)
+    assert seen and f"training of the '{stage}' stage" in seen[0]
+    assert registry.load_split(cfg, "test")[0]  # and it reopens afterwards, even after an error
