@@ -249,7 +249,8 @@ def check(cfg: Config, name: str, holds: bool, detail: str) -> None:
 def fmt_table(rows: Iterable[dict], columns: Sequence[str]) -> str:
     """A plain-text table for notebook output (stable across runs: fixed 3-decimal rounding)."""
     rows = list(rows)
-    cells = [[(f"{r.get(c):.3f}" if isinstance(r.get(c), float) else str(r.get(c, ""))) for c in columns] for r in rows]
+    cells = [[(f"{r.get(c):.3f}" if isinstance(r.get(c), float) else ("" if r.get(c) is None else str(r.get(c))))
+              for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
