@@ -249,6 +249,11 @@ def make_plan(cfg, gpu: str = "A100", flow_workers: int = 8) -> dict:
 
 
 
+def _flops(n: float) -> str:
+    scale = next((e for e in ((1e18, "E"), (1e15, "P"), (1e12, "T")) if n >= e[0]), (1e9, "G"))
+    return f"{n / scale[0]:.3g} {scale[1]}"
+
+
 def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
@@ -256,20 +261,21 @@ def _gb(n: float) -> str:
 def _table(rows: list[dict], columns: list[str]) -> str:
     widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
-    return "\n".join(lines + ["  ".join(str(r.get(c, "")).rjust(w) for c, w in zip(columns, widths)) for r in rows])
+    lines += ["  ".join(str(r.get(c, "")).rjust(w) for c, w in zip(columns, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
 
 
 def format_plan(plan: dict) -> str:
     """The plan as the table ``htsc plan`` prints."""
     g, data = plan["gpu"], plan["data"]
     rows = [{"stage": k, "epochs": s["epochs"], "steps": f"{s['steps']:,}", "optim": s["optimizer"],
-             "params": f"{s['params'] / 1e6:.1f} M", "FLOP/step": f"{s['flops_per_step'] / 1e12:.3g} T",
-             "FLOPs": f"{s['flops'] / 1e15:.3g} P", "GPU h": f"{s['gpu_hours']:.1f}",
+             "params": f"{s['params'] / 1e6:.1f} M", "FLOP/step": _flops(s["flops_per_step"]),
+             "FLOPs": _flops(s["flops"]), "GPU h": f"{s['gpu_hours']:.2g}",
              "mem/batch": _gb(s["memory_bytes"]), "disk": _gb(s["disk_bytes"])} for k, s in plan["stages"].items()]
     sc, t = plan["scoring"], plan["total"]
-    rows.append({"stage": "scores", "FLOPs": f"{sc['flops'] / 1e15:.3g} P", "GPU h": f"{sc['gpu_hours']:.1f}"})
-    rows.append({"stage": "total", "steps": f"{t['steps']:,}", "FLOPs": f"{t['flops'] / 1e15:.3g} P",
-                 "GPU h": f"{t['gpu_hours']:.1f}", "mem/batch": _gb(t["peak_memory_bytes"]) + " max",
+    rows.append({"stage": "scores", "FLOPs": _flops(sc["flops"]), "GPU h": f"{sc['gpu_hours']:.2g}"})
+    rows.append({"stage": "total", "steps": f"{t['steps']:,}", "FLOPs": _flops(t["flops"]),
+                 "GPU h": f"{t['gpu_hours']:.2g}", "mem/batch": _gb(t["peak_memory_bytes"]) + " max",
                  "disk": _gb(t["disk_bytes"])})
     ex = plan["stages"]["tvl1"]["extraction"]
     lines = [f"htsc plan: profile {plan['profile']}, dataset {plan['dataset']} ({data['source']})",
