@@ -44,7 +44,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln")
-# Dense (no sparsity) tensor-core TFLOP/s, bf16 (fp16 where the GPU has no bf16), NVIDIA spec sheets.
+# Dense (no sparsity) tensor-core TFLOP/s, bf16 (fp16 where the GPU has no bf16), NVIDIA spec sheets; H100 = SXM.
+# V100 and T4 have no bf16 tensor cores and the trainer autocasts to bf16 on CUDA: their figures hold for fp16 only.
 GPUS = {"V100": 125.0, "T4": 65.0, "A10": 125.0, "L4": 121.0, "A100": 312.0, "H100": 989.0, "H200": 989.0}
 UTILISATION = 0.35  # sustained share of peak assumed for these convnets
 TVL1_FALLBACK = (72.0, 64 * 64)  # ms per pair at 64x64, one thread (flow.csv of the default study) if absent
