@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("htsc_core.tables", "multi-view testing of trained stages, every fusion of Tables 3-4"),
     "bench": ("htsc_core.bench", "benchmarks (Table 5 efficiency, data pipeline, scaling); JSON out"),
     "reproduce": ("htsc_core.reproduce", "run the ordered notebooks with papermill into results/<dataset>/"),
+    "plan": ("htsc_core.plan", "the bill before the run: steps, FLOPs, GPU hours, TV-L1 time, disk, memory per stage"),
 }
 
 

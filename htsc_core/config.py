@@ -52,7 +52,8 @@ class Config:
     motion_width: float = 0.25  # MotionNet channel multiplier (1.0 = Tab. 2)
     dropout: float = 0.2  # two-stream: 0.9 temporal / 0.5 spatial; 0.2 here: 0.5 stalled from-scratch CPU runs
     pretrained: bool = False  # ImageNet VGG16 weights from the hub cache; they exist only for width 1.0, so the
-    # CPU profiles train from scratch and only the paper profile asks for them
+    # CPU profiles train from scratch and only the paper profile asks for them; absent -> the run stops before
+    # training (models/vgg.MissingPretrainedWeights), never a silent from-scratch run
     cln_hidden: int = 64  # k, rows of H^s/H^o in Eq. 7
     cln_rounds: int = 2  # alternations of the two attention updates (section 3.2.2 step 7)
 

@@ -42,7 +42,7 @@ def results_markdown(results_dir: Path) -> str:
                      f"{meta['cpu_count']} CPU cores, "
                      f"{meta['total_seconds'] / 60:.1f} min in all).")
         lines.append("")
-        lines += [time_split(meta), ""]
+        lines += [time_split(meta), "", imagenet_note(p), ""]
     for name, title in TABLES:
         path = results_dir / "tables" / f"{name}.csv"
         if path.exists():
@@ -58,6 +58,20 @@ def results_markdown(results_dir: Path) -> str:
         lines += [f"- {claim_sentence(c)}" for c in claims]
         lines.append("")
     return "\n".join(lines)
+
+
+def imagenet_note(params: dict) -> str:
+    """The run's VGG16 initialisation, always stated: ImageNet weights (``pretrained``) or from scratch, and
+    whether that is the profile's default or the user's override (``--set pretrained=false``)."""
+    from htsc_core.config import PROFILE_OVERRIDES, Config
+
+    profile = params.get("profile", "default")
+    default = bool(PROFILE_OVERRIDES.get(profile, {}).get("pretrained", Config.pretrained))
+    value = bool((params.get("overrides") or {}).get("pretrained", default))
+    state = "on" if value else "off"
+    why = (f"as the {profile} profile sets it" if value == default
+           else f"set for this run; the {profile} profile's default is {'on' if default else 'off'}")
+    return f"ImageNet initialisation: {state} (pretrained={str(value).lower()}, {why})."
 
 
 def time_split(meta: dict) -> str:

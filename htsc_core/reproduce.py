@@ -244,7 +244,12 @@ def command(args: argparse.Namespace) -> int:
         return 2
     overrides = parse_overrides(args.set)
     # checked before any notebook runs: unknown keys and bad values raise here, listing the valid keys
-    from_params({"dataset": args.dataset, "profile": args.profile, "seed": args.seed, **overrides})
+    cfg = from_params({"dataset": args.dataset, "profile": args.profile, "seed": args.seed, **overrides})
+    # and ImageNet weights the config asks for must be there: MissingPretrainedWeights (exit 2) says where they
+    # are looked for, how to get them, and how to opt out (--set pretrained=false); no silent from-scratch run
+    from htsc_core.models.vgg import require_pretrained
+
+    require_pretrained(cfg)
     seeds = [args.seed + k for k in range(args.seeds)]
     seed_dirs = [results] + [results / "seeds" / f"seed{s}" for s in seeds[1:]]
     for k, (seed, res) in enumerate(zip(seeds, seed_dirs)):

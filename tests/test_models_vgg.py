@@ -1,7 +1,6 @@
 """Tests for htsc_core/models/vgg.py: Table 1 shapes, torchvision parity, cross-modality init, no downloads."""
 from __future__ import annotations
 
-import logging
 import os
 
 import pytest
@@ -121,18 +120,19 @@ def no_download(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", boom)
     monkeypatch.setattr(torch.hub, "download_url_to_file", boom)
     monkeypatch.setattr(torch.hub, "load", boom)
-    monkeypatch.setattr(vgg_mod, "_warned_no_weights", False)
     return tmp_path
 
 
-def test_pretrained_absent_logs_once_and_never_downloads(no_download, caplog):
+def test_pretrained_absent_raises_and_never_downloads(no_download):
+    """No silent from-scratch training (issue 25): absent weights, or a width they do not exist for, raise."""
     cfg = from_params(profile="paper", pretrained=True)
-    with caplog.at_level(logging.WARNING, logger="htsc_core.models.vgg"):
-        m = build_vgg16(cfg, num_classes=4, in_channels=3)
-        small = build_vgg16(cfg.replace(vgg_width=1 / 16), num_classes=4, in_channels=20)
-    assert m.width == 1.0 and m.batch_norm is False and small.in_channels == 20
-    msgs = [r.getMessage() for r in caplog.records if r.name == "htsc_core.models.vgg"]
-    assert len(msgs) == 1 and "not found" in msgs[0] and str(no_download) in msgs[0]
+    with pytest.raises(vgg_mod.MissingPretrainedWeights, match="vgg16-397923af.pth") as err:
+        build_vgg16(cfg, num_classes=4, in_channels=3)
+    assert str(no_download) in str(err.value) and "pretrained=false" in str(err.value)
+    with pytest.raises(vgg_mod.MissingPretrainedWeights, match="vgg_width=0.0625"):
+        build_vgg16(cfg.replace(vgg_width=1 / 16), num_classes=4, in_channels=20)
+    small = build_vgg16(cfg.replace(vgg_width=1 / 16), num_classes=4, in_channels=20, imagenet=False)
+    assert small.in_channels == 20  # trained weights will replace them: no look-up
 
 
 def test_pretrained_cached_file_is_loaded(no_download, monkeypatch, width1_pair):

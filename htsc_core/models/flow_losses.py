@@ -346,7 +346,9 @@ class MotionNetLoss(nn.Module):
         if len(flows) != len(SCALES):
             raise ValueError(f"MotionNetLoss: expected {len(SCALES)} flows [flow6 .. flow2], got {len(flows)}")
         # The losses run in float32 even under bf16 autocast: block variances E[x^2] - mu^2 and warp
-        # coordinates lose everything in bf16.
+        # coordinates lose everything in bf16. (The meta device, where `htsc plan` counts FLOPs, has no autocast.)
+        if stack.device.type == "meta":
+            return self._forward(stack.float(), [f.float() for f in flows])
         with torch.autocast(device_type=stack.device.type, enabled=False):
             return self._forward(stack.float(), [f.float() for f in flows])
 

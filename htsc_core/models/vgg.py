@@ -39,9 +39,10 @@ FLOW_INPUT_DIVISOR = 255.0 * sum(IMAGENET_STD) / 3.0
 _CFG_D = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 FC_WIDTH = 4096  # fc6 / fc7 (Table 1)
 
-# torchvision weight files (the names torch.hub caches them under); looked up, never downloaded.
+# torchvision weight files (the names torch.hub caches them under, the basenames of
+# torchvision.models.VGG16_Weights.IMAGENET1K_V1.url and VGG16_BN_Weights's); looked up, never downloaded.
+IMAGENET_WEIGHTS = "IMAGENET1K_V1"
 _TORCHVISION_FILES = {False: "vgg16-397923af.pth", True: "vgg16_bn-6c64b313.pth"}
-_warned_no_weights = False
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -205,32 +206,53 @@ def imagenet_weights_path(batch_norm: bool) -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints", _TORCHVISION_FILES[bool(batch_norm)])
 
 
-def _warn_once(message: str) -> None:
-    global _warned_no_weights
-    if not _warned_no_weights:
-        log.warning(message)
-        _warned_no_weights = True
+class MissingPretrainedWeights(FileNotFoundError):
+    """The config asks for ImageNet VGG16 weights (``pretrained=true``) that are not available: not in the
+    torch hub cache, or the VGG16 is not full width. Raised before any training starts."""
 
 
-def build_vgg16(cfg, num_classes: int, in_channels: int = 3) -> VGG16:
+def missing_weights_message(cfg) -> str | None:
+    """Why ``cfg`` cannot get its ImageNet weights (what to do about it), or None when it can or does not ask."""
+    if not cfg.pretrained:
+        return None
+    builder = "vgg16_bn" if cfg.vgg_batch_norm else "vgg16"
+    opt_out = ("or train from scratch explicitly with --set pretrained=false (recorded in the run's config.json "
+               "and stated in the results)")
+    if cfg.vgg_width != 1.0:
+        return (f"pretrained=true but vgg_width={cfg.vgg_width}: ImageNet VGG16 weights exist only for "
+                f"vgg_width=1.0; set vgg_width=1.0, {opt_out}.")
+    path = imagenet_weights_path(cfg.vgg_batch_norm)
+    if os.path.isfile(path):
+        return None
+    return (f"pretrained=true needs torchvision's ImageNet {builder} weights ({IMAGENET_WEIGHTS}), looked for at "
+            f"{path} (torch.hub.get_dir()/checkpoints; set by TORCH_HOME); nothing is ever downloaded. On a machine "
+            f"with internet run: python -c \"import torchvision; torchvision.models.{builder}(weights="
+            f"'{IMAGENET_WEIGHTS}')\" which saves {os.path.basename(path)} in that machine's torch hub cache "
+            f"(default ~/.cache/torch/hub/checkpoints/), then copy the file to {path}; {opt_out}.")
+
+
+def require_pretrained(cfg) -> str | None:
+    """The ImageNet weights file ``cfg`` will load (None when ``pretrained`` is off);
+    raises :class:`MissingPretrainedWeights` when they are not available."""
+    message = missing_weights_message(cfg)
+    if message:
+        raise MissingPretrainedWeights(message)
+    return imagenet_weights_path(cfg.vgg_batch_norm) if cfg.pretrained else None
+
+
+def build_vgg16(cfg, num_classes: int, in_channels: int = 3, imagenet: bool = True) -> VGG16:
     """VGG16 from the config (vgg_width, vgg_batch_norm, dropout, pretrained).
 
-    With ``cfg.pretrained`` and width 1.0, torchvision's ImageNet weights are loaded if (and only if)
-    they are already in the torch hub cache; for ``in_channels != 3`` conv1 gets the cross-modality
-    init. Nothing is ever downloaded; a missing file is logged once per process.
+    With ``cfg.pretrained`` (and ``imagenet``: False when trained weights will replace them anyway),
+    torchvision's ImageNet weights are loaded from the torch hub cache; for ``in_channels != 3`` conv1
+    gets the cross-modality init. Nothing is ever downloaded: weights that are not there, or a width
+    other than 1.0, raise :class:`MissingPretrainedWeights` saying how to get them or opt out
+    (``pretrained=false``). There is no silent from-scratch fallback.
     """
+    path = require_pretrained(cfg) if imagenet else None  # first: a missing file costs no model build
     model = VGG16(num_classes, in_channels=in_channels, width=cfg.vgg_width,
                   batch_norm=cfg.vgg_batch_norm, dropout=cfg.dropout)
-    if not cfg.pretrained:
-        return model
-    if cfg.vgg_width != 1.0:
-        _warn_once(f"vgg.py: pretrained=True but vgg_width={cfg.vgg_width}; ImageNet weights exist only for "
-                   "width 1.0, so VGG16 trains from scratch")
-        return model
-    path = imagenet_weights_path(cfg.vgg_batch_norm)
-    if not os.path.isfile(path):
-        _warn_once(f"vgg.py: ImageNet VGG16 weights not found at {path} (no download is attempted); "
-                   "VGG16 trains from scratch")
+    if path is None:
         return model
     state = torch.load(path, map_location="cpu", weights_only=True)
     copied = _load_compatible(model, from_torchvision_state_dict(state))

@@ -28,10 +28,11 @@ from htsc_core.config import Config
 from htsc_core.data.dataset import VideoDataset, make_loader
 from htsc_core.data.registry import load_split, test_split_sealed
 from htsc_core.models.flow_losses import MotionNetLoss
+from htsc_core.models.vgg import require_pretrained
 from htsc_core.train.cln import train_cln
 from htsc_core.train.engine import Trainer, is_distributed, shutdown_distributed
 from htsc_core.train.streams import (MODALITY, build_stream, classification_loss, consensus, correct_count, flow_root,
-                                     make_optimizer, num_classes, run_dir)
+                                     imagenet_needed, make_optimizer, num_classes, run_dir)
 
 __all__ = ["STAGES", "MODALITY", "train", "run_dir", "flow_root", "build_stream", "num_classes", "image_step",
            "motion_step", "temporal_step", "flow_loss", "stage_step", "stage_data_config", "consensus", "correct_count",
@@ -130,6 +131,8 @@ def motion_lr_factor(epoch: int, epochs: int) -> float:
 
 def train(cfg: Config, stage: str, resume: bool = True, device: str | None = None) -> Path:
     """Train one stage; returns its run directory. The test split is sealed meanwhile (data/registry.py)."""
+    if imagenet_needed(cfg, stage):  # before any data is read: no silent from-scratch start (issue 25)
+        require_pretrained(cfg)
     with test_split_sealed(f"training of the {stage!r} stage"):
         return _train(cfg, stage, resume, device)
 

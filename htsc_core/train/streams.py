@@ -22,7 +22,7 @@ from htsc_core.models.vgg import build_vgg16, cross_modality_init
 from htsc_core.train.engine import load_checkpoint, load_state
 
 __all__ = ["MODALITY", "STREAM_STAGES", "NOMINAL_CLASSES", "run_dir", "flow_root", "num_classes",
-           "classification_loss", "correct_count", "consensus", "build_stream", "make_optimizer"]
+           "classification_loss", "correct_count", "consensus", "build_stream", "imagenet_needed", "make_optimizer"]
 
 STREAM_STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff")  # stages that train a network on video
 MODALITY = {"spatial": ("rgb",), "motion": ("stack",), "temporal": ("stack",), "tvl1": ("flow",),
@@ -60,16 +60,30 @@ def consensus(per_view: torch.Tensor, batch: int) -> torch.Tensor:
     return per_view.view(batch, -1, per_view.shape[-1]).mean(1)
 
 
+def imagenet_needed(cfg: Config, stage: str, load_trained: bool = False) -> bool:
+    """Does building ``stage`` fresh load ImageNet VGG16 weights? Only with ``cfg.pretrained``, for a VGG16
+    stage whose weights nothing else will replace: not a trained stream (``load_trained``), and not a flow or
+    RGB-difference stream that is cross-modality initialised from a trained spatial stream (every tensor
+    of which replaces ImageNet's)."""
+    if not cfg.pretrained or load_trained or stage not in ("spatial", "temporal", "tvl1", "rgbdiff"):
+        return False
+    return stage == "spatial" or not (run_dir(cfg, "spatial") / "best.pt").exists()
+
+
 def build_stream(cfg: Config, stage: str, n_classes: int, load_trained: bool = False) -> nn.Module:
-    """Build the network of ``stage``; with ``load_trained`` load its ``best.pt``."""
+    """Build the network of ``stage``; with ``load_trained`` load its ``best.pt``.
+
+    ImageNet weights are required where :func:`imagenet_needed` says so (``MissingPretrainedWeights`` when
+    they are absent); never silently replaced by a from-scratch start."""
+    imagenet = imagenet_needed(cfg, stage, load_trained)
     if stage == "spatial":
-        model = build_vgg16(cfg, n_classes, 3)
+        model = build_vgg16(cfg, n_classes, 3, imagenet=imagenet)
     elif stage == "motion":
         model = build_motionnet(cfg)
     elif stage in ("temporal", "tvl1", "rgbdiff"):
         # flow streams: 2(L-1) channels; TSN RGB difference: 3(D-1) channels (docs/RGBDIFF.md)
         channels = 3 * (cfg.rgbdiff_length - 1) if stage == "rgbdiff" else 2 * cfg.num_flows
-        vgg = build_vgg16(cfg, n_classes, channels)
+        vgg = build_vgg16(cfg, n_classes, channels, imagenet=imagenet)
         spatial_ckpt = run_dir(cfg, "spatial") / "best.pt"
         if not load_trained and spatial_ckpt.exists():  # cross-modality init (docs/DESIGN.md section 2, TSN)
             rgb = build_stream(cfg, "spatial", n_classes, load_trained=True)

@@ -1,0 +1,108 @@
+"""``htsc plan`` (issue 25 item 5): the bill before the run, per stage and in total, from the config alone."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from htsc_core import cli, plan
+from htsc_core.config import from_params
+
+FIELDS = ("steps", "flops", "flops_per_step", "forward_flops_per_view", "gpu_hours", "disk_bytes", "memory_bytes")
+
+
+@pytest.fixture(scope="module")
+def paper():
+    t0 = time.perf_counter()
+    result = plan.make_plan(from_params(profile="paper", dataset="ucf101"))
+    return result, time.perf_counter() - t0
+
+
+def test_cli_json_has_every_figure_per_stage(tmp_path, capsys):
+    out = tmp_path / "plan.json"
+    assert cli.main(["plan", "--profile", "smoke", "--gpu", "H100", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert set(result["stages"]) == set(plan.STAGES)
+    for stage, s in result["stages"].items():
+        assert all(k in s for k in FIELDS), stage
+        assert s["steps"] > 0 and s["flops"] == s["flops_per_step"] * s["steps"] and s["memory_bytes"] > 0
+    assert result["gpu"] == {"name": "H100", "peak_tflops": 989.0, "utilisation": 0.35,
+                             "sustained_tflops": pytest.approx(989.0 * 0.35)}
+    t = result["total"]
+    assert t["flops"] == sum(s["flops"] for s in result["stages"].values()) + result["scoring"]["flops"]
+    assert t["gpu_hours"] == pytest.approx(t["flops"] / (989e12 * 0.35) / 3600)
+    assert "an estimate" in printed and "tvl1" in printed and "total" in printed
+
+
+@pytest.mark.parametrize("profile", ["smoke", "default"])
+def test_spatial_flops_equal_a_direct_count_on_the_real_model(profile):
+    """Counted on the meta device by the plan; here on the real network (CPU, random weights) at the
+    profile's image size: one forward per view, and one training step of the trainer's own step function."""
+    from htsc_core.models.vgg import build_vgg16
+    from htsc_core.train.stages import stage_step
+
+    cfg = from_params(profile=profile)
+    classes = 3 * cfg.synth_classes_per_family
+    counted = plan._count(cfg, "spatial", classes)
+    torch.manual_seed(0)
+    model = build_vgg16(cfg, classes, 3)
+    S = cfg.image_size
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        model.eval()(torch.rand(1, 3, S, S))
+    assert counted["forward_flops_per_view"] == fc.get_total_flops() > 0
+    if profile == "smoke":  # the whole step: forward, loss and backward, as the trainer runs it
+        batch = {"rgb": torch.rand(cfg.batch_size, cfg.num_segments, 3, S, S),
+                 "label": torch.zeros(cfg.batch_size, dtype=torch.long)}
+        with FlopCounterMode(display=False) as fc:
+            loss, _ = stage_step("spatial")(model.train(), batch)
+            loss.backward()
+        assert counted["flops_per_step"] == fc.get_total_flops()
+        assert counted["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_motion_step_flops_equal_the_trainers_step():
+    from htsc_core.models.motionnet import build_motionnet
+    from htsc_core.train.stages import stage_step
+
+    cfg = from_params(profile="smoke")
+    counted = plan._count(cfg, "motion", 6)
+    model = build_motionnet(cfg).train()
+    S = cfg.image_size
+    batch = {"stack": torch.rand(cfg.batch_size, 1, cfg.stack_length, 3, S, S)}  # one stack per video
+    with FlopCounterMode(display=False) as fc:
+        loss, _ = stage_step("motion")(model, batch)
+        loss.backward()
+    assert counted["flops_per_step"] == fc.get_total_flops() > 0
+
+
+def test_steps_by_hand():
+    result = plan.make_plan(from_params(profile="default"))
+    # default synthetic set: 12 classes x 24 training videos = 288, 20% held out -> 230; ceil(230 / 16) = 15
+    s = result["stages"]["spatial"]
+    assert result["data"]["train_videos_after_val"] == 230
+    assert s["steps"] == math.ceil(230 / 16) * 20 == 300
+
+
+def test_paper_plan_is_quick_and_counts_ucf101(paper):
+    result, seconds = paper
+    assert seconds < 60  # a few seconds alone; generous on a shared 2-core machine
+    # UCF101 split 1: 9537 training videos, 4 of the 18 groups held out -> 7418; batch 32, 80 epochs
+    assert result["data"]["train_videos_after_val"] == 7418
+    assert result["stages"]["spatial"]["steps"] == math.ceil(7418 / 32) * 80 == 18560
+    assert result["stages"]["spatial"]["params"] == pytest.approx(134.7e6, rel=1e-3)  # fc8 of 101 classes
+    # VGG16 at 224 px: 15.5 G multiply-adds = ~30.9 GFLOPs per image (bench/table5.count_flops)
+    assert result["stages"]["spatial"]["forward_flops_per_view"] == pytest.approx(30.9e9, rel=0.01)
+    ex = result["stages"]["tvl1"]["extraction"]
+    assert ex["pairs"] == (9537 + 3783) * 185 and ex["wall_hours"] == pytest.approx(ex["cpu_hours"] / 8)
+    assert result["stages"]["cln"]["feature_bytes"] == 2 * 13320 * 25 * 4096 * 4
+    assert result["total"]["gpu_hours"] > 0 and result["total"]["disk_bytes"] > ex["flow_jpeg_bytes"]
+
+
+def test_unknown_gpu_is_a_user_error():
+    with pytest.raises(ValueError, match="expected one of"):
+        plan.make_plan(from_params(profile="smoke"), gpu="Z80")
