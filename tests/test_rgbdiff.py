@@ -211,7 +211,8 @@ def test_baseline_scores_align_and_fuse_1_to_1p5(tmp_path):
 # ----------------------------------------------------------------------------- Table 5 pipeline
 def test_table5_tsn_rgb_diff_pipeline_matches_a_direct_computation():
     from htsc_core.bench.common import StepTimer
-    from htsc_core.bench.table5 import build_networks, make_clips, run_tsn_rgb_diff
+    from htsc_core.bench.table5_networks import build_networks
+    from htsc_core.bench.table5_pipelines import make_clips, run_tsn_rgb_diff
     from htsc_core.fusion import hts_fusion
 
     torch.set_num_threads(1)

@@ -24,10 +24,9 @@ from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from htsc_core.flow.estimators import METHODS, make_estimator
-from htsc_core.flow.extract import progress_disabled
+from htsc_core.utils import progress
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +139,7 @@ def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback
     per_video = {m: {"epe": [], "photometric": [], "ms_per_pair": []} for m in methods}
     resolutions: set[str] = set()
     videos = 0
-    for rec in tqdm(recs, desc="flow eval", unit="video", disable=progress_disabled()):
+    for rec in progress(recs, desc="flow eval", unit="video"):
         gtp = gt_path(cfg.data_root, rec.video_id)
         try:
             n = video_length(rec.path)

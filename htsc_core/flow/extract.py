@@ -18,8 +18,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from collections.abc import Iterable, Sequence
 
-from tqdm.auto import tqdm
-
 from htsc_core import utils
 from htsc_core.flow import storage
 
@@ -38,11 +36,6 @@ def tvl1_params(cfg) -> dict:
     """TV-L1 parameters used for extraction under ``cfg`` (empty = OpenCV's defaults, as denseflow)."""
     return dict(FAST_TVL1) if getattr(cfg, "profile", None) in ("smoke", "default") else {}
 SUMMARY_NAME = "extract_summary.json"
-
-
-def progress_disabled() -> bool:
-    """The project's one progress switch, TQDM_DISABLE (:func:`htsc_core.utils.progress_disabled`)."""
-    return utils.progress_disabled()
 
 
 def default_flow_root(cfg) -> Path:
@@ -134,7 +127,7 @@ def extract_flow(cfg, out: str | Path | None = None, workers: int = 1, limit: in
     jobs = [(r.path, r.video_id, flow_root, cfg.frame_size, threads, CHUNK_FRAMES, params) for r in recs]
     t0 = time.perf_counter()
     rows: list[dict] = []
-    bar = tqdm(total=len(jobs), desc="TV-L1 flow", unit="video", disable=progress_disabled())
+    bar = utils.progress(total=len(jobs), desc="TV-L1 flow", unit="video")
     if int(workers) == 1:
         for job in jobs:
             rows.append(_worker(job))
