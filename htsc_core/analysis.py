@@ -10,7 +10,7 @@ from htsc_core.data.dataset import VideoDataset
 from htsc_core.data.registry import class_families, load_split
 from htsc_core.data.synthetic_cues import cue_segments
 from htsc_core.fusion import TEMPORAL_WEIGHT, awl_scores, equal_fusion, fit_awl, hts_fusion, summarise_awl
-from htsc_core.scores import extract_scores, load_scores
+from htsc_core.train.scores import extract_scores, load_scores
 from htsc_core.train.cln import cln_scores
 
 

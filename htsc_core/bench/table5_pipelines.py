@@ -33,7 +33,7 @@ import torch
 
 from htsc_core.bench.common import StepTimer, spread, sync
 from htsc_core.bench.table5_networks import build_networks
-from htsc_core.flow.storage import encode_flow_jpeg, flow_file, read_flow_stack
+from htsc_core.data.flow_storage import encode_flow_jpeg, flow_file, read_flow_stack
 from htsc_core.data.sampling import diff_window_indices
 from htsc_core.data.transforms import rgb_difference
 from htsc_core.flow.estimators import TVL1Estimator

@@ -14,7 +14,7 @@ from pathlib import Path
 from collections.abc import Iterable
 
 from htsc_core.data.video import VideoReadError, read_frames, video_length
-from htsc_core.utils import progress
+from htsc_core.utils import progress, atomic_write_json
 
 MIN_FRAMES = 2  # a flow needs one frame pair; shorter videos are sampled by repeating frames
 _SCREENS: dict[str, dict] = {}  # listing key -> scan result, per process
@@ -141,8 +141,6 @@ def screen_listing(cfg, records, missing: list[dict], cache: bool = True, min_fr
     runs once per listing (again only when a file changes). ``workers`` defaults to
     ``cfg.num_workers`` (at least 1).
     """
-    from htsc_core.utils import atomic_write_json
-
     key = _listing_key(cfg, records, missing, min_frames)
     if key in _SCREENS:
         return _SCREENS[key]

@@ -26,7 +26,9 @@ import cv2
 import numpy as np
 
 from htsc_core.flow.estimators import METHODS, make_estimator
-from htsc_core.utils import progress
+from htsc_core.utils import progress, atomic_write_json, run_metadata
+from htsc_core.data.registry import load_split
+from htsc_core.data.video import read_frames, video_length
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +121,10 @@ def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback
     Frames are decoded at native size when ground truth exists (it is stored at the
     video's resolution), else at ``cfg.frame_size`` short side.
     """
-    from htsc_core.data.video import read_frames, video_length
-
     methods = parse_methods(methods)
     if max_videos is not None and int(max_videos) < 1:
         raise ValueError(f"max_videos={max_videos}; expected >= 1 or None")
     if records is None:
-        from htsc_core.data.registry import load_split
-
         records = load_split(cfg, subset)[0]
     recs = list(records)[: int(max_videos)] if max_videos else list(records)
     if not recs:
@@ -199,8 +197,6 @@ def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback
 
 def write_flow_eval(path: str | Path, rows: list[dict], cfg, **extra) -> Path:
     """Rows plus run metadata as JSON (atomic)."""
-    from htsc_core.utils import atomic_write_json, run_metadata
-
     return atomic_write_json(path, {"rows": rows, "metadata": run_metadata(cfg), **extra})
 
 
