@@ -8,9 +8,9 @@ from htsc_core import metrics
 from htsc_core.config import Config
 from htsc_core.data.dataset import VideoDataset
 from htsc_core.data.registry import class_families, load_split
-from htsc_core.data.synthetic import cue_segments
-from htsc_core.fusion import awl_scores, equal_fusion, fit_awl, hts_fusion, summarise_awl
-from htsc_core.scores import extract_scores, load_scores
+from htsc_core.data.synthetic_cues import cue_segments
+from htsc_core.fusion import TEMPORAL_WEIGHT, awl_scores, equal_fusion, fit_awl, hts_fusion, summarise_awl
+from htsc_core.train.scores import extract_scores, load_scores
 from htsc_core.train.cln import cln_scores
 
 
@@ -75,7 +75,7 @@ def awl_report(cfg: Config) -> dict:
     rows = summarise_awl(W, classes, families)
     fused = {"spatial head": test["scores_s"], "temporal head": test["scores_o"],
              "equal late fusion": equal_fusion(test["scores_s"], test["scores_o"]),
-             "1:1.5 late fusion (HTS protocol)": hts_fusion(test["scores_s"], test["scores_o"]),
+             f"1:{TEMPORAL_WEIGHT:g} late fusion (HTS protocol)": hts_fusion(test["scores_s"], test["scores_o"]),
              "AWL (Eq. 15)": awl_scores(W, test["scores_s"], test["scores_o"])}
     fusion = [{"method": k, "score": metric(v, test["labels"])} for k, v in fused.items()]
     family_weights = {}

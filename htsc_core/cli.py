@@ -8,20 +8,17 @@ Configuration and data errors (:class:`UsageError`, ``ValueError``, ``FileNotFou
 ``NotADirectoryError``) print one line, ``htsc: error: <message>``, and exit with status 2,
 as argparse does for a bad option; anything else is a bug and keeps its traceback.
 The options every config-driven command shares (``--profile``, ``--set KEY=VALUE``, ...) are
-defined here once (:func:`add_config_arguments`, :func:`config_from_args`).
+defined once in :mod:`htsc_core.cli_args` (:func:`add_config_arguments`, :func:`config_from_args`), which
+the command modules import; no library module imports this entry point.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
-from typing import Any
-from collections.abc import Iterable
 
-from htsc_core.config import DATASETS, PROFILES, Config, from_params
+from htsc_core.cli_args import UsageError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("htsc_core.data.synthetic_check", "generate the synthetic action set (docs/DESIGN.md section 5)"),
@@ -35,10 +32,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class UsageError(Exception):
-    """A mistake in what the user asked for (configuration, paths, options): reported in one line."""
-
-
 USER_ERRORS = (UsageError, ValueError, FileNotFoundError, NotADirectoryError)
 
 
@@ -47,53 +40,6 @@ def package_version() -> str:
         return version("htsc_core")
     except PackageNotFoundError:  # running from a source tree that was not installed
         return "unknown"
-
-
-def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
-    """``["KEY=VALUE", ...]`` -> dict; VALUE is read as JSON when it parses (numbers, true, null), else a string."""
-    params: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--set {item!r}: expected KEY=VALUE, e.g. --set epochs_spatial=2")
-        try:
-            params[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key.strip()] = value
-    return params
-
-
-def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of every command that builds a :class:`Config`."""
-    p.add_argument("--config", type=Path, help="a saved config.json to start from")
-    p.add_argument("--profile", choices=PROFILES)
-    p.add_argument("--dataset", choices=DATASETS)
-    p.add_argument("--data-root")
-    p.add_argument("--runs-dir")
-    p.add_argument("--device")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config field (repeatable), e.g. --set epochs_spatial=2")
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """--config, then the named options, then every --set (unknown keys raise, listing the valid ones)."""
-    params: dict = {}
-    if args.config:
-        try:
-            params = json.loads(Path(args.config).read_text())
-        except FileNotFoundError:
-            raise UsageError(f"--config {args.config}: no such file") from None
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--config {args.config}: not valid JSON ({exc})") from None
-    for key in ("profile", "dataset", "data_root", "runs_dir", "device", "seed"):
-        if getattr(args, key, None) is not None:
-            params[key] = getattr(args, key)
-    params.update(parse_overrides(args.set))
-    cfg = from_params(params)
-    if args.data_root is not None and not Path(cfg.data_root).is_dir():
-        raise UsageError(f"--data-root {cfg.data_root}: no such directory")
-    return cfg
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -123,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":  # `python -m htsc_core.cli` (torchrun): run the importable module's main, so
-    from htsc_core.cli import main as _main  # the UsageError the commands raise is the one main catches
+if __name__ == "__main__":  # `python -m htsc_core.cli` (torchrun): run the importable module's main (one
+    from htsc_core.cli import main as _main  # module object, so COMMANDS and USER_ERRORS are the ones tests see)
 
     raise SystemExit(_main())

@@ -117,7 +117,7 @@ class Config:
         return from_params({**self.to_dict(), **changes})
 
     def save(self, path: str | Path) -> Path:
-        from htsc_core.utils import atomic_write_text
+        from htsc_core.utils import atomic_write_text  # deferred: `htsc --help` imports config, not numpy
 
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
 

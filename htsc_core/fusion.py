@@ -34,6 +34,9 @@ from scipy.optimize import linprog
 
 from htsc_core.metrics import multi_hot, softmax_np
 
+# The late-fusion weight of the temporal stream in the Hidden Two-Stream protocol (Zhu et al. 2018, after
+# TSN): spatial + 1.5 x temporal. The one home of this number: models.htsc, release, plots and tables use it.
+TEMPORAL_WEIGHT = 1.5
 TIE_RTOL = 1e-12  # |g_s - g_o| <= TIE_RTOL * max(1, |g_s|, |g_o|) counts as a tie -> (0.5, 0.5)
 
 
@@ -137,7 +140,7 @@ def late_fusion(scores_s, scores_o, w_s: float = 1.0, w_o: float = 1.0) -> np.nd
 
 def hts_fusion(scores_s, scores_o) -> np.ndarray:
     """Hidden Two-Stream protocol: spatial + 1.5 x temporal (Zhu et al. 2018, after TSN)."""
-    return late_fusion(scores_s, scores_o, w_s=1.0, w_o=1.5)
+    return late_fusion(scores_s, scores_o, w_s=1.0, w_o=TEMPORAL_WEIGHT)
 
 
 def equal_fusion(scores_s, scores_o) -> np.ndarray:

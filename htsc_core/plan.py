@@ -42,6 +42,9 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from htsc_core.cli_args import add_config_arguments, config_from_args
+from htsc_core.utils import atomic_write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln")
 # Dense (no sparsity) tensor-core TFLOP/s, bf16 (fp16 where the GPU has no bf16), NVIDIA spec sheets; H100 = SXM.
@@ -104,7 +107,7 @@ def train_videos(ds: DatasetSize) -> int:
 def _count(cfg, stage: str, classes: int) -> dict:
     """FLOPs of one training step and of one forward per view, parameters, optimiser state and the bytes
     autograd saves for backward, on the meta device (see the module docstring)."""
-    import torch
+    import torch  # here, not at the top: `htsc --help` imports this module and must not load torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from htsc_core.models.cln import CollaborativeLearning, cln_loss
@@ -301,8 +304,6 @@ def format_plan(plan: dict) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from htsc_core.cli import add_config_arguments
-
     add_config_arguments(p)
     p.add_argument("--gpu", default="A100", choices=list(GPUS),
                    help="GPU class for the hours estimate (dense bf16 peak x 35%%; default A100)")
@@ -311,9 +312,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    from htsc_core.cli import config_from_args
-    from htsc_core.utils import atomic_write_json
-
     plan = make_plan(config_from_args(args), gpu=args.gpu, flow_workers=args.flow_workers)
     print(format_plan(plan))
     if args.json:

@@ -9,6 +9,9 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from htsc_core.fusion import TEMPORAL_WEIGHT  # noqa: E402
+from htsc_core.utils import atomic_write_bytes
+
 FAMILY_COLOURS = {"appearance": "tab:orange", "motion": "tab:blue", "joint": "tab:green", None: "tab:gray"}
 
 
@@ -25,8 +28,6 @@ def _save(fig, path: str | Path | None):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     if path is not None:
-        from htsc_core.utils import atomic_write_bytes
-
         atomic_write_bytes(path, buf.getvalue())
     try:
         from IPython import get_ipython
@@ -327,7 +328,7 @@ def release_fusion(rows: Sequence[dict], weights: Mapping[str, np.ndarray], refe
     ``rows``: {method, top1, ci_low, ci_high[, published]}, drawn top to bottom. ``weights`` maps a
     method to (M,) weights of the first stream (e.g. averaged over cross-fitting folds); classes are
     sorted by the first method's weight. ``reference``: a fixed fusion's weight drawn as a line
-    (spatial + 1.5 temporal = weight 0.4 on spatial).
+    (spatial + 1.5 temporal = weight ``1 / (1 + fusion.TEMPORAL_WEIGHT)`` = 0.4 on spatial).
     """
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.32 * len(rows) + 1.8), gridspec_kw={"width_ratios": [1, 1.4]})
     ax = axes[0]
@@ -349,7 +350,8 @@ def release_fusion(rows: Sequence[dict], weights: Mapping[str, np.ndarray], refe
         w = np.asarray(weights[name])[order]
         ax.plot(np.arange(w.size), w, marker, ms=3, label=name, alpha=0.8)
     if reference is not None:
-        ax.axhline(reference, color="tab:gray", ls="--", lw=1, label=f"1:1.5 fusion (weight {reference:.1f})")
+        ax.axhline(reference, color="tab:gray", ls="--", lw=1,
+                   label=f"1:{TEMPORAL_WEIGHT:g} fusion (weight {reference:.1f})")
     ax.set(xlabel=f"class (sorted by {names[0] if names else ''} weight)", ylabel="weight of the spatial stream",
            ylim=(-0.05, 1.05), title="per-class weights, mean over the 7 cross-fitting folds")
     if ax.get_legend_handles_labels()[0]:

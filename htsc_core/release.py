@@ -6,7 +6,8 @@ streams, 3783 videos x 101 classes each: spatial VGG16, the hidden temporal stre
 VGG16, the network HTSC builds on) and a TV-L1 temporal stream. They are vendored in
 ``data/external/hts_release_ucf101_split1/`` and verified against ``SHA256SUMS`` on every load.
 
-What this module does with them (notebook 09):
+What notebook 09 does with them, every name importable from here (loading and parity live in
+:mod:`htsc_core.release_data`, fitting in :mod:`htsc_core.release_fit`, the study in this module):
 
 - ``load_release``: the three score matrices, labels from ``testlist01.txt`` (class of row i =
   its folder, class index = order of first appearance = classInd order), UCF101 groups g01..g07.
@@ -29,291 +30,26 @@ not include the variation of the weights themselves.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from htsc_core import fusion, metrics, stats
+from htsc_core import fusion, stats
+from htsc_core.release_data import (CHECKSUMS, CONVENTIONS, FILES, PAIRS, PUBLISHED, RELEASE_DIR, ROOT, SOURCE,
+                                    TESTLIST, ReleaseDataError, ReleaseScores, convert, load_release, parity,
+                                    parse_testlist, verify_checksums)
+from htsc_core.release_fit import WEIGHT_GRID, _weights_fused, cross_fit, fit_class_weights_grid, fit_global_weight
+from htsc_core.utils import atomic_write_json, atomic_write_text, run_metadata
 
-ROOT = Path(__file__).resolve().parents[1]
-RELEASE_DIR = ROOT / "data" / "external" / "hts_release_ucf101_split1"
-SOURCE = "bryanyzhu/Hidden-Two-Stream, folder test/, commit f7f684a (BSD 2-clause)"
-# stream name -> (file, MATLAB variable)
-FILES = {
-    "spatial": ("spatial_quality100_split01.mat", "spatial_prediction"),
-    "hidden_temporal": ("temporal_hidden_split01.mat", "hidden_prediction"),
-    "tvl1_temporal": ("temporal_tvl1_split01.mat", "temporal_prediction"),
-}
-TESTLIST = "testlist01.txt"
-CHECKSUMS = "SHA256SUMS"
-# Accuracies the release publishes from these files with its late_fusion.m recipe.
-PUBLISHED = {"spatial": 0.8097, "hidden_temporal": 0.8406, "tvl1_temporal": 0.8580, "hts": 0.8900,
-             "two_stream": 0.9130}
-# The release's (and TSN's) late-fusion weight of the temporal stream: spatial + 1.5 x temporal.
-TEMPORAL_WEIGHT = 1.5
-CONVENTIONS = ("release", "softmax")
-# Stream pairs fused: (name suffix, first stream, second stream, has a 1:1.5 baseline and its row name).
-PAIRS = (
-    ("", "spatial", "hidden_temporal", "hts"),
-    ("_tvl1", "spatial", "tvl1_temporal", "two_stream"),
-    ("_hidden_tvl1", "hidden_temporal", "tvl1_temporal", None),
-)
-WEIGHT_GRID = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))  # weight of the first stream, beyond the paper
-_GROUP = re.compile(r"_g(\d\d)_c\d+\.\w+$")
-
-
-class ReleaseDataError(ValueError):
-    """A release file is missing, altered (checksum) or malformed; the message names the file."""
-
-
-@dataclass(frozen=True)
-class ReleaseScores:
-    """The release's raw per-video scores (n, M) per stream, with labels and groups (n,)."""
-
-    scores: Mapping[str, np.ndarray]
-    labels: np.ndarray
-    class_names: list[str]
-    groups: np.ndarray
-    video_ids: list[str]
-    checksums: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def n(self) -> int:
-        return int(self.labels.shape[0])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def verify_checksums(root: str | Path = RELEASE_DIR, names: Sequence[str] | None = None) -> dict[str, str]:
-    """Check each release file against ``SHA256SUMS``; returns name -> sha256.
-
-    Raises ``ReleaseDataError`` naming the file when it is missing, not listed, or altered.
-    """
-    root = Path(root)
-    sums_path = root / CHECKSUMS
-    if not sums_path.exists():
-        raise ReleaseDataError(f"{sums_path} is missing: the release folder must carry its checksums")
-    expected = {}
-    for i, line in enumerate(sums_path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2 or not re.fullmatch(r"[0-9a-f]{64}", parts[0]):
-            raise ReleaseDataError(f"{sums_path}:{i}: expected '<sha256>  <file>', got {line!r}")
-        expected[parts[1].lstrip("*")] = parts[0]
-    names = list(names) if names is not None else [f for f, _ in FILES.values()] + [TESTLIST]
-    out = {}
-    for name in names:
-        path = root / name
-        if name not in expected:
-            raise ReleaseDataError(f"{path}: not listed in {sums_path}")
-        if not path.exists():
-            raise ReleaseDataError(f"{path} is missing (listed in {sums_path})")
-        got = _sha256(path)
-        if got != expected[name]:
-            raise ReleaseDataError(f"{path}: checksum mismatch (sha256 {got}, {sums_path} says {expected[name]}); "
-                                   "the file is altered or truncated: restore it from the release")
-        out[name] = got
-    return out
-
-
-def parse_testlist(path: str | Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
-    """(video_ids, labels (n,), class_names, groups (n,) "g01".."g07") from a UCF101 test list.
-
-    The class of a line is its folder; class indices follow the order of first appearance
-    (the release's order, which is classInd's order for testlist01).
-    """
-    path = Path(path)
-    ids, folders, groups = [], [], []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        rel = line.split()[0]
-        if "/" not in rel:
-            raise ReleaseDataError(f"{path}:{i}: expected 'Class/v_Class_gXX_cYY.avi', got {line!r}")
-        folder = rel.split("/", 1)[0]
-        m = _GROUP.search(rel)
-        if m is None:
-            raise ReleaseDataError(f"{path}:{i}: no UCF101 group (_gXX_cYY) in {rel!r}")
-        ids.append(rel.rsplit(".", 1)[0])
-        folders.append(folder)
-        groups.append(f"g{m.group(1)}")
-    if not ids:
-        raise ReleaseDataError(f"{path}: no videos listed")
-    class_names = list(dict.fromkeys(folders))
-    index = {c: k for k, c in enumerate(class_names)}
-    return ids, np.array([index[f] for f in folders], dtype=np.int64), class_names, np.array(groups)
-
-
-def load_release(root: str | Path = RELEASE_DIR, verify: bool = True) -> ReleaseScores:
-    """Load and check the release: raw scores of the three streams, labels, classes, groups."""
-    from scipy.io import loadmat
-
-    root = Path(root)
-    checksums = verify_checksums(root) if verify else {}
-    ids, labels, class_names, groups = parse_testlist(root / TESTLIST)
-    scores = {}
-    for stream, (name, key) in FILES.items():
-        path = root / name
-        try:
-            mat = loadmat(str(path))
-        except (OSError, ValueError) as exc:
-            raise ReleaseDataError(f"{path}: cannot read as a MATLAB file ({exc})") from exc
-        if key not in mat:
-            found = [k for k in mat if not k.startswith("__")]
-            raise ReleaseDataError(f"{path}: no variable {key!r} (found {found})")
-        x = np.asarray(mat[key], dtype=np.float64)
-        if x.shape != (len(ids), len(class_names)):
-            raise ReleaseDataError(f"{path}: {key} has shape {x.shape}; {root / TESTLIST} lists "
-                                   f"{len(ids)} videos of {len(class_names)} classes")
-        if not np.all(np.isfinite(x)):
-            raise ReleaseDataError(f"{path}: {key} contains NaN or inf")
-        scores[stream] = x
-    return ReleaseScores(scores=scores, labels=labels, class_names=class_names, groups=groups,
-                         video_ids=ids, checksums=checksums)
-
-
-def convert(raw, convention: str = "release") -> np.ndarray:
-    """Scores (n, M) in a fusion convention.
-
-    "release": the release's late_fusion.m: negatives clipped to 0, each row divided by its sum.
-    "softmax": softmax over classes (the paper's Eq. 14 fuses "the SoftMax layer output").
-    """
-    x = np.asarray(raw, dtype=np.float64)
-    if convention == "release":
-        x = np.clip(x, 0.0, None)
-        total = x.sum(axis=1, keepdims=True)
-        if np.any(total <= 0):
-            raise ValueError(f"release.py: {int(np.sum(total <= 0))} rows have no positive score; the release "
-                             "convention (clip, normalise) is undefined for them")
-        return x / total
-    if convention == "softmax":
-        return metrics.softmax_np(x, axis=1)
-    raise ValueError(f"release.py: convention={convention!r}; expected one of {CONVENTIONS}")
-
-
-def parity(rel: ReleaseScores) -> list[dict]:
-    """Our fusion on the release's convention vs the release's five published accuracies (4 decimals)."""
-    s, h, t = (convert(rel.scores[k]) for k in ("spatial", "hidden_temporal", "tvl1_temporal"))
-    ours = {"spatial": metrics.top1(s, rel.labels), "hidden_temporal": metrics.top1(h, rel.labels),
-            "tvl1_temporal": metrics.top1(t, rel.labels),
-            "hts": metrics.top1(fusion.hts_fusion(s, h), rel.labels),
-            "two_stream": metrics.top1(fusion.hts_fusion(s, t), rel.labels)}
-    return [{"method": k, "ours": ours[k], "published": PUBLISHED[k],
-             "match": round(ours[k], 4) == PUBLISHED[k]} for k in PUBLISHED]
-
-
-# ---------------------------------------------------------------------------------------------
-# Cross-fitting
-
-
-def cross_fit(groups, fit: Callable[[np.ndarray], Any], score: Callable[[Any, np.ndarray], np.ndarray],
-              num_classes: int) -> tuple[np.ndarray, list[dict]]:
-    """Leave-one-group-out: for each group g, ``params = fit(train_idx)`` on the other groups'
-    videos, ``score(params, test_idx)`` -> (n_g, M) scores of g's videos.
-
-    Returns the (n, M) cross-fitted scores (every video scored by a fit that never saw its
-    group) and one record {group, train_groups, n_train, n_test, params} per fold.
-    """
-    groups = np.asarray(groups)
-    names = sorted(set(groups.tolist()))
-    if len(names) < 2:
-        raise ValueError(f"release.py: cross-fitting needs at least 2 groups; got {names}")
-    out = np.full((groups.shape[0], num_classes), np.nan)
-    folds = []
-    for g in names:
-        test_idx = np.flatnonzero(groups == g)
-        train_idx = np.flatnonzero(groups != g)
-        params = fit(train_idx)
-        out[test_idx] = score(params, test_idx)
-        folds.append({"group": g, "train_groups": sorted(set(groups[train_idx].tolist())),
-                      "n_train": int(train_idx.size), "n_test": int(test_idx.size), "params": params})
-    if np.isnan(out).any():
-        raise RuntimeError("release.py: cross-fitting left videos unscored")
-    return out, folds
-
-
-def fit_class_weights_grid(a, b, labels, grid: Sequence[float] = WEIGHT_GRID, sweeps: int = 2,
-                           start: float | None = None) -> np.ndarray:
-    """Beyond the paper: per-class weight w_c of stream ``a`` (1 - w_c of ``b``) on a grid, by accuracy.
-
-    Fused score of class c: w_c a_c + (1 - w_c) b_c; prediction = arg max (as Eq. 14-15, but the
-    weights are chosen to maximise top-1 on the given videos instead of by the LP of Eq. 10-13,
-    so they may take interior values). Start from the best single weight for all classes
-    (``start`` if given), then coordinate ascent: each class in turn takes the grid value that
-    maximises the number of correct videos with the others fixed; a class moves only on a
-    strict gain, ties keep the value nearest the current one. Returns w (M,).
-    """
-    a, b = fusion._pair(a, b)
-    y = np.asarray(labels, dtype=np.int64)
-    n, m = a.shape
-    grid = np.asarray(grid, dtype=np.float64)
-    if grid.ndim != 1 or grid.size == 0 or grid.min() < 0 or grid.max() > 1:
-        raise ValueError(f"release.py: weight grid must be values in [0, 1]; got {grid}")
-    rows = np.arange(n)
-    if start is None:
-        hits = [np.sum((g * a + (1 - g) * b).argmax(1) == y) for g in grid]
-        start = float(grid[int(np.argmax(hits))])
-    w = np.full(m, float(start))
-    fused = w * a + (1 - w) * b  # (n, M)
-    correct_now = fused.argmax(1) == y
-    for _ in range(sweeps):
-        moved = False
-        for c in range(m):
-            others = fused.copy()
-            others[:, c] = -np.inf
-            best_other = others.argmax(1)  # (n,) arg max over the other classes
-            top_other = others[rows, best_other]
-            cand = grid[:, None] * a[None, :, c] + (1 - grid[:, None]) * b[None, :, c]  # (G, n)
-            # np.argmax takes the first maximum: class c wins a tie only against a later class
-            wins = (cand > top_other) | ((cand == top_other) & (c < best_other))
-            hits = np.where(wins, y == c, best_other == y).sum(axis=1)  # (G,)
-            current = int(correct_now.sum())
-            best = int(hits.max())
-            if best > current:
-                options = np.flatnonzero(hits == best)
-                k = options[np.argmin(np.abs(grid[options] - w[c]))]
-                w[c] = grid[k]
-                fused[:, c] = cand[k]
-                correct_now = np.where(wins[k], y == c, best_other == y)
-                moved = True
-        if not moved:
-            break
-    return w
-
-
-def _weights_fused(w, a, b) -> np.ndarray:
-    w = np.asarray(w, dtype=np.float64)
-    return w * a + (1 - w) * b
-
-
-def fit_global_weight(a, b, labels, grid: Sequence[float] = WEIGHT_GRID) -> float:
-    """Beyond the paper: one weight w of stream ``a`` for all classes, the grid value with the best top-1
-    (ties: the first, i.e. smallest, weight)."""
-    a, b = fusion._pair(a, b)
-    hits = [np.sum((g * a + (1 - g) * b).argmax(1) == np.asarray(labels)) for g in grid]
-    return float(grid[int(np.argmax(hits))])
-
-
-# ---------------------------------------------------------------------------------------------
-# The study: rows of fusion.csv and the claims
+__all__ = [  # the study's names and those of its parts (release_data: loading, release_fit: fitting)
+    "CHECKSUMS", "CLAIMS", "COLUMNS", "CONVENTIONS", "FIGURE_ROWS", "FILES", "PAIRS", "PUBLISHED", "RELEASE_DIR",
+    "ROOT", "SOURCE", "TESTLIST", "WEIGHT_GRID", "ReleaseDataError", "ReleaseScores", "conclusion", "convert",
+    "cross_fit", "figure_inputs", "figure_path", "fit_class_weights_grid", "fit_global_weight", "fusion_study",
+    "load_release", "parity", "parse_testlist", "table_rows", "verify_checksums", "write_results",
+]
 
 
 def _mca(pred, labels, num_classes: int) -> float:
@@ -394,17 +130,18 @@ def fusion_study(rel: ReleaseScores, n_boot: int = 2000, seed: int = 0, c: float
 
 
 # (claim, A, B, kind): every comparison is paired on the same 3783 videos
+_W = f"{fusion.TEMPORAL_WEIGHT:g}"  # the 1.5 of the HTS protocol's late fusion
 CLAIMS = (
-    ("AWL (cross-fitted) above the 1:1.5 fusion, spatial + hidden temporal", "awl", "hts", "greater"),
+    (f"AWL (cross-fitted) above the 1:{_W} fusion, spatial + hidden temporal", "awl", "hts", "greater"),
     ("AWL (cross-fitted) above equal fusion, spatial + hidden temporal", "awl", "equal", "greater"),
-    ("AWL (cross-fitted) above the 1:1.5 fusion, spatial + hidden temporal, softmax scores",
+    (f"AWL (cross-fitted) above the 1:{_W} fusion, spatial + hidden temporal, softmax scores",
      "awl_softmax", "hts_softmax", "greater"),
-    ("AWL (cross-fitted) above the 1:1.5 fusion, spatial + TV-L1 temporal", "awl_tvl1", "two_stream", "greater"),
+    (f"AWL (cross-fitted) above the 1:{_W} fusion, spatial + TV-L1 temporal", "awl_tvl1", "two_stream", "greater"),
     ("AWL (cross-fitted) above equal fusion, hidden + TV-L1 temporal", "awl_hidden_tvl1", "equal_hidden_tvl1",
      "greater"),
-    ("Late fusion (spatial + 1.5 hidden) above the hidden temporal stream alone", "hts", "hidden_temporal",
+    (f"Late fusion (spatial + {_W} hidden) above the hidden temporal stream alone", "hts", "hidden_temporal",
      "greater"),
-    ("Beyond the paper: per-class grid weights (cross-fitted) above the 1:1.5 fusion, spatial + hidden temporal",
+    (f"Beyond the paper: per-class grid weights (cross-fitted) above the 1:{_W} fusion, spatial + hidden temporal",
      "class_weights", "hts", "greater"),
     ("Beyond the paper: per-class grid weights above one cross-fitted global weight, spatial + hidden temporal",
      "class_weights", "global_weight", "greater"),
@@ -436,8 +173,6 @@ def table_rows(study: Mapping[str, Any]) -> list[dict]:
 def write_results(results_dir: str | Path, study: Mapping[str, Any]) -> dict[str, Path]:
     """``tables/fusion.csv``, ``metrics/claims.json`` (replaced whole: this folder is the notebook's),
     ``metrics/hts_release.json`` (parity, stream picks, weights per fold, source, checksums, run metadata)."""
-    from htsc_core.utils import atomic_write_json, atomic_write_text, run_metadata
-
     results_dir = Path(results_dir)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from htsc_core.utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -143,8 +144,6 @@ def release_markdown(results_dir: Path = RELEASE_RESULTS) -> str:
 
 def update_readme(results_dir: Path, readme: Path = ROOT / "README.md") -> None:
     """Replace the text between the results markers of README.md with this run's tables."""
-    from htsc_core.utils import atomic_write_text
-
     text = readme.read_text()
     if START not in text or END not in text:
         return

@@ -14,8 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from htsc_core.cli import parse_overrides
+from htsc_core.cli_args import parse_overrides
 from htsc_core.config import DATASETS, PROFILES, from_params
+from htsc_core.data.synthetic import generate
+from htsc_core.report import update_readme
+from htsc_core.utils import atomic_write_text, atomic_write_json, git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -52,8 +55,6 @@ def _to_html(executed: Path) -> Path:
     """A standalone HTML copy titled by the notebook (nbconvert titles it by ``metadata.name``)."""
     import nbformat
     from nbconvert import HTMLExporter
-
-    from htsc_core.utils import atomic_write_text
 
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4),
                                                 resources={"metadata": {"name": executed.stem}})
@@ -93,8 +94,6 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
               overrides: dict | None = None) -> int:
     import papermill as pm
 
-    from htsc_core.utils import atomic_write_json, git_commit
-
     results_dir.mkdir(parents=True, exist_ok=True)
     params = dict(dataset=dataset, data_root=project_relative(data_root), profile=profile, seed=seed,
                   device=device, results_dir=project_relative(results_dir), runs_dir=project_relative(runs_dir),
@@ -124,8 +123,6 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
         _to_html(out)
         timings[nb.name] = round(time.time() - t0, 1)
         print(f"[{time.time() - started:7.1f}s] {nb.name} done in {timings[nb.name]}s", flush=True)
-    from htsc_core.report import update_readme
-
     record_path = results_dir / "metrics" / "reproduce.json"
     record = {"parameters": params, "seeds": [seed], "seconds_per_notebook": timings,
               "synthesis_seconds": synthesis_seconds,
@@ -166,9 +163,6 @@ def _ensure_synthetic(dataset: str, data_root: str, profile: str, seed: int) -> 
     a rerun reuses it. Real datasets are the user's: never generated."""
     if dataset != "synthetic" or (Path(data_root) / "classes.json").exists():
         return None
-    from htsc_core.config import from_params
-    from htsc_core.data.synthetic import generate
-
     t0 = time.time()
     print(f"generating the synthetic set into {data_root} (profile {profile}, seed {seed}) ...", flush=True)
     generate(data_root, from_params(profile=profile, seed=seed), progress=False)
@@ -198,8 +192,6 @@ def aggregate_seeds(results_dir: Path, seed_dirs: list[Path], seeds: list[int]) 
     import csv
     import statistics
 
-    from htsc_core.utils import atomic_write_text
-
     rows = []
     for table in ("table4", "table3", "per_family"):
         per_seed = []
@@ -225,8 +217,6 @@ def aggregate_seeds(results_dir: Path, seed_dirs: list[Path], seeds: list[int]) 
     out = atomic_write_text(results_dir / "tables" / "seeds.csv", "\n".join(lines) + "\n")
     record = results_dir / "metrics" / "reproduce.json"
     if record.exists():
-        from htsc_core.utils import atomic_write_json
-
         atomic_write_json(record, {**json.loads(record.read_text()), "seeds": seeds,
                                    "seed_results": [project_relative(d) for d in seed_dirs]})
     return out
@@ -260,7 +250,5 @@ def command(args: argparse.Namespace) -> int:
     if len(seeds) > 1:
         print(f"across {len(seeds)} seeds: {aggregate_seeds(results, seed_dirs, seeds)}")
         if args.dataset == "synthetic" and args.profile == "default" and not args.only and is_main_results(results):
-            from htsc_core.report import update_readme
-
             update_readme(results)
     return 0

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats as _sps
+from htsc_core.utils import atomic_write_json
 
 VERDICTS = ("holds", "reversed", "not resolved")
 KINDS = ("greater", "less", "at_least", "at_most", "within")
@@ -313,8 +314,6 @@ def claim_record(claim: str, detail: str, verdict: str, estimate: float, ci: Seq
 def record_claim(path: str | Path, record: dict) -> Path:
     """Add ``record`` to the JSON list in ``path`` (created if missing), replacing any record
     with the same ``claim``; written atomically (temp file + rename)."""
-    from htsc_core.utils import atomic_write_json
-
     missing = [k for k in RECORD_KEYS if k not in record]
     if missing:
         raise ValueError(f"stats.py: claim record lacks {missing}")

@@ -12,7 +12,7 @@ import io
 import json
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from IPython import get_ipython
@@ -23,6 +23,8 @@ from htsc_core import stats, tables
 from htsc_core.analysis import family_correct, metric
 from htsc_core.config import Config, from_params
 from htsc_core.utils import atomic_write_json, atomic_write_text, run_metadata, seed_everything
+from htsc_core.utils import fmt_table  # noqa: F401 - the notebooks print tables with study.fmt_table
+from htsc_core.train.stages import run_dir, train
 
 
 def setup(overrides: dict[str, Any] | None = None, **params: Any) -> Config:
@@ -81,16 +83,12 @@ def _fmt(value: Any) -> Any:
 
 def read_log(cfg: Config, stage: str) -> list[dict]:
     """The per-epoch JSONL log of a stage's run."""
-    from htsc_core.train.stages import run_dir
-
     path = run_dir(cfg, stage) / "log.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def train_stage(cfg: Config, stage: str) -> list[dict]:
     """Train (or resume) one stage and return its log; the run directory keeps the checkpoints."""
-    from htsc_core.train.stages import train
-
     train(cfg, stage, resume=True)
     return read_log(cfg, stage)
 
@@ -244,17 +242,6 @@ def check(cfg: Config, name: str, holds: bool, detail: str) -> None:
     print(f"[{'OK' if holds else 'FAILED'}] {name}: {detail}")
     if not holds:
         raise AssertionError(f"{name}: {detail}")
-
-
-def fmt_table(rows: Iterable[dict], columns: Sequence[str]) -> str:
-    """A plain-text table for notebook output (stable across runs: fixed 3-decimal rounding)."""
-    rows = list(rows)
-    cells = [[(f"{r.get(c):.3f}" if isinstance(r.get(c), float) else ("" if r.get(c) is None else str(r.get(c))))
-              for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
 
 
 def quiet() -> None:

@@ -5,7 +5,7 @@ AWL weights are fitted on validation scores (sec. 3.3): the streams' saved valid
 of the :class:`~htsc_core.models.htsc.HTSC` model over the test videos (the model the Table 5
 benchmark times); the baselines trained beside it -- the TV-L1 two-stream network and TSN's RGB
 difference stream (docs/RGBDIFF.md) -- add their saved test scores, matched to the same videos by
-:func:`htsc_core.scores.align_streams` (:func:`baseline_scores`).
+:func:`htsc_core.train.scores.align_streams` (:func:`baseline_scores`).
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ import torch
 from htsc_core import stats
 from htsc_core.metrics import correct
 from htsc_core.analysis import classes_families, metric, score_report, video_families
-from htsc_core.cli import add_config_arguments, config_from_args
+from htsc_core.cli_args import add_config_arguments, config_from_args
 from htsc_core.config import Config
 from htsc_core.fusion import awl_scores, equal_fusion, fit_awl, hts_fusion
 from htsc_core.models.htsc import HTSC
 from htsc_core.paper import NOT_REPRODUCED, PAPER_COLUMNS, TABLE3, TABLE4
-from htsc_core.scores import (STREAMS, align_streams, extract_scores, load_scores, scores_path, view_loader)
+from htsc_core.train.scores import (STREAMS, align_streams, extract_scores, load_scores, scores_path, view_loader)
 from htsc_core.train.cln import cln_scores, load_cln
 from htsc_core.train.engine import precision_policy, progress
 from htsc_core.train.streams import build_stream, num_classes, run_dir

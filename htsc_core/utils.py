@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes, seeding, device choice, run metadata."""
+"""Small shared helpers: atomic writes, seeding, device choice, run metadata, progress bars, plain-text tables."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -130,3 +131,14 @@ def progress(iterable=None, **kw: Any):
 
     kw["disable"] = bool(kw.get("disable")) or progress_disabled()
     return tqdm(iterable, dynamic_ncols=True, **kw)
+
+
+def fmt_table(rows: Iterable[dict], columns: Sequence[str]) -> str:
+    """A plain-text table for notebook output (stable across runs: fixed 3-decimal rounding)."""
+    rows = list(rows)
+    cells = [[(f"{r.get(c):.3f}" if isinstance(r.get(c), float) else ("" if r.get(c) is None else str(r.get(c))))
+              for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)

@@ -7,8 +7,8 @@ import torch
 
 from htsc_core.bench import _resolutions, data_benchmark, scaling_benchmark, table5_benchmark
 from htsc_core.bench.common import StepTimer, spread
-from htsc_core.bench.table5 import (METHODS, build_networks, count_flops, make_clips, run_hts, run_htsc,
-                                    run_two_stream)
+from htsc_core.bench.table5_networks import build_networks, count_flops
+from htsc_core.bench.table5_pipelines import METHODS, make_clips, run_hts, run_htsc, run_two_stream
 from htsc_core.config import from_params
 from htsc_core.flow.estimators import TVL1Estimator
 from htsc_core.fusion import awl_scores, hts_fusion

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from htsc_core import cli
+from htsc_core import cli, cli_args
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TQDM_DISABLE": "1"}
@@ -68,19 +68,19 @@ def test_other_errors_keep_their_traceback(monkeypatch):
 
 
 def test_parse_overrides_reads_json_values():
-    got = cli.parse_overrides(["epochs_spatial=2", "lr_cln=1e-4", "amp=false", "device=cpu", "dropout=0.5"])
+    got = cli_args.parse_overrides(["epochs_spatial=2", "lr_cln=1e-4", "amp=false", "device=cpu", "dropout=0.5"])
     assert got == {"epochs_spatial": 2, "lr_cln": 1e-4, "amp": False, "device": "cpu", "dropout": 0.5}
-    with pytest.raises(cli.UsageError, match="KEY=VALUE"):
-        cli.parse_overrides(["=3"])
+    with pytest.raises(cli_args.UsageError, match="KEY=VALUE"):
+        cli_args.parse_overrides(["=3"])
 
 
 def test_config_from_args_applies_set_last(tmp_path):
     import argparse
 
     p = argparse.ArgumentParser()
-    cli.add_config_arguments(p)
-    cfg = cli.config_from_args(p.parse_args(["--profile", "smoke", "--seed", "3", "--set", "seed=4",
+    cli_args.add_config_arguments(p)
+    cfg = cli_args.config_from_args(p.parse_args(["--profile", "smoke", "--seed", "3", "--set", "seed=4",
                                              "--set", "epochs_cln=7"]))
     assert (cfg.profile, cfg.seed, cfg.epochs_cln) == ("smoke", 4, 7)
-    with pytest.raises(cli.UsageError, match="no such file"):
-        cli.config_from_args(p.parse_args(["--config", str(tmp_path / "none.json")]))
+    with pytest.raises(cli_args.UsageError, match="no such file"):
+        cli_args.config_from_args(p.parse_args(["--config", str(tmp_path / "none.json")]))

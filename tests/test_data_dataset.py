@@ -100,7 +100,7 @@ def test_train_randomness_is_reproducible(tree, records):
 
 
 def test_flow_modality_and_flip_negates_x(tree, records, tmp_path):
-    from htsc_core.flow.storage import write_flow_video
+    from htsc_core.data.flow_storage import write_flow_video
 
     rec = records[0]
     rng = np.random.default_rng(0)

@@ -13,7 +13,7 @@ from scipy import ndimage
 from htsc_core.config import from_params
 from htsc_core.data.records import VideoRecord
 from htsc_core.flow import evaluate as ev
-from htsc_core.flow import storage
+from htsc_core.data import flow_storage as storage
 from htsc_core.flow.extract import SUMMARY_NAME, extract_flow
 
 SIZE, FRAMES, DX = 32, 5, 1  # content moves 1 px right per frame -> flow (+1, 0)

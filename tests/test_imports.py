@@ -1,11 +1,15 @@
-"""Architecture checks: no import cycle among htsc_core modules, counting imports inside functions;
-``htsc --help`` imports no heavy library (the CLI imports a command's module only when it runs)."""
+"""Architecture checks: no import cycle among htsc_core modules, counting imports inside functions; packages
+import one way, down the layers of docs/CONTRACTS.md ("Layers"); no library module imports the ``htsc`` entry
+point or the notebooks' helper; ``htsc --help`` imports no heavy library (the CLI imports a command's module
+only when it runs)."""
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "htsc_core"
@@ -103,6 +107,75 @@ def test_graph_sees_imports_inside_functions(tmp_path):
 def test_no_import_cycles():
     cycles = find_cycles(import_graph())
     assert not cycles, "import cycles among htsc_core modules: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+# docs/CONTRACTS.md, "Layers": lowest first; a module may import its own layer (without file cycles) and lower
+# ones, never a higher one. A name is a module or package under htsc_core; the longest matching name decides.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("htsc_core", "precision", "utils", "config", "cli_args", "paper", "metrics", "stats", "fusion"),  # foundation
+    ("data",),
+    ("models",),
+    ("flow",),
+    ("train",),  # stages, the engine, the CLN stage and the test-time scores (train.scores)
+    ("analysis", "tables", "plots", "release", "release_data", "release_fit"),  # evaluation
+    ("study", "report", "reproduce", "bench", "plan"),  # applications: notebooks' helper, reports, benchmarks
+    ("cli",),  # the entry point
+)
+# Modules no library module may import (only the entry point itself, which is not a library module).
+ENTRY_ONLY = {"htsc_core.cli": {"htsc_core.cli"}, "htsc_core.study": set()}
+
+
+def layer_of(module: str) -> int:
+    """Index in LAYERS of an htsc_core module (``htsc_core.data.video`` -> 1); KeyError when unassigned."""
+    parts = module.split(".")
+    candidates = [".".join(parts[1:n]) for n in range(len(parts), 1, -1)] if len(parts) > 1 else ["htsc_core"]
+    for name in candidates:  # the package root itself is "htsc_core"; its modules never fall back to it
+        for i, names in enumerate(LAYERS):
+            if name in names:
+                return i
+    raise KeyError(module)
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    out = []
+    for mod, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            if layer_of(target) > layer_of(mod):
+                out.append(f"{mod} (layer {layer_of(mod)}) imports {target} (layer {layer_of(target)})")
+    return out
+
+
+def test_layer_check_on_a_known_graph():
+    assert layer_of("htsc_core") == 0 and layer_of("htsc_core.fusion") == 0
+    assert layer_of("htsc_core.data.flow_storage") == 1 and layer_of("htsc_core.train.scores") == 4
+    assert layer_of("htsc_core.bench.table5") == 6 and layer_of("htsc_core.cli") == 7
+    graph = {"htsc_core.data.dataset": {"htsc_core.flow.extract", "htsc_core.utils"},
+             "htsc_core.flow.extract": {"htsc_core.data.video"}, "htsc_core.tables": {"htsc_core.tables"}}
+    assert layer_violations(graph) == ["htsc_core.data.dataset (layer 1) imports htsc_core.flow.extract (layer 3)"]
+    with pytest.raises(KeyError):
+        layer_of("htsc_core.newmodule")  # an unlisted module has no layer (test_every_module_has_a_layer)
+
+
+def test_every_module_has_a_layer():
+    unassigned = []
+    for mod in module_files():
+        try:
+            layer_of(mod)
+        except KeyError:
+            unassigned.append(mod)
+    assert not unassigned, f"modules without a layer (add them to LAYERS and docs/CONTRACTS.md): {unassigned}"
+
+
+def test_packages_import_down_the_layers():
+    bad = layer_violations(import_graph())
+    assert not bad, "imports of a higher layer (docs/CONTRACTS.md, Layers):\n" + "\n".join(bad)
+
+
+def test_no_library_module_imports_the_entry_point_or_the_notebook_helper():
+    graph = import_graph()
+    bad = [f"{mod} imports {target}" for mod, targets in sorted(graph.items()) for target in sorted(targets)
+           if target in ENTRY_ONLY and mod not in ENTRY_ONLY[target]]
+    assert not bad, "; ".join(bad)
 
 
 def test_cli_help_imports_no_torch():

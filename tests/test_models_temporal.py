@@ -70,7 +70,7 @@ def test_channel_mismatch_rejected():
 
 
 def test_agrees_with_stored_tvl1_quantiser_to_rounding():
-    from htsc_core.flow.storage import quantise_flow
+    from htsc_core.data.flow_storage import quantise_flow
 
     g = torch.Generator().manual_seed(1)
     px = torch.randn(24, 24, 2, generator=g, dtype=torch.float64) * 12  # (H, W, 2) input-pixel flow

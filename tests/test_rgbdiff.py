@@ -167,7 +167,7 @@ def test_rgbdiff_stage_trains_a_step_from_the_spatial_stream(tmp_path):
     assert not torch.equal(trained.conv1.weight, init.conv1.weight)  # the step moved the weights
     x = torch.zeros(2, 12, 32, 32)
     assert trained.eval()(x).shape == (2, 3)
-    from htsc_core.scores import extract_scores, load_scores
+    from htsc_core.train.scores import extract_scores, load_scores
 
     extract_scores(cfg, "rgbdiff", "test", device="cpu")  # the test protocol, as for the other streams
     s = load_scores(cfg, "test", "rgbdiff")
@@ -178,7 +178,7 @@ def test_rgbdiff_stage_trains_a_step_from_the_spatial_stream(tmp_path):
 # ----------------------------------------------------------------------------- table rows
 def test_baseline_scores_align_and_fuse_1_to_1p5(tmp_path):
     """rgb_diff / tsn_rgb_diff rows from the saved rgbdiff test scores, in the HTSC pass's video order."""
-    from htsc_core.scores import scores_path
+    from htsc_core.train.scores import scores_path
     from htsc_core.tables import baseline_scores, correct
     from htsc_core.utils import atomic_save_npz
 
@@ -211,7 +211,8 @@ def test_baseline_scores_align_and_fuse_1_to_1p5(tmp_path):
 # ----------------------------------------------------------------------------- Table 5 pipeline
 def test_table5_tsn_rgb_diff_pipeline_matches_a_direct_computation():
     from htsc_core.bench.common import StepTimer
-    from htsc_core.bench.table5 import build_networks, make_clips, run_tsn_rgb_diff
+    from htsc_core.bench.table5_networks import build_networks
+    from htsc_core.bench.table5_pipelines import make_clips, run_tsn_rgb_diff
     from htsc_core.fusion import hts_fusion
 
     torch.set_num_threads(1)

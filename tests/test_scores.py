@@ -1,4 +1,4 @@
-"""scores.py (alignment of streams, consensus) and train/streams.py + train/stages.py (shared policies, steps)."""
+"""train/scores.py (alignment of streams, consensus) and train/streams.py + train/stages.py (shared policies, steps)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from htsc_core.config import from_params
-from htsc_core.scores import align_streams
+from htsc_core.train.scores import align_streams
 from htsc_core.train import stages
 from htsc_core.train.streams import classification_loss, consensus, correct_count, make_optimizer, num_classes
 

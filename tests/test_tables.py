@@ -6,7 +6,7 @@ from scipy.stats import binomtest
 from htsc_core import tables
 from htsc_core.config import from_params
 from htsc_core.paper import TABLE3, TABLE4
-from htsc_core.scores import scores_path
+from htsc_core.train.scores import scores_path
 from htsc_core.utils import atomic_save_npz
 
 

@@ -20,8 +20,8 @@ from htsc_core.bench.data import data_benchmark, scaling_benchmark
 from htsc_core.bench.table5 import FPS_DEFINITION, table5_benchmark
 from htsc_core.bench.train import STAGES as TRAIN_STAGES
 from htsc_core.bench.train import precision_comparison, train_benchmark
-from htsc_core.cli import add_config_arguments, config_from_args
-from htsc_core.study import fmt_table
+from htsc_core.cli_args import add_config_arguments, config_from_args
+from htsc_core.utils import fmt_table
 
 __all__ = ["add_arguments", "command", "table5_benchmark", "data_benchmark", "scaling_benchmark", "FPS_DEFINITION",
            "train_benchmark", "precision_comparison"]

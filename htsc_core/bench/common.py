@@ -5,17 +5,10 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-
-from htsc_core.utils import progress as utils_progress
-
-
-def progress(iterable: Iterable, **kw):
-    """:func:`htsc_core.utils.progress` (off with TQDM_DISABLE=1), bars cleared when done."""
-    return utils_progress(iterable, leave=False, **kw)
 
 
 def sync(device: torch.device) -> None:

@@ -21,8 +21,16 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from htsc_core.bench.common import time_call
-from htsc_core.config import Config
+from htsc_core.config import Config, from_params
 from htsc_core.utils import atomic_write_json, resolve_device, run_metadata
+from htsc_core.data.dataset import VideoDataset, make_loader
+from htsc_core.data.registry import load_split
+from htsc_core.data.synthetic import generate
+from htsc_core.data.throughput import measure_loader_throughput
+from htsc_core.models.motionnet import build_motionnet
+from htsc_core.models.temporal import HiddenTemporalStream
+from htsc_core.models.vgg import build_vgg16
+from htsc_core.train.stages import stage_step, image_step
 
 STAGE_MODALITY = {"spatial": "rgb", "temporal": "stack"}
 
@@ -37,8 +45,6 @@ def dataset_root(cfg: Config) -> Iterator[tuple[Config, str]]:
         return
     if cfg.dataset != "synthetic":
         raise FileNotFoundError(f"{root}: dataset {cfg.dataset} not found; pass --data-root ROOT")
-    from htsc_core.data.synthetic import generate
-
     with tempfile.TemporaryDirectory(prefix="htsc_bench_synth_") as tmp:
         small = cfg.replace(data_root=tmp, synth_train_per_class=min(cfg.synth_train_per_class, 4),
                             synth_test_per_class=min(cfg.synth_test_per_class, 1))
@@ -48,10 +54,6 @@ def dataset_root(cfg: Config) -> Iterator[tuple[Config, str]]:
 
 
 def _stage_model(cfg: Config, stage: str, num_classes: int):
-    from htsc_core.models.motionnet import build_motionnet
-    from htsc_core.models.temporal import HiddenTemporalStream
-    from htsc_core.models.vgg import build_vgg16
-
     plain = cfg.replace(pretrained=False)  # timing only: no ImageNet look-up
     if stage == "spatial":
         return build_vgg16(plain, num_classes, 3)
@@ -63,8 +65,6 @@ def _stage_model(cfg: Config, stage: str, num_classes: int):
 def training_step_rate(cfg: Config, stage: str, num_classes: int, repeats: int, device: torch.device) -> dict:
     """Clips/s one optimisation step of ``stage`` consumes (batch cfg.batch_size, K segments, profile size),
     using the trainer's own step functions (htsc_core.train.stages) on random inputs of the right shape."""
-    from htsc_core.train.stages import stage_step
-
     torch.manual_seed(cfg.seed)
     model = _stage_model(cfg, stage, num_classes).to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -90,10 +90,6 @@ def training_step_rate(cfg: Config, stage: str, num_classes: int, repeats: int, 
 def data_benchmark(cfg: Config, num_batches: int | None = None, repeats: int | None = None,
                    out: str | Path | None = None, num_workers: int | None = None) -> dict:
     """Loader clips/s vs training-step clips/s per stage; writes ``bench_data.json``."""
-    from htsc_core.data.dataset import VideoDataset
-    from htsc_core.data.registry import load_split
-    from htsc_core.data.throughput import measure_loader_throughput
-
     smoke = cfg.profile == "smoke"
     num_batches = (2 if smoke else 10) if num_batches is None else int(num_batches)
     repeats = (1 if smoke else 3) if repeats is None else int(repeats)
@@ -152,11 +148,6 @@ def _peak_rss_bytes() -> int:
 
 def epoch_worker(config: dict, factor: int, base_videos: int) -> dict:
     """One spatial-stage training epoch over ``base_videos`` records repeated ``factor`` times."""
-    from htsc_core.config import from_params
-    from htsc_core.data.dataset import VideoDataset, make_loader
-    from htsc_core.data.registry import load_split
-    from htsc_core.train.stages import image_step
-
     cfg = from_params(config)
     device = resolve_device(cfg.device)
     records, classes = load_split(cfg, "train")

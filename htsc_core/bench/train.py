@@ -30,8 +30,22 @@ from torch.utils.flop_counter import FlopCounterMode
 from htsc_core.bench.common import spread, sync, time_call
 from htsc_core.config import Config
 from htsc_core.train.engine import Precision, machine_info, precision_policy, to_channels_last
-from htsc_core.train.stages import stage_data_config, stage_step
+from htsc_core.train.stages import flow_loss, stage_data_config, stage_step
+from htsc_core.train.stages import train as train_stage
 from htsc_core.utils import atomic_write_json, resolve_device, run_metadata
+from htsc_core import stats
+from htsc_core.data.dataset import VideoDataset
+from htsc_core.data.registry import load_split
+from htsc_core.data.throughput import measure_loader_throughput
+from htsc_core.flow.evaluate import evaluate_flow
+from htsc_core.metrics import correct
+from htsc_core.models.cln import CollaborativeLearning, cln_loss
+from htsc_core.models.motionnet import build_motionnet, SCALES, flow_resolution
+from htsc_core.models.temporal import HiddenTemporalStream
+from htsc_core.models.vgg import build_vgg16
+from htsc_core.stats import ratio_ci, wilson_interval
+from htsc_core.train.scores import extract_scores, load_scores
+from htsc_core.train.streams import make_optimizer
 
 STAGES = ("spatial", "motion", "temporal", "tvl1", "cln")
 VARIANTS = ("fp32", "fp32_channels_last", "bf16", "bf16_channels_last")
@@ -49,8 +63,6 @@ def count_step_flops(fn: Callable[[], object]) -> int:
 # ----------------------------------------------------------------------------- stage set-up
 def _optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimizer:
     """The trainer's optimiser for the stage (train/streams.make_optimizer): Adam for MotionNet and the CLN."""
-    from htsc_core.train.streams import make_optimizer
-
     return make_optimizer(cfg, [{"params": model.parameters(), "lr": 1e-4}],
                           kind="adam" if stage in ("motion", "cln") else None)
 
@@ -62,11 +74,6 @@ def stage_case(cfg: Config, stage: str, num_classes: int, device: torch.device, 
     views per video (1 for MotionNet pre-training, ``stages.stage_data_config``); the CLN trains on (B, S, d)
     fc7 features of S = cfg.test_segments segments.
     """
-    from htsc_core.models.cln import CollaborativeLearning, cln_loss
-    from htsc_core.models.motionnet import build_motionnet
-    from htsc_core.models.temporal import HiddenTemporalStream
-    from htsc_core.models.vgg import build_vgg16
-
     torch.manual_seed(seed)
     plain = cfg.replace(pretrained=False)  # timing only: no ImageNet look-up
     cfg = stage_data_config(cfg, stage)  # MotionNet pre-training: one stack per video, as the trainer
@@ -134,10 +141,6 @@ def loader_ms_per_batch(cfg: Config, stage: str, num_batches: int) -> tuple[floa
     flow_root = root / "flow_tvl1"
     if stage == "tvl1" and not (flow_root.is_dir() and any(flow_root.iterdir())):
         return None, f"no stored TV-L1 flow under {flow_root} (htsc flow extract)"
-    from htsc_core.data.dataset import VideoDataset
-    from htsc_core.data.registry import load_split
-    from htsc_core.data.throughput import measure_loader_throughput
-
     try:
         records, _ = load_split(cfg, "train")
         ds = VideoDataset(records, cfg, mode="train", modalities=(STAGE_MODALITY[stage],),
@@ -155,9 +158,6 @@ def flow_loss_ms(cfg: Config, stage: str, batch: dict, repeats: int, warmup: int
     that bf16 cannot speed up. None for the stages without them."""
     if stage not in ("motion", "temporal"):
         return None
-    from htsc_core.models.motionnet import SCALES, flow_resolution
-    from htsc_core.train.stages import flow_loss
-
     stack = batch["stack"].flatten(0, 1)  # (B*K, L, 3, S, S), as the step functions pass it
     n, L = stack.shape[:2]
     g = torch.Generator().manual_seed(cfg.seed)
@@ -202,8 +202,6 @@ def bench_stage(cfg: Config, stage: str, num_classes: int, repeats: int, warmup:
     gflops = flops / 1e9
     speedup_ci = None
     if bf16_name in times and min(len(times["fp32"]), len(times[bf16_name])) >= 5:  # stats.ratio_ci needs 5 each
-        from htsc_core.stats import ratio_ci
-
         _, lo, hi = ratio_ci(times["fp32"], times[bf16_name], seed=cfg.seed)
         speedup_ci = [lo, hi]
     return {"fp32_ms_per_step": fp32_ms, "bf16_ms_per_step": bf16_ms, "speedup": fp32_ms / bf16_ms,
@@ -277,8 +275,6 @@ def summarise_run(run_dir: str | Path, monitor: str = "val_accuracy") -> dict:
            "epoch_seconds_median": spread([r["seconds"] for r in log])["median"],
            "total_seconds": sum(r["seconds"] for r in log), "final": last}
     if monitor == "val_accuracy" and monitor in last:
-        from htsc_core.stats import wilson_interval
-
         n = int(last.get("val_count", 0))
         out.update({"val_accuracy": last[monitor], "val_count": n,
                     "val_accuracy_ci95": list(wilson_interval(round(last[monitor] * n), n)) if n else None,
@@ -295,17 +291,11 @@ PRECISION_MARGINS = {"spatial": 0.03, "motion": 0.03}  # top-1 accuracy (3 point
 def _test_outcome(run_cfg: Config, stage: str, run: Path, flow_videos: int) -> dict:
     """Per-video test outcome of a trained run: correctness (classifiers) or EPE (MotionNet)."""
     if stage == "motion":
-        from htsc_core.data.registry import load_split
-        from htsc_core.flow.evaluate import evaluate_flow
-
         records = load_split(run_cfg, "test")[0]
         step = max(1, len(records) // flow_videos)  # every step-th video: all classes, fixed across runs
         row = evaluate_flow(run_cfg, ["motionnet"], checkpoint=run / "best.pt",
                             records=records[::step][:flow_videos])[0]
         return {"epe": row["epe"], "epe_moving": row["epe_moving"], "per_video_epe": row["per_video"]["epe"]}
-    from htsc_core.metrics import correct
-    from htsc_core.scores import extract_scores, load_scores
-
     extract_scores(run_cfg, stage, "test")
     z = load_scores(run_cfg, "test", stage)
     c = correct(z["scores"], z["labels"])
@@ -330,10 +320,8 @@ def precision_comparison(cfg: Config, stages=("spatial", "motion"), runs_base: s
     than a fresh one; docs/DESIGN.md section 9).
     ``epochs`` caps the stages' epochs (smoke-size checks).
     """
-    from htsc_core import stats
-
     if train_fn is None:
-        from htsc_core.train.stages import train as train_fn
+        train_fn = train_stage
     unknown = [s for s in stages if s not in PRECISION_MARGINS]
     if unknown:
         raise ValueError(f"precision comparison: stages {unknown} not supported; expected {sorted(PRECISION_MARGINS)}")

@@ -24,6 +24,8 @@ from pathlib import Path
 from htsc_core.data.probe import MIN_FRAMES, check_videos, probe_video, truncated  # noqa: F401 - re-exported
 from htsc_core.data.records import VIDEO_EXTENSIONS, resolve_case_insensitive
 from htsc_core.data.registry import screen_dataset  # noqa: F401 - re-exported for the notebooks
+from htsc_core.config import from_params
+from htsc_core.utils import atomic_write_json, run_metadata
 
 
 def scan_videos(root: str | Path, problems: list[dict] | None = None) -> list[Path]:
@@ -89,8 +91,6 @@ def paths_from_split(root: str | Path, split_file: str | Path) -> tuple[list[Pat
 
 def write_skipped(cfg, scan: dict) -> Path:
     """``<results_dir>/metrics/skipped.json``: the videos the study leaves out, each with its reason."""
-    from htsc_core.utils import atomic_write_json, run_metadata
-
     body = {k: scan[k] for k in ("dataset", "data_root", "split", "min_frames", "checked", "problems")}
     return atomic_write_json(Path(cfg.results_dir) / "metrics" / "skipped.json",
                              {"metrics": body, "meta": run_metadata(cfg)})
@@ -140,15 +140,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    from htsc_core.utils import atomic_write_json
-
     root = Path(args.root)
     if not root.is_dir():
         print(f"check-videos: {root} is not a directory", file=sys.stderr)
         return 2
     if args.dataset is not None:
-        from htsc_core.config import from_params
-
         cfg = from_params(dataset=args.dataset, data_root=str(root), split=args.split_number)
         scan = screen_dataset(cfg, cache=False, min_frames=args.min_frames, workers=args.workers)
         checked, problems = scan["checked"], scan["problems"]

@@ -35,6 +35,8 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from htsc_core.data import sampling, transforms
 from htsc_core.data.records import VideoRecord
 from htsc_core.data.video import VideoReadError, read_sampled
+from htsc_core.data.flow_storage import read_complete_info, read_flow_stack
+from htsc_core.data.ucf101 import UCF_LIST_DIR, read_class_index
 
 MODALITIES = ("rgb", "stack", "flow", "rgbdiff")
 
@@ -69,8 +71,6 @@ class VideoDataset(Dataset):
         self.crops = 1 if mode == "train" else cfg.test_crops
         self.multilabel = any(isinstance(r.label, tuple) for r in self.records)
         if self.multilabel and num_classes is None:
-            from htsc_core.data.ucf101 import UCF_LIST_DIR, read_class_index
-
             num_classes = len(read_class_index(Path(cfg.data_root) / UCF_LIST_DIR / "classInd.txt"))
         self.num_classes = num_classes
         self._rng: np.random.Generator | None = None
@@ -134,8 +134,6 @@ class VideoDataset(Dataset):
 
     def _flow_frame_count(self, rec: VideoRecord) -> int:
         """Frames of a video from its stored flow (pairs + 1), for flow-only items (no decoding)."""
-        from htsc_core.flow.storage import read_complete_info
-
         try:
             return int(read_complete_info(self.flow_root, rec.video_id)["pairs"]) + 1
         except (ValueError, KeyError) as exc:
@@ -204,8 +202,6 @@ class VideoDataset(Dataset):
         return item
 
     def _read_flow(self, rec: VideoRecord, stacks: np.ndarray, n: int) -> np.ndarray:
-        from htsc_core.flow.storage import read_flow_stack  # written by the flow module (docs/CONTRACTS.md)
-
         pairs = sampling.flow_pair_indices(stacks, n)  # (K, L-1)
         K, P = pairs.shape
         try:

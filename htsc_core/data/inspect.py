@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+from htsc_core.data.video import VideoReadError, read_frames, video_length
 
 
 def class_examples(cfg, records, classes) -> dict[str, np.ndarray]:
     """The middle frame of the first readable training video of each class (uint8 H x W x 3)."""
-    from htsc_core.data.video import VideoReadError, read_frames, video_length
-
     examples: dict[str, np.ndarray] = {}
     for rec in records:
         label = rec.label if isinstance(rec.label, int) else rec.label[0]

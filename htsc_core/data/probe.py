@@ -14,7 +14,7 @@ from pathlib import Path
 from collections.abc import Iterable
 
 from htsc_core.data.video import VideoReadError, read_frames, video_length
-from htsc_core.utils import progress_disabled
+from htsc_core.utils import progress, atomic_write_json
 
 MIN_FRAMES = 2  # a flow needs one frame pair; shorter videos are sampled by repeating frames
 _SCREENS: dict[str, dict] = {}  # listing key -> scan result, per process
@@ -92,12 +92,10 @@ def check_videos(paths: Iterable[str | Path], min_frames: int = 2, workers: int 
     ``workers`` > 1 probes in a thread pool (decoding releases the GIL); the order of the
     result follows ``paths`` either way.
     """
-    from tqdm.auto import tqdm
-
     if min_frames < 1:
         raise ValueError(f"min_frames={min_frames}; expected >= 1")
     paths = list(paths)
-    bar = tqdm(total=len(paths), desc="check-videos", unit="video", disable=progress_disabled())  # TQDM_DISABLE
+    bar = progress(total=len(paths), desc="check-videos", unit="video")  # off with TQDM_DISABLE
     if int(workers) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -143,8 +141,6 @@ def screen_listing(cfg, records, missing: list[dict], cache: bool = True, min_fr
     runs once per listing (again only when a file changes). ``workers`` defaults to
     ``cfg.num_workers`` (at least 1).
     """
-    from htsc_core.utils import atomic_write_json
-
     key = _listing_key(cfg, records, missing, min_frames)
     if key in _SCREENS:
         return _SCREENS[key]

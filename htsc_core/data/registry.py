@@ -26,7 +26,8 @@ import numpy as np
 from htsc_core.data.hmdb51 import HMDB_SPLIT_DIR, HMDB_VIDEO_DIR, parse_hmdb51
 from htsc_core.data.records import SUBSETS, VideoRecord, require_dir, require_file
 from htsc_core.data.thumos14 import THUMOS_ANNOTATION_DIRS, THUMOS_VIDEO_DIRS, parse_thumos14
-from htsc_core.data.ucf101 import UCF_LIST_DIR, UCF_VIDEO_DIR, parse_ucf101
+from htsc_core.data.ucf101 import UCF_LIST_DIR, UCF_VIDEO_DIR, parse_ucf101, read_class_index
+from htsc_core.data.probe import MIN_FRAMES, screen_listing, warn_excluded
 
 VAL_FRACTION = 0.2  # share of training groups (or videos) held out for "val"
 FAMILIES = ("appearance", "motion", "joint")
@@ -148,8 +149,6 @@ def _parse(cfg, subset: str, missing: list[dict] | None, bad: dict | None = None
             a, names = parse_ucf101(video_root, list_dir, 1, "train", missing)
             b, _ = parse_ucf101(video_root, list_dir, 1, "test", missing)
             return [replace(r, label=(r.label,), split="train") for r in _drop(a + b, bad, excluded)], names
-        from htsc_core.data.ucf101 import read_class_index
-
         names = read_class_index(require_file(list_dir / "classInd.txt", "UCF101 classInd.txt for THUMOS14"))
         recs = parse_thumos14(root / THUMOS_VIDEO_DIRS[subset], root / THUMOS_ANNOTATION_DIRS[subset], names, subset,
                               missing)
@@ -172,8 +171,6 @@ def listed_videos(cfg) -> tuple[list[VideoRecord], list[dict]]:
 def screen_dataset(cfg, cache: bool = True, min_frames: int | None = None, workers: int | None = None) -> dict:
     """The check-videos scan of every video ``cfg``'s split listing names, cached per listing
     (:func:`htsc_core.data.probe.screen_listing`): ``{"checked", "problems", ...}``."""
-    from htsc_core.data.probe import MIN_FRAMES, screen_listing
-
     records, missing = listed_videos(cfg)
     return screen_listing(cfg, records, missing, cache=cache,
                           min_frames=MIN_FRAMES if min_frames is None else min_frames, workers=workers)
@@ -198,8 +195,6 @@ def load_split(cfg, subset: str, screen: bool | None = None) -> tuple[list[Video
     screen = cfg.dataset != "synthetic" if screen is None else bool(screen)
     if not screen:
         return _parse(cfg, subset, None)
-    from htsc_core.data.probe import warn_excluded
-
     bad = {p["path"]: p for p in screen_dataset(cfg)["problems"]}
     excluded: list[dict] = []
     records, names = _parse(cfg, subset, excluded, bad, excluded)

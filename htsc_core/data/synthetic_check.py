@@ -28,9 +28,11 @@ from typing import Any
 
 import cv2
 import numpy as np
+from skimage.metrics import peak_signal_noise_ratio
 
 from htsc_core.data import synthetic as synth
-from htsc_core.utils import atomic_write_json
+from htsc_core.data.video import read_frames
+from htsc_core.utils import atomic_write_json, progress
 
 HIST_BINS = 4  # per RGB channel -> 64-bin colour histogram
 THUMB = 8  # thumbnail side
@@ -130,8 +132,6 @@ def family_separability(root: str | Path, frames_per_video: int = 3, psnr_videos
     (train and test). Flow classifier: one sample per video from ground-truth flow. Both:
     the video's flow features concatenated with each of its frames' features.
     """
-    from htsc_core.data.video import read_frames
-
     root = Path(root)
     if frames_per_video < 1:
         raise ValueError(f"frames_per_video={frames_per_video}; expected >= 1")
@@ -145,7 +145,7 @@ def family_separability(root: str | Path, frames_per_video: int = 3, psnr_videos
     frame_idx = np.linspace(0, n_frames - 1, frames_per_video + 2)[1:-1].round().astype(int)
 
     feats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for spec in synth._progress(specs, len(specs), "check"):
+    for spec in progress(specs, total=len(specs), desc="check"):
         video = root / "videos" / spec.cls.name / f"{spec.stem}.mp4"
         flow_path = root / "flow_gt" / spec.cls.name / f"{spec.stem}.npy"
         if not flow_path.is_file():
@@ -192,7 +192,7 @@ def family_separability(root: str | Path, frames_per_video: int = 3, psnr_videos
     for spec in sample:
         drawn = synth.render_video(spec).frames
         decoded = read_frames(root / "videos" / spec.cls.name / f"{spec.stem}.mp4", range(n_frames))
-        psnrs.append(synth.psnr(decoded, drawn))
+        psnrs.append(peak_signal_noise_ratio(drawn, decoded, data_range=255))
     result = {
         "root": str(root),
         "profile": meta.get("profile"),

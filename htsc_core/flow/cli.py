@@ -11,6 +11,8 @@ import logging
 from pathlib import Path
 
 from htsc_core.config import DATASETS, PROFILES, from_params
+from htsc_core.flow.evaluate import evaluate_flow, format_rows, parse_methods, write_flow_eval
+from htsc_core.flow.extract import SUMMARY_NAME, extract_flow
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -49,8 +51,6 @@ def command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = _config(args)
     if args.flow_cmd == "extract":
-        from htsc_core.flow.extract import SUMMARY_NAME, extract_flow
-
         summary = extract_flow(cfg, out=args.out, workers=args.workers, limit=args.limit, threads=args.threads)
         print(f"TV-L1 flow: {summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed, "
               f"{summary['bytes_written']} bytes in {summary['seconds']:.1f} s -> "
@@ -58,8 +58,6 @@ def command(args: argparse.Namespace) -> int:
         for f in summary["failed_videos"]:
             print(f"  failed: {f['path']}: {f['error']}")
         return 0
-    from htsc_core.flow.evaluate import evaluate_flow, format_rows, parse_methods, write_flow_eval
-
     default = "tvl1,dis,farneback,zero" + (",motionnet" if args.checkpoint else "")
     methods = parse_methods(args.methods or default)
     rows = evaluate_flow(cfg, methods, checkpoint=args.checkpoint, max_videos=args.max_videos,

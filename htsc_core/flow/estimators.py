@@ -18,6 +18,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from htsc_core.utils import resolve_device
 
 MOTIONNET_MULTIPLE = 32  # MotionNet downsamples by 2^5 (Table 2)
 
@@ -150,7 +151,7 @@ def load_motionnet(checkpoint: str | Path, cfg, device: Any = "cpu"):
     """Build ``build_motionnet(cfg)`` and load ``checkpoint["model"]`` (docs/CONTRACTS.md, Checkpoints)."""
     import torch
 
-    from htsc_core.models.motionnet import build_motionnet
+    from htsc_core.models.motionnet import build_motionnet  # deferred, as torch: TV-L1 processes need neither
 
     path = Path(checkpoint)
     if not path.is_file():
@@ -197,8 +198,6 @@ class MotionNetEstimator(FlowEstimator):
     def __init__(self, model_or_checkpoint, cfg, device: Any = None, threads: int = 1, batch_size: int = 8) -> None:
         import torch
 
-        from htsc_core.utils import resolve_device
-
         super().__init__(threads)
         self.cfg = cfg
         self.device = torch.device(device) if device is not None else resolve_device(cfg.device)
@@ -234,7 +233,7 @@ class MotionNetEstimator(FlowEstimator):
     def estimate(self, frames: np.ndarray) -> np.ndarray:
         import torch
 
-        from htsc_core.models.motionnet import flow_in_pixels
+        from htsc_core.models.motionnet import flow_in_pixels  # deferred with torch (see load_motionnet)
 
         frames = validate_frames(frames)
         self._set_threads()

@@ -24,10 +24,11 @@ from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from htsc_core.flow.estimators import METHODS, make_estimator
-from htsc_core.flow.extract import progress_disabled
+from htsc_core.utils import progress, atomic_write_json, run_metadata
+from htsc_core.data.registry import load_split
+from htsc_core.data.video import read_frames, video_length
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +121,10 @@ def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback
     Frames are decoded at native size when ground truth exists (it is stored at the
     video's resolution), else at ``cfg.frame_size`` short side.
     """
-    from htsc_core.data.video import read_frames, video_length
-
     methods = parse_methods(methods)
     if max_videos is not None and int(max_videos) < 1:
         raise ValueError(f"max_videos={max_videos}; expected >= 1 or None")
     if records is None:
-        from htsc_core.data.registry import load_split
-
         records = load_split(cfg, subset)[0]
     recs = list(records)[: int(max_videos)] if max_videos else list(records)
     if not recs:
@@ -140,7 +137,7 @@ def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback
     per_video = {m: {"epe": [], "photometric": [], "ms_per_pair": []} for m in methods}
     resolutions: set[str] = set()
     videos = 0
-    for rec in tqdm(recs, desc="flow eval", unit="video", disable=progress_disabled()):
+    for rec in progress(recs, desc="flow eval", unit="video"):
         gtp = gt_path(cfg.data_root, rec.video_id)
         try:
             n = video_length(rec.path)
@@ -200,8 +197,6 @@ def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback
 
 def write_flow_eval(path: str | Path, rows: list[dict], cfg, **extra) -> Path:
     """Rows plus run metadata as JSON (atomic)."""
-    from htsc_core.utils import atomic_write_json, run_metadata
-
     return atomic_write_json(path, {"rows": rows, "metadata": run_metadata(cfg), **extra})
 
 

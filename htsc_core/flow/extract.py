@@ -3,7 +3,7 @@
 The two-stream baseline of paper Table 3 (and the "two-stream" row of Table 5) trains
 its temporal CNN on pre-computed TV-L1 flow. For every video of train/val/test we
 decode all frames at ``cfg.frame_size`` (short side), run :class:`TVL1Estimator`
-frame pair by frame pair and store denseflow-style JPEGs (:mod:`htsc_core.flow.storage`).
+frame pair by frame pair and store denseflow-style JPEGs (:mod:`htsc_core.data.flow_storage`).
 
 Resumable: a video whose ``.complete`` marker exists is skipped; one without it is
 recomputed from scratch (stale temp files of an interrupted run are removed first).
@@ -18,10 +18,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from collections.abc import Iterable, Sequence
 
-from tqdm.auto import tqdm
-
 from htsc_core import utils
-from htsc_core.flow import storage
+from htsc_core.data import flow_storage as storage
+from htsc_core.data.registry import load_split
+from htsc_core.data.video import read_frames, video_length
+from htsc_core.flow.estimators import TVL1Estimator
+from htsc_core.utils import atomic_write_json, run_metadata
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +42,6 @@ def tvl1_params(cfg) -> dict:
 SUMMARY_NAME = "extract_summary.json"
 
 
-def progress_disabled() -> bool:
-    """The project's one progress switch, TQDM_DISABLE (:func:`htsc_core.utils.progress_disabled`)."""
-    return utils.progress_disabled()
-
-
 def default_flow_root(cfg) -> Path:
     return Path(cfg.data_root).expanduser() / "flow_tvl1"
 
@@ -61,9 +58,6 @@ def extract_video(path: str | Path, video_id: str, flow_root: str | Path, frame_
 
     status is "done", "skipped" (already complete) or "failed" (error names the file).
     """
-    from htsc_core.data.video import read_frames, video_length
-    from htsc_core.flow.estimators import TVL1Estimator
-
     row = {"video_id": video_id, "path": str(path), "status": "done", "bytes": 0, "pairs": 0, "error": None}
     if storage.is_complete(flow_root, video_id):
         row["status"] = "skipped"
@@ -101,8 +95,6 @@ def _worker(args: tuple) -> dict:
 
 def dataset_records(cfg, subsets: Sequence[str] = ("train", "val", "test")) -> list:
     """Every video of ``subsets`` (deduplicated by video_id, in split order)."""
-    from htsc_core.data.registry import load_split
-
     seen, records = set(), []
     for subset in subsets:
         for rec in load_split(cfg, subset)[0]:
@@ -119,8 +111,6 @@ def extract_flow(cfg, out: str | Path | None = None, workers: int = 1, limit: in
     ``workers`` processes run videos in parallel (1 = in-process, the benchmark-friendly
     path); ``threads`` is OpenCV's thread count inside each; ``limit`` keeps the first N videos.
     """
-    from htsc_core.utils import atomic_write_json, run_metadata
-
     if int(workers) < 1:
         raise ValueError(f"workers={workers}; expected >= 1")
     if limit is not None and int(limit) < 0:
@@ -134,7 +124,7 @@ def extract_flow(cfg, out: str | Path | None = None, workers: int = 1, limit: in
     jobs = [(r.path, r.video_id, flow_root, cfg.frame_size, threads, CHUNK_FRAMES, params) for r in recs]
     t0 = time.perf_counter()
     rows: list[dict] = []
-    bar = tqdm(total=len(jobs), desc="TV-L1 flow", unit="video", disable=progress_disabled())
+    bar = utils.progress(total=len(jobs), desc="TV-L1 flow", unit="video")
     if int(workers) == 1:
         for job in jobs:
             rows.append(_worker(job))

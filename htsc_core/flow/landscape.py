@@ -19,6 +19,10 @@ import torch.nn.functional as F
 
 from htsc_core.models import flow_losses as fl
 from htsc_core.models.motionnet import FLOW_SCALES, flow_resolution
+from htsc_core.data.registry import load_split
+from htsc_core.data.video import read_frames, video_length
+from htsc_core.flow.estimators import load_motionnet
+from htsc_core.flow.evaluate import gt_path, load_gt
 
 FACTORS = (0.0, 0.4, 0.6, 0.8, 0.9, 1.0, 1.1, 1.25)
 LANDSCAPE_SCALES = (1, 2, 3, 4)  # 1 = the input resolution; 2..4 = MotionNet's flow2..flow4 grids
@@ -38,10 +42,6 @@ def loss_landscape(cfg, checkpoint=None, factors: Sequence[float] = FACTORS, max
     video of ``subset`` that has ground-truth flow (``ROOT/flow_gt``); frames at native size, cropped
     to a multiple of 32.
     """
-    from htsc_core.data.registry import load_split
-    from htsc_core.data.video import read_frames, video_length
-    from htsc_core.flow.evaluate import gt_path, load_gt
-
     records = [r for r in load_split(cfg, subset)[0] if gt_path(cfg.data_root, r.video_id).is_file()]
     if not records:
         raise ValueError(f"loss landscape: no {subset} video under {cfg.data_root} has ground-truth flow "
@@ -49,8 +49,6 @@ def loss_landscape(cfg, checkpoint=None, factors: Sequence[float] = FACTORS, max
     records = records[:: max(1, len(records) // max_videos)][:max_videos]
     model = None
     if checkpoint is not None:
-        from htsc_core.flow.estimators import load_motionnet
-
         model = load_motionnet(checkpoint, cfg).eval()
     L = cfg.stack_length
     sums: dict[tuple[int, float | None], list[np.ndarray]] = {}

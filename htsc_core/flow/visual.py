@@ -5,6 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from htsc_core.data.registry import load_split
+from htsc_core.data.video import read_frames, video_length
+from htsc_core.flow.estimators import TVL1Estimator, load_motionnet
+from htsc_core.flow.evaluate import gt_path
+from htsc_core.models.motionnet import FLOW_SCALES, SCALES, flow_in_pixels
 
 
 def example_flows(cfg, checkpoint: str | Path, video: int = 0, pairs: int = 3) -> dict:
@@ -14,12 +19,6 @@ def example_flows(cfg, checkpoint: str | Path, video: int = 0, pairs: int = 3) -
     ground truth (synthetic set only), MotionNet and TV-L1, and ``scales``: MotionNet's
     first pair at each of its five output scales, in pixels of that scale's grid.
     """
-    from htsc_core.data.registry import load_split
-    from htsc_core.data.video import read_frames, video_length
-    from htsc_core.flow.estimators import TVL1Estimator, load_motionnet
-    from htsc_core.flow.evaluate import gt_path
-    from htsc_core.models.motionnet import FLOW_SCALES, SCALES, flow_in_pixels
-
     records = load_split(cfg, "test")[0]
     rec = records[video % len(records)]
     n = video_length(rec.path)

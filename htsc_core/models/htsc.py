@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from htsc_core.fusion import TEMPORAL_WEIGHT  # spatial + 1.5 x temporal, the HTS protocol
 from htsc_core.models.cln import CollaborativeLearning
 from htsc_core.models.temporal import HiddenTemporalStream
 from htsc_core.models.vgg import VGG16
 
-HTS_TEMPORAL_WEIGHT = 1.5  # Hidden Two-Stream protocol (after TSN): spatial + 1.5 x temporal
 
 Timer = Callable[[str], AbstractContextManager]
 
@@ -122,7 +122,7 @@ class HTSC(nn.Module):
         hidden = self.hidden_temporal(flat, timer=timer)  # MotionNet -> flow_to_cnn_input -> VGG16
         with step("fusion"):
             s, o = video_scores(logits_s, B), video_scores(hidden["logits"], B)  # (B, M) each
-            out = {"spatial": s, "temporal": o, "hts": s + HTS_TEMPORAL_WEIGHT * o}
+            out = {"spatial": s, "temporal": o, "hts": s + TEMPORAL_WEIGHT * o}
         if self.cln is None or not with_cln:
             return out
         with step("cln"):
@@ -130,7 +130,7 @@ class HTSC(nn.Module):
             fo = segment_features(hidden["fc7"], B, segments)  # (B, S, d)
             heads = self.cln(fs, fo)  # Eq. 7-9
             cs, co = heads["logits_s"].float().softmax(-1), heads["logits_o"].float().softmax(-1)
-            out.update(cln_s=cs, cln_o=co, cln=cs + HTS_TEMPORAL_WEIGHT * co, c_s=heads["c_s"], c_o=heads["c_o"],
+            out.update(cln_s=cs, cln_o=co, cln=cs + TEMPORAL_WEIGHT * co, c_s=heads["c_s"], c_o=heads["c_o"],
                        fc7_s=fs, fc7_o=fo)
         if self.awl_weights is not None:
             with step("awl"):

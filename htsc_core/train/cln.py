@@ -1,7 +1,7 @@
 """Stage 5: the collaborative learning network (paper sec. 3.2, 4.2.2) on the streams' cached fc7 features.
 
 The features are those of the trained spatial and hidden temporal streams under the test protocol
-(S centre segments, mean over crops), saved by :func:`htsc_core.scores.extract_scores`. The paper
+(S centre segments, mean over crops), saved by :func:`htsc_core.train.scores.extract_scores`. The paper
 does not say whether the CLN is trained jointly with the streams; we train it on frozen features
 (docs/DESIGN.md section 3).
 """
@@ -15,7 +15,7 @@ from torch import nn
 
 from htsc_core.config import Config
 from htsc_core.models.cln import CollaborativeLearning, cln_loss
-from htsc_core.scores import align_streams, extract_scores, load_scores, scores_path
+from htsc_core.train.scores import align_streams, extract_scores, load_scores, scores_path
 from htsc_core.train.engine import Trainer, load_checkpoint, load_state
 from htsc_core.train.streams import correct_count, make_optimizer, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz

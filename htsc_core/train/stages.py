@@ -6,7 +6,7 @@
                 cross-entropy + the flow losses, MotionNet at a much lower learning rate.
 4. ``tvl1``     the classic two-stream baseline: the 20-channel VGG16 on stored TV-L1 flow.
 5. ``cln``      the collaborative learning network on the two streams' fc7 features (sec. 3.2);
-                :mod:`htsc_core.train.cln`, on the features :mod:`htsc_core.scores` extracts.
+                :mod:`htsc_core.train.cln`, on the features :mod:`htsc_core.train.scores` extracts.
 6. ``rgbdiff``  TSN's cheapest motion baseline (Wang et al. 2016, sec. 3.2): the 3(D-1)-channel VGG16 on stacked
                 differences of D consecutive RGB frames, cross-modality initialised from the spatial stream
                 (docs/RGBDIFF.md).
@@ -23,16 +23,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from htsc_core.cli import add_config_arguments, config_from_args
+from htsc_core.cli_args import add_config_arguments, config_from_args
 from htsc_core.config import Config
 from htsc_core.data.dataset import VideoDataset, make_loader
 from htsc_core.data.registry import load_split, test_split_sealed
 from htsc_core.models.flow_losses import MotionNetLoss
 from htsc_core.models.vgg import require_pretrained
 from htsc_core.train.cln import train_cln
-from htsc_core.train.engine import Trainer, is_distributed, shutdown_distributed
+from htsc_core.train.engine import Trainer, is_distributed, shutdown_distributed, is_main_process
 from htsc_core.train.streams import (MODALITY, build_stream, classification_loss, consensus, correct_count, flow_root,
                                      imagenet_needed, make_optimizer, num_classes, run_dir)
+from htsc_core.data.check import log_excluded
+from htsc_core.data.video import clip_cache
 
 __all__ = ["STAGES", "MODALITY", "train", "run_dir", "flow_root", "build_stream", "num_classes", "image_step",
            "motion_step", "temporal_step", "flow_loss", "stage_step", "stage_data_config", "consensus", "correct_count",
@@ -145,9 +147,6 @@ def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
     torch.manual_seed(cfg.seed)
     train_records, _ = load_split(cfg, "train")
     val_records, _ = load_split(cfg, "val")
-    from htsc_core.data.check import log_excluded
-    from htsc_core.train.engine import is_main_process
-
     if is_main_process():  # the videos the dataset screen left out, beside those that fail while loading
         log_excluded(cfg, out / "skipped.jsonl")
     kw = dict(modalities=MODALITY[stage], skip_log=out / "skipped.jsonl",
@@ -158,8 +157,6 @@ def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
         # clips are decoded once and kept (about 85 MB for the default synthetic set's training and validation
         # videos) in the main process, instead of once per epoch in a worker (docs/SYNTHETIC.md section 6);
         # only while this stage trains
-        from htsc_core.data.video import clip_cache
-
         cache = clip_cache(cfg.clip_cache_mb << 20)
         data_cfg = data_cfg.replace(num_workers=0)
     train_set = VideoDataset(train_records, data_cfg, mode="train", **kw)

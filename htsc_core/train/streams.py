@@ -4,7 +4,7 @@ One place for: the input modality of each stream (:data:`MODALITY`), the run dir
 stage, the class count of a dataset (:func:`num_classes`), the classification loss
 (:func:`htsc_core.models.losses.classification_loss`), TSN consensus, and what "adam" means
 (:func:`make_optimizer`). :mod:`htsc_core.train.stages` (training), :mod:`htsc_core.train.cln`
-(the CLN stage) and :mod:`htsc_core.scores` (testing) build on it.
+(the CLN stage) and :mod:`htsc_core.train.scores` (testing) build on it.
 """
 from __future__ import annotations
 

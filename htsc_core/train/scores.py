@@ -26,7 +26,6 @@ from htsc_core.train.streams import MODALITY, build_stream, flow_root, num_class
 from htsc_core.utils import atomic_save_npz, resolve_device
 
 STREAMS = ("spatial", "temporal", "tvl1", "rgbdiff")  # stage names of the CNN streams (rgbdiff: TSN RGB difference)
-SUBSETS = ("train", "val", "test")
 
 
 def scores_path(cfg: Config, subset: str, stream: str) -> Path:

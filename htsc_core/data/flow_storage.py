@@ -11,6 +11,10 @@ clipped to [-bound, bound], mapped linearly to [0, 255], rounded and written as 
 
 Every file is written atomically (temp file + ``os.replace``) and ``.complete`` only
 after every pair, so a video without it is treated as not extracted.
+
+The format is data: :mod:`htsc_core.flow.extract` writes it, the dataset
+(:mod:`htsc_core.data.dataset`, modality ``"flow"``) reads it, so it lives in the data layer,
+below both (docs/CONTRACTS.md, "Layers").
 """
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""Stored TV-L1 flow (htsc_core/flow/storage.py): denseflow quantisation, JPEG round trip, files."""
+"""Stored TV-L1 flow (htsc_core/data/flow_storage.py): denseflow quantisation, JPEG round trip, files."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
 
-from htsc_core.flow import storage
+from htsc_core.data import flow_storage as storage
 
 STEP = 40.0 / 255.0  # one quantisation level at bound 20
 
