@@ -36,10 +36,14 @@ study: $(STAMP)
 # The notebooks are committed with the smoke profile's outputs; nbval re-runs them (fresh runs/smoke)
 # and fails when a check fails or a stable output changes.
 test: smoke-data
-	$(BIN)/ruff check htsc_core tests
-	rm -rf runs/smoke results/smoke
-	TQDM_DISABLE=1 $(BIN)/python -m pytest -q --durations=15 tests
-	TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks
+	$(BIN)/ruff check htsc_core tests notebooks
+	rm -rf runs/smoke results/smoke .nbval.log
+	# The notebooks under nbval (runs/smoke, results/smoke) and the tests (temporary folders, two xdist workers)
+	# share no files, so they run side by side on the two cores; nbval's report is printed after the tests'.
+	TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
+		notebooks > .nbval.log 2>&1 & nbval=$$!; \
+	TQDM_DISABLE=1 $(BIN)/python -m pytest -q -n 2 --durations=15 tests; tests=$$?; \
+	wait $$nbval; notebooks=$$?; echo "--- notebooks under nbval"; cat .nbval.log; exit $$(( tests || notebooks ))
 
 # Re-execute the committed notebooks in place with their default (smoke) parameters, for nbval.
 notebooks: smoke-data

@@ -27,13 +27,21 @@ NOTEBOOKS = ROOT / "notebooks"
 def _ipc_kernel_manager():
     """A kernel manager that talks to the notebook's kernel over local IPC sockets rather than plain TCP:
     nothing crosses the network, and ipykernel has no "running over TCP without encryption" warning to
-    print for every notebook."""
+    print for every notebook. Each kernel's sockets live in a fresh private folder, so runs side by side
+    (two test workers, two users) never share a socket path."""
+    import atexit
+    import shutil
+    import tempfile
+
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kw):
             super().__init__(**kw)
+            folder = tempfile.mkdtemp(prefix="htsc-kernel-")
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the sockets go with the kernel
             self.transport = "ipc"
+            self.ip = str(Path(folder) / "kernel")
 
     return IPCKernelManager
 

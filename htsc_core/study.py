@@ -234,10 +234,11 @@ def conclude(records: Sequence[dict | None]) -> None:
         print(text)
 
 
-def check(cfg: Config, name: str, holds: bool, detail: str) -> None:
+def check(cfg: Config | None, name: str, holds: bool, detail: str) -> None:
     """An invariant (data integrity, parity with a reference): printed, and an error when it fails.
 
-    Not a paper claim, so not in claims.json; learning outcomes go through the functions above.
+    The notebooks' one way to state an invariant (no bare ``assert``). Not a paper claim, so not in
+    claims.json; learning outcomes go through the functions above. ``cfg`` may be None (notebook 09).
     """
     print(f"[{'OK' if holds else 'FAILED'}] {name}: {detail}")
     if not holds:

@@ -128,7 +128,8 @@ class HTSC(nn.Module):
         with step("cln"):
             fs = segment_features(fc7_s, B, segments)  # (B, S, d)
             fo = segment_features(hidden["fc7"], B, segments)  # (B, S, d)
-            heads = self.cln(fs, fo)  # Eq. 7-9
+            with torch.autocast(fs.device.type, enabled=False):  # trained in fp32 (train/cln.py): scored in fp32
+                heads = self.cln(fs.float(), fo.float())  # Eq. 7-9
             cs, co = heads["logits_s"].float().softmax(-1), heads["logits_o"].float().softmax(-1)
             out.update(cln_s=cs, cln_o=co, cln=cs + TEMPORAL_WEIGHT * co, c_s=heads["c_s"], c_o=heads["c_o"],
                        fc7_s=fs, fc7_o=fo)

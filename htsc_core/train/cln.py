@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from htsc_core.config import Config
+from htsc_core.fusion import TEMPORAL_WEIGHT
 from htsc_core.models.cln import CollaborativeLearning, cln_loss
 from htsc_core.train.scores import align_streams, extract_scores, load_scores, scores_path
 from htsc_core.train.engine import Trainer, load_checkpoint, load_state
@@ -62,7 +63,8 @@ def train_cln(cfg: Config, resume: bool = True, device: str | None = None) -> Pa
 
     def step(m: nn.Module, batch: dict):
         out = m(batch["fs"], batch["fo"])
-        fused = out["logits_s"].softmax(-1) + out["logits_o"].softmax(-1)
+        # accuracy as the reported HTS + CLN row fuses the heads: spatial + 1.5 x temporal (fusion.TEMPORAL_WEIGHT)
+        fused = out["logits_s"].softmax(-1) + TEMPORAL_WEIGHT * out["logits_o"].softmax(-1)
         return cln_loss(out, batch["label"]), {"correct": correct_count(fused, batch["label"]),
                                                "count": batch["label"].shape[0]}
 
@@ -71,7 +73,9 @@ def train_cln(cfg: Config, resume: bool = True, device: str | None = None) -> Pa
     trainer = Trainer(out_dir, "cln", model, optimizer, step,
                       lambda e: _cln_loader(fs, fo, y, cfg.batch_size,
                                             torch.Generator().manual_seed(cfg.seed * 1000 + e)),
-                      cfg.epochs_cln, seed=cfg.seed, device=device or cfg.device, amp=False,
+                      # best.pt: the epoch with the lowest validation loss (both heads' cross-entropy over every
+                      # validation video), not the noisy maximum of a small validation accuracy (docs/DESIGN.md 3)
+                      cfg.epochs_cln, seed=cfg.seed, device=device or cfg.device, amp=False, monitor="loss",
                       val_loader=_cln_loader(vfs, vfo, vy, 256, None), config=cfg.to_dict())
     trainer.fit(resume=resume)
     return out_dir
