@@ -62,14 +62,14 @@ class Config:
     # decoupled weight_decay, as everywhere: train/streams.make_optimizer; MotionNet and the CLN always use it)
     # (CPU profiles: from-scratch VGG16 barely learned with SGD in their epoch budget; measured)
     batch_size: int = 16
-    num_workers: int = 1  # decoding is cheap at 80 px; more workers oversubscribe 2 cores
+    num_workers: int = 1  # decoding is cheap at 64 px; more workers oversubscribe 2 cores
     clip_cache_mb: int = 1024  # decode each training clip once and keep it (main process) up to this many MB;
     # short CPU-profile clips made decoding bound the MotionNet epochs (docs/SYNTHETIC.md); 0 = off
     epochs_spatial: int = 20  # validation accuracy flat from about epoch 15 (docs/SYNTHETIC.md section 10)
     epochs_motion: int = 250  # x 15 steps of 16 stacks = 3750 Adam steps; EPE still falls (docs/SYNTHETIC.md 7)
-    epochs_temporal: int = 30  # 16 epochs: training accuracy still rising (measured, docs/SYNTHETIC.md 10)
-    epochs_tvl1: int = 30  # still rising at epoch 20 (measured)
-    epochs_rgbdiff: int = 15  # TSN RGB-difference stream: the spatial recipe (same epochs as epochs_spatial for now)
+    epochs_temporal: int = 30  # training accuracy was still rising at 16 epochs (docs/SYNTHETIC.md 10)
+    epochs_tvl1: int = 30  # training accuracy was still rising at epoch 20 (docs/SYNTHETIC.md 10)
+    epochs_rgbdiff: int = 15  # TSN RGB-difference stream (docs/RGBDIFF.md), initialised from the trained spatial one
     epochs_cln: int = 30
     lr_spatial: float = 3e-4
     lr_motion: float = 1e-3  # Adam, unsupervised MotionNet pre-training
