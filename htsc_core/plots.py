@@ -399,6 +399,7 @@ def loss_landscape(rows: Sequence[dict], path=None):
     ax.axvline(1.0, color="k", lw=0.6)
     ax.set(xlabel="factor a (flow = a x ground truth)", ylabel="loss / loss at the truth",
            title="Eq. 1-2 loss around the true flow (dashed: trained MotionNet)")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # no rows (or none at the truth): an empty panel, no empty legend
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
