@@ -22,7 +22,7 @@ from scipy.stats import binomtest
 from htsc_core import stats, tables
 from htsc_core.analysis import family_correct, metric
 from htsc_core.config import Config, from_params
-from htsc_core.utils import atomic_write_json, atomic_write_text, run_metadata, seed_everything
+from htsc_core.utils import atomic_write_json, atomic_write_text, progress_disabled, run_metadata, seed_everything
 from htsc_core.utils import fmt_table  # noqa: F401 - the notebooks print tables with study.fmt_table
 from htsc_core.train.stages import run_dir, train
 
@@ -256,8 +256,6 @@ def quiet() -> None:
     import warnings
 
     from tqdm import TqdmWarning
-
-    from htsc_core.utils import progress_disabled
 
     if progress_disabled():
         warnings.filterwarnings("ignore", category=TqdmWarning)
