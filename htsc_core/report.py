@@ -44,6 +44,9 @@ def results_markdown(results_dir: Path) -> str:
                      f"{meta['total_seconds'] / 60:.1f} min in all).")
         lines.append("")
         lines += [time_split(meta), "", imagenet_note(p), ""]
+        machine = precision_note(results_dir)
+        if machine:
+            lines += [machine, ""]
     for name, title in TABLES:
         path = results_dir / "tables" / f"{name}.csv"
         if path.exists():
@@ -73,6 +76,18 @@ def imagenet_note(params: dict) -> str:
     why = (f"as the {profile} profile sets it" if value == default
            else f"set for this run; the {profile} profile's default is {'on' if default else 'off'}")
     return f"ImageNet initialisation: {state} (pretrained={str(value).lower()}, {why})."
+
+
+def precision_note(results_dir: Path) -> str:
+    """The precision the networks ran in and the CPU that ran them, from a metrics file's ``meta``
+    (``precision.precision_metadata``); empty for results made before the meta recorded them."""
+    for path in sorted((results_dir / "metrics").glob("0*.json")):
+        meta = json.loads(path.read_text()).get("meta", {})
+        if "precision" in meta:
+            native = "native bf16" if meta.get("bf16_native_cpu") else "no native bf16"
+            forced = ", HTSC_FP32=1" if meta.get("fp32_forced") else ""
+            return f"Precision: {meta['precision']} on {meta.get('cpu_model', 'an unnamed CPU')} ({native}{forced})."
+    return ""
 
 
 def time_split(meta: dict) -> str:

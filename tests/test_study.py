@@ -115,3 +115,11 @@ def test_metrics_meta_records_precision_and_cpu(tmp_path, monkeypatch):
         meta = json.loads((tmp_path / "results" / "metrics" / "m.json").read_text())["meta"]
         assert meta["bf16_native_cpu"] is expected_native and meta["fp32_forced"] is (switch == "1")
         assert meta["precision"] == ("bf16" if expected_native else "fp32") and meta["cpu_model"]
+
+
+def test_results_header_states_precision_and_cpu(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    assert report.precision_note(tmp_path) == ""  # results made before the meta recorded it
+    meta = {"precision": "fp32", "cpu_model": "Test CPU", "bf16_native_cpu": False, "fp32_forced": True}
+    (tmp_path / "metrics" / "00_data.json").write_text(json.dumps({"metrics": {}, "meta": meta}))
+    assert report.precision_note(tmp_path) == "Precision: fp32 on Test CPU (no native bf16, HTSC_FP32=1)."
