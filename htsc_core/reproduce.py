@@ -195,34 +195,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def aggregate_seeds(results_dir: Path, seed_dirs: list[Path], seeds: list[int]) -> Path:
-    """``tables/seeds.csv``: each Table 3/4 and per-family value's mean, sample std and per-seed values
-    across the seeds' runs (beside the bootstrap intervals of the main run, which are within-run)."""
-    import csv
-    import statistics
+    """After a ``--seeds N`` run: ``tables/seeds.csv``, the seed-aware ``claims.json`` (:mod:`htsc_core.seeds`)
+    and the seeds in the run record; returns the seed table's path."""
+    from htsc_core import seeds as across_seeds
 
-    rows = []
-    for table in ("table4", "table3", "per_family"):
-        per_seed = []
-        for d in seed_dirs:
-            path = d / "tables" / f"{table}.csv"
-            per_seed.append({r["method"]: r for r in csv.DictReader(path.open())} if path.exists() else {})
-        if not per_seed or not per_seed[0]:
-            continue
-        columns = ["ours"] if table != "per_family" else [c for c in next(iter(per_seed[0].values())) if
-                                                            c not in ("method",) and not c.startswith(("ci_", "n_"))
-                                                            and "_ci_" not in c]
-        for method in per_seed[0]:
-            for col in columns:
-                vals = [float(t[method][col]) for t in per_seed if method in t and t[method].get(col) not in ("", None)]
-                if not vals:
-                    continue
-                rows.append({"table": table, "method": method, "column": col, "n_seeds": len(vals),
-                             "mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
-                             "values": " ".join(f"{v:.4f}" for v in vals)})
-    lines = ["table,method,column,n_seeds,mean,std,values"]
-    lines += [f"{r['table']},{r['method']},{r['column']},{r['n_seeds']},{r['mean']:.4f},{r['std']:.4f},{r['values']}"
-              for r in rows]
-    out = atomic_write_text(results_dir / "tables" / "seeds.csv", "\n".join(lines) + "\n")
+    out = across_seeds.seeds_table(seed_dirs)
+    if all((Path(d) / "metrics" / "claims.json").exists() for d in seed_dirs):
+        across_seeds.seed_aware_claims(seed_dirs, seeds)
     record = results_dir / "metrics" / "reproduce.json"
     if record.exists():
         atomic_write_json(record, {**json.loads(record.read_text()), "seeds": seeds,

@@ -12,6 +12,8 @@ decided by a paired analysis on the same test videos:
   McNemar test on the discordant videos (``mcnemar_exact``);
 - timing claims: repeated, interleaved measurements (at least 5 per pipeline),
   bootstrap interval of the ratio of means or medians (``ratio_ci``);
+- a claim over several training seeds scored on one test set: ``seed_aware_interval`` adds what a
+  reseed changes (the spread of the per-seed estimates) to the test-set sampling of each run;
 - ``verdict`` turns an interval into "holds" / "reversed" / "not resolved".
 
 A claim record (``claim_record``) has the keys claim, detail, verdict, estimate,
@@ -380,3 +382,34 @@ def seeds_summary(values) -> dict:
     if not np.all(np.isfinite(v)):
         raise ValueError("stats.py: seeds_summary: values contain NaN or inf")
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
+
+
+def seed_aware_interval(estimates, half_widths, level: float = 0.95) -> tuple[float, float, float, float]:
+    """Interval of a claim's estimate over S >= 2 training seeds that were all scored on ONE test set.
+
+    The mean over seeds m has two sources of error:
+      - what a reseed changes: the sample variance s_b^2 of the per-seed estimates, divided by S;
+      - test-set sampling: the seeds share the test videos, so this part does not average out over
+        seeds; its standard error se_w is taken from the per-seed within-run intervals
+        (mean half-width / z_{level}).
+    SE^2 = s_b^2 / S + se_w^2, and m +- t_{df} * SE with Welch-Satterthwaite degrees of freedom,
+    df = (S - 1) * SE^4 / (s_b^2 / S)^2 (the within-run part taken as known): with 3 seeds that
+    disagree, t is large (4.3 at df = 2); with seeds that agree, the interval tends to the within-run one.
+    Returns (mean, lo, hi, df); df is inf when the seeds agree exactly.
+    """
+    _check_level(level)
+    e = np.asarray(estimates, dtype=np.float64).ravel()
+    w = np.asarray(half_widths, dtype=np.float64).ravel()
+    if e.size < 2 or e.size != w.size:
+        raise ValueError(f"stats.py: seed_aware_interval needs >= 2 seeds with one half-width each; got "
+                         f"{e.size} estimates and {w.size} half-widths")
+    if not (np.all(np.isfinite(e)) and np.all(np.isfinite(w))) or np.any(w < 0):
+        raise ValueError("stats.py: seed_aware_interval: estimates and half-widths must be finite, widths >= 0")
+    s = e.size
+    between = float(e.var(ddof=1)) / s
+    within = (float(w.mean()) / float(_sps.norm.ppf(0.5 + level / 2))) ** 2
+    se2 = between + within
+    df = math.inf if between == 0 else (s - 1) * se2 ** 2 / between ** 2
+    q = float(_sps.norm.ppf(0.5 + level / 2)) if math.isinf(df) else float(_sps.t.ppf(0.5 + level / 2, df))
+    m = float(e.mean())
+    return m, m - q * math.sqrt(se2), m + q * math.sqrt(se2), df

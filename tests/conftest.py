@@ -26,3 +26,15 @@ def smoke_set_source(tmp_path_factory) -> Path:
 def smoke_set(smoke_set_source, tmp_path) -> Path:
     """A private copy of the smoke set that a test may write into (TV-L1 flow, caches)."""
     return Path(shutil.copytree(smoke_set_source, tmp_path / "synthetic-smoke"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow end-to-end runs first: pytest-xdist hands out tests round-robin in collection order, so the
+    four multi-minute ``reproduce`` runs start at once on both workers instead of one worker finishing a long
+    run alone at the end. Longest first (``slow(notebooks=N)``: how many notebooks the run executes), so the two
+    workers get similar loads; the sort is stable and the same on every worker, as xdist requires."""
+    def order(item):
+        slow = item.get_closest_marker("slow")
+        return (0, -slow.kwargs.get("notebooks", 0)) if slow else (1, 0)
+
+    items.sort(key=order)

@@ -26,8 +26,8 @@ SCORING = ("00", "01", "02", "03", "04", "05")
 NOTEBOOKS = {"ucf101": SCORING, "hmdb51": SCORING, "thumos14": (*SCORING, "06", "07")}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("dataset", sorted(TREES))
+@pytest.mark.parametrize("dataset", [pytest.param(d, marks=pytest.mark.slow(notebooks=len(NOTEBOOKS[d])))
+                                     for d in sorted(TREES)])
 def test_reproduce_smoke_on_a_real_layout(tmp_path, dataset):
     root, bad = TREES[dataset](tmp_path / dataset)
     results, runs = tmp_path / "results", tmp_path / "runs"

@@ -12,6 +12,9 @@ from htsc_core.bench.table5 import TABLE5_COLUMNS
 from htsc_core.tables import TABLE3_COLUMNS, TABLE_COLUMNS
 
 ENV = {**os.environ, "TQDM_DISABLE": "1"}
+# Every notebook that depends on the dataset (09 does not: it scores the release's vendored UCF101 scores).
+NOTEBOOKS = [p.name[:2] for p in sorted((Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+             if not p.name.startswith("09")]
 
 
 def _htsc(*args, check=True):
@@ -19,13 +22,16 @@ def _htsc(*args, check=True):
                           text=True, timeout=900, check=check)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(notebooks=len(NOTEBOOKS))
 def test_reproduce_smoke_writes_tables_figures_and_html(tmp_path, smoke_set):
     data, results, runs = smoke_set, tmp_path / "results", tmp_path / "runs"
-    out = _htsc("reproduce", "--profile", "smoke", "--data-root", data, "--results-dir", results, "--runs-dir", runs)
+    # Notebook 09 scores the release's vendored UCF101 scores whatever the dataset: nbval runs it once, and
+    # tests/test_reproduce_records.py checks that reproduce points it at --results-dir.
+    out = _htsc("reproduce", "--profile", "smoke", "--data-root", data, "--results-dir", results, "--runs-dir", runs,
+                "--only", *NOTEBOOKS)
     assert "all notebooks done" in out.stdout
     assert "without encryption" not in out.stderr  # kernels over IPC: no plain-TCP warning per notebook
-    notebooks = len(list((Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+    notebooks = len(NOTEBOOKS)
     assert out.stdout.count(".ipynb done in ") == notebooks  # one progress line per notebook
     expected = {
         "table3": list(TABLE3_COLUMNS),
@@ -52,7 +58,6 @@ def test_reproduce_smoke_writes_tables_figures_and_html(tmp_path, smoke_set):
             assert float(row["ci_low"]) <= float(row["ours"]) <= float(row["ci_high"])
     claims = json.loads((results / "metrics" / "claims.json").read_text())
     assert all(c["verdict"] in ("holds", "reversed", "not resolved") for c in claims)
-    assert (results / "hts_release" / "tables" / "fusion.csv").exists()  # notebook 09 wrote under the smoke results
     html = (results / "06_table4.html").read_text()
     assert "<title>06_table4</title>" in html and str(Path(__file__).parents[1]) not in html
 

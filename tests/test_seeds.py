@@ -1,0 +1,96 @@
+"""Seed-aware intervals and verdicts (htsc_core.seeds, stats.seed_aware_interval), issue 23."""
+import json
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from htsc_core import seeds, stats
+
+
+def test_seeds_that_agree_give_the_within_run_interval():
+    m, lo, hi, df = stats.seed_aware_interval([0.3, 0.3, 0.3], [0.05, 0.05, 0.05])
+    assert df == float("inf") and (m, lo, hi) == pytest.approx((0.3, 0.25, 0.35))
+
+
+def test_without_test_noise_it_is_the_t_interval_of_the_seeds():
+    est = [0.61, 0.52, 0.50]
+    m, lo, hi, df = stats.seed_aware_interval(est, [0.0, 0.0, 0.0])
+    ref = sps.t.interval(0.95, 2, loc=np.mean(est), scale=sps.sem(est))  # scipy's one-sample t interval
+    assert df == pytest.approx(2.0) and (lo, hi) == pytest.approx(ref)
+
+
+def test_hand_computed_welch_satterthwaite():
+    # between = var([.1,.2,.3]) / 3 = 0.01 / 3; within = (0.05 / 1.959964)^2; df = 2 * se2^2 / between^2
+    between, within = 0.01 / 3, (0.05 / 1.959964) ** 2
+    se2 = between + within
+    df = 2 * se2 ** 2 / between ** 2
+    half = sps.t.ppf(0.975, df) * se2 ** 0.5
+    m, lo, hi, got_df = stats.seed_aware_interval([0.1, 0.2, 0.3], [0.05] * 3)
+    assert got_df == pytest.approx(df, rel=1e-6) and (lo, hi) == pytest.approx((0.2 - half, 0.2 + half), rel=1e-6)
+
+
+def test_coverage_when_seeds_and_a_shared_test_set_both_vary():
+    """Simulated study: a true difference 0, a per-seed effect (sd 0.04) and ONE test-set error shared by
+    the seeds (sd 0.02, known to each run as its 95% half-width). The interval must cover 0 about 95% of
+    the time; the within-run interval of one seed alone covers far less."""
+    rng = np.random.default_rng(0)
+    sims, s, sd_b, sd_w = 2000, 3, 0.04, 0.02
+    hw = 1.959964 * sd_w
+    covered = alone = 0
+    for _ in range(sims):
+        est = rng.normal(0, sd_b, s) + rng.normal(0, sd_w)
+        _, lo, hi, _ = stats.seed_aware_interval(est, [hw] * s)
+        covered += lo <= 0 <= hi
+        alone += est[0] - hw <= 0 <= est[0] + hw
+    assert covered / sims >= 0.93
+    assert alone / sims < 0.7  # one model's test-set interval: P(|N(0, .045)| < .039) = 0.62
+
+
+@pytest.mark.parametrize("bad", [([0.1], [0.01]), ([0.1, 0.2], [0.01]), ([0.1, float("nan")], [0.1, 0.1]),
+                                 ([0.1, 0.2], [0.1, -0.1])])
+def test_bad_input_is_an_error(bad):
+    with pytest.raises(ValueError, match="seed_aware_interval"):
+        stats.seed_aware_interval(*bad)
+
+
+def _claim(name, est, ci, verdict, n=360, kind="greater", **extra):
+    return {"claim": name, "detail": "d", "verdict": verdict, "estimate": est, "ci": ci, "p": 0.01, "n": n,
+            "strict": False, "kind": kind, "margin": 0.0, **extra}
+
+
+def test_seed_aware_claims_restate_each_claim_over_the_seeds(tmp_path):
+    runs = {
+        0: [_claim("steady", 0.10, [0.05, 0.15], "holds"), _claim("lucky", 0.08, [0.02, 0.14], "holds"),
+            _claim("timing", 3.0, [2.5, 3.5], "holds", n=6, measure="timing"),
+            _claim("four classes", 0.5, [0.2, 0.5], "holds", n=4)],
+        1: [_claim("steady", 0.12, [0.07, 0.17], "holds"), _claim("lucky", -0.06, [-0.12, 0.0], "not resolved"),
+            _claim("timing", 1.0, [0.5, 1.5], "holds", n=6, measure="timing"),
+            _claim("four classes", 0.5, [0.2, 0.5], "not resolved", n=4)],
+        2: [_claim("steady", 0.11, [0.06, 0.16], "holds"), _claim("lucky", 0.01, [-0.05, 0.07], "not resolved"),
+            _claim("timing", 1.0, [0.5, 1.5], "holds", n=6, measure="timing"),
+            _claim("four classes", 0.5, [0.2, 0.5], "holds", n=4)],
+    }
+    dirs = []
+    for seed, claims in runs.items():
+        d = tmp_path / f"seed{seed}"
+        (d / "metrics").mkdir(parents=True)
+        (d / "metrics" / "claims.json").write_text(json.dumps(claims))
+        dirs.append(d)
+    seeds.seed_aware_claims(dirs, [0, 1, 2])
+    out = {c["claim"]: c for c in json.loads((dirs[0] / "metrics" / "claims.json").read_text())}
+    assert out["steady"]["verdict"] == "holds" and out["steady"]["seeds"] == 3
+    assert out["steady"]["estimate"] == pytest.approx(0.11)
+    assert out["lucky"]["verdict"] == "not resolved"  # held for seed 0 only: the reseed spread swallows it
+    assert out["lucky"]["per_seed"]["verdicts"] == ["holds", "not resolved", "not resolved"]
+    assert out["timing"]["seeds"] == 1 and out["timing"]["estimate"] == 3.0  # its own rule: the main run's record
+    assert out["four classes"]["verdict"] == "not resolved"  # n = 4: one seed's exact test did not reach it
+    kept = json.loads((dirs[0] / "metrics" / "claims_seed0.json").read_text())
+    assert [c["estimate"] for c in kept] == [0.10, 0.08, 3.0, 0.5]
+
+
+def test_a_seed_without_claims_is_named(tmp_path):
+    (tmp_path / "a" / "metrics").mkdir(parents=True)
+    (tmp_path / "a" / "metrics" / "claims.json").write_text("[]")
+    with pytest.raises(FileNotFoundError, match="b/metrics/claims.json"):
+        seeds.seed_aware_claims([tmp_path / "a", tmp_path / "b"], [0, 1])
