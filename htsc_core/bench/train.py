@@ -317,7 +317,7 @@ def precision_comparison(cfg: Config, stages=("spatial", "motion"), runs_base: s
     ``<results_dir>/metrics/bf16_vs_fp32.json``; stages already in it and not rerun are kept) holds the
     runs' validation summaries, the test outcomes and the claims. Speed is ``htsc bench train``'s job: the
     runs share one process, whose state changes epoch times (the bf16 run after 250 fp32 epochs is slower
-    than a fresh one; docs/DESIGN.md section 9).
+    than a fresh one; docs/MEASUREMENTS.md).
     ``epochs`` caps the stages' epochs (smoke-size checks).
     """
     if train_fn is None:
