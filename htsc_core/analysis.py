@@ -113,13 +113,14 @@ def cue_coefficients(cfg: Config, out: dict) -> dict | None:
     coefficient of its test segments that overlap the cue and of those that do not, for c^s and c^o
     (``out`` from :func:`htsc_core.train.cln.cln_scores` on the test subset). Videos whose segments all
     see the cue, or none, carry no contrast and are left out. None on a dataset without cue records.
+    Per-class contrasts, the cue-aligned view and the fc7 probe: :mod:`htsc_core.cue_analysis`.
     """
     if cfg.dataset != "synthetic":
         return None
     cues = cue_segments(cfg.data_root, cfg.test_segments, cfg.stack_length, subset="test")
     result: dict = {"video_ids": [], "cue_segments": []}
     for key in ("c_s", "c_o"):
-        result[f"{key}_cue"], result[f"{key}_rest"] = [], []
+        result[f"{key}_cue"], result[f"{key}_rest"], result[f"{key}_segments"] = [], [], []
     for i, vid in enumerate(out["video_ids"]):
         mask = cues.get(str(vid))
         if mask is None or mask.all() or not mask.any():
@@ -130,4 +131,5 @@ def cue_coefficients(cfg: Config, out: dict) -> dict | None:
             c = np.asarray(out[key][i], dtype=float)
             result[f"{key}_cue"].append(float(c[mask].mean()))
             result[f"{key}_rest"].append(float(c[~mask].mean()))
+            result[f"{key}_segments"].append(c.tolist())  # per segment, for the cue-aligned view
     return result

@@ -379,6 +379,25 @@ def cue_attention(cue: Mapping[str, Sequence[float]], uniform: float, path=None)
     return _save(fig, path)
 
 
+def cue_aligned(aligned: Mapping[str, Mapping[str, Sequence[float]]], path=None):
+    """CLN coefficients x S (1 = uniform) by segment offset from each video's first segment that sees the cue
+    (:func:`htsc_core.cue_analysis.cue_aligned`), one line per coefficient with +-1 standard error, and the
+    share of segments at that offset that see the cue as grey bars."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    first = next(iter(aligned.values()))
+    ax.bar(first["offset"], first["cue_share"], color="0.88", width=0.8, label="share of segments seeing the cue")
+    for i, (name, a) in enumerate(aligned.items()):
+        x, m, e = np.asarray(a["offset"]), np.asarray(a["mean"], float), np.asarray(a["sem"], float)
+        ax.errorbar(x, m, yerr=e, fmt="-o", ms=4, capsize=3, color=f"C{i}", label=name)
+    ax.axhline(1.0, ls="--", color="k", lw=0.8, label="uniform share")
+    ax.axvline(0, color="0.5", lw=0.6)
+    ax.set(xlabel="segment offset from the first segment that sees the cue",
+           ylabel="coefficient x S", title=f"CLN coefficients aligned to the cue ({max(first['n'])} videos)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def loss_landscape(rows: Sequence[dict], path=None):
     """MotionNet's loss (photometric + smoothness) for the true flow scaled by a factor, one line per scale,
     each relative to its value at the truth (factor 1); a trained MotionNet's own loss as a dashed line in
