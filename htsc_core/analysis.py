@@ -86,6 +86,40 @@ def awl_report(cfg: Config) -> dict:
     return {"rows": rows, "fusion": fusion, "family_weights": family_weights, "W": W.tolist()}
 
 
+def awl_cross_fit(cfg: Config) -> dict | None:
+    """How well the validation videos pin down AWL's per-class weights (issue 22, item 5).
+
+    AWL fits 2 weights per class (Eq. 10-15) on the CLN heads' validation scores, a few videos per class.
+    Leave one validation group out (:func:`htsc_core.release_fit.cross_fit`, as notebook 09 does over the
+    release's test groups): fit on the other groups, score the held-out group's videos. Returned: videos per
+    class, the cross-fitted validation accuracy of AWL beside the 1:1.5 fusion on the same videos (per-video
+    correctness for a paired comparison), and per class the temporal weight in every fold, with how many
+    classes get the same stream in every fold. None for multi-label sets or fewer than 2 validation groups.
+    """
+    from htsc_core.release_fit import cross_fit
+
+    val = cln_scores(cfg, "val")
+    labels = np.asarray(val["labels"])
+    group_of = {r.video_id: r.group for r in load_split(cfg, "val")[0]}
+    groups = np.array([str(group_of.get(str(v))) for v in val["video_ids"]])
+    if labels.ndim != 1 or len(set(groups.tolist())) < 2 or "None" in groups:
+        return None
+    s, o = val["scores_s"], val["scores_o"]
+    cross, folds = cross_fit(groups, lambda idx: fit_awl(s[idx], o[idx], labels[idx], c=cfg.awl_c),
+                             lambda W, idx: awl_scores(W, s[idx], o[idx]), s.shape[1])
+    w_temporal = np.stack([np.asarray(f["params"])[:, 1] for f in folds], axis=1)  # (classes, folds)
+    same_stream = (w_temporal > 0.5).all(1) | (w_temporal < 0.5).all(1)
+    counts = np.bincount(labels, minlength=s.shape[1])
+    return {"groups": len(folds), "videos": int(len(labels)), "videos_per_class_min": int(counts.min()),
+            "videos_per_class_max": int(counts.max()),
+            "correct_awl": (cross.argmax(1) == labels).tolist(),
+            "correct_hts": (hts_fusion(s, o).argmax(1) == labels).tolist(),
+            "accuracy_awl": float((cross.argmax(1) == labels).mean()),
+            "accuracy_hts": float((hts_fusion(s, o).argmax(1) == labels).mean()),
+            "w_temporal_folds": w_temporal.round(4).tolist(), "classes_same_stream_every_fold": int(same_stream.sum()),
+            "classes": int(s.shape[1])}
+
+
 def video_families(cfg: Config, labels: np.ndarray) -> np.ndarray:
     """(n,) the family of each video's class (synthetic set; None elsewhere). Multi-hot labels: the first class."""
     classes, families = classes_families(cfg)

@@ -52,3 +52,29 @@ def test_probe_finds_a_linear_cue_and_not_noise():
 def test_probe_needs_matching_shapes():
     with pytest.raises(ValueError, match="fit_probe"):
         cue_analysis.fit_probe(np.zeros((3, 2)), np.zeros(4))
+
+
+def test_awl_cross_fit_leaves_each_validation_group_out(monkeypatch):
+    """Two classes, three validation groups: class 0 is told by the temporal head only (the spatial one is
+    flat on its videos), class 1 by the spatial head only, so every fold must give class 0 to the temporal
+    stream and class 1 to the spatial one, and the cross-fitted AWL is right on every held-out video."""
+    from types import SimpleNamespace
+
+    from htsc_core import analysis
+
+    labels = np.array([0, 1] * 6)
+    groups = np.repeat(["g08", "g09", "g10"], 4)
+    flat = np.full((12, 2), 0.5)
+    scores_o = np.where(labels[:, None] == 0, [[0.9, 0.1]], flat)
+    scores_s = np.where(labels[:, None] == 1, [[0.1, 0.9]], flat)
+    ids = [f"C{y}/v{k}" for k, y in enumerate(labels)]
+    monkeypatch.setattr(analysis, "cln_scores", lambda cfg, subset: {"scores_s": scores_s, "scores_o": scores_o,
+                                                                     "labels": labels, "video_ids": ids})
+    records = [SimpleNamespace(video_id=v, group=g) for v, g in zip(ids, groups)]
+    monkeypatch.setattr(analysis, "load_split", lambda cfg, subset: (records, ["C0", "C1"]))
+    out = analysis.awl_cross_fit(SimpleNamespace(awl_c=5e-3))
+    assert out["groups"] == 3 and out["videos_per_class_min"] == 6
+    assert np.array(out["w_temporal_folds"]).shape == (2, 3)
+    assert (np.array(out["w_temporal_folds"])[0] > 0.5).all() and (np.array(out["w_temporal_folds"])[1] < 0.5).all()
+    assert out["classes_same_stream_every_fold"] == 2
+    assert out["accuracy_awl"] == 1.0 and out["correct_awl"] == [True] * 12
