@@ -78,3 +78,9 @@ def test_a_default_run_into_another_folder_exits_0_and_leaves_the_clone_alone(tm
     assert (results / "metrics" / "reproduce.json").exists()
     assert not reproduce.is_main_results(results)
     assert reproduce.is_main_results(reproduce.ROOT / "results" / "synthetic")
+
+
+def test_extra_seeds_skip_the_seed_independent_notebooks():
+    names = reproduce.seed_dependent_notebooks()
+    assert [n[:2] for n in names] == ["01", "02", "03", "04", "05", "06", "07"]
+    assert reproduce.seed_dependent_notebooks(["06", "08"]) == [n for n in names if n.startswith("06")]
