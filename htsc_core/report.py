@@ -122,6 +122,25 @@ def claims_paragraph(claims: list[dict]) -> str:
         names = [c["claim"] for c in claims if c.get("verdict") == v]
         if names:
             text += f" {v.capitalize()}: " + "; ".join(names) + "."
+    return text + seeds_sentence(claims)
+
+
+def seeds_sentence(claims: list[dict]) -> str:
+    """How many training seeds the verdicts cover, and which claims one seed alone would have decided
+    differently (``per_seed`` of :func:`htsc_core.seeds.seed_aware_record`); empty for a one-seed run."""
+    seeded = [c for c in claims if c.get("seeds", 1) > 1]
+    if not seeded:
+        return (" These verdicts come from one training seed: their intervals cover the test videos, not what a "
+                "reseed changes (`--seeds N`).")
+    n = max(c["seeds"] for c in seeded)
+    text = (f" Verdicts of {len(seeded)} claims cover {n} training seeds (interval: reseed spread plus test-set "
+            f"sampling); {len(claims) - len(seeded)} (data checks, timings) come from one run.")
+    changed = [f"{c['claim']} ({', '.join(c['per_seed']['verdicts'])})" for c in seeded
+               if len(set(c["per_seed"]["verdicts"])) > 1]
+    if changed:
+        text += " Per-seed verdicts differ for: " + "; ".join(changed) + "."
+    else:
+        text += " No claim changes verdict across the seeds."
     return text
 
 

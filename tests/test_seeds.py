@@ -94,3 +94,18 @@ def test_a_seed_without_claims_is_named(tmp_path):
     (tmp_path / "a" / "metrics" / "claims.json").write_text("[]")
     with pytest.raises(FileNotFoundError, match="b/metrics/claims.json"):
         seeds.seed_aware_claims([tmp_path / "a", tmp_path / "b"], [0, 1])
+
+
+def test_readme_sentence_names_the_claims_that_change_verdict_across_seeds():
+    from htsc_core.report import claims_paragraph
+
+    one = claims_paragraph([_claim("a", 0.1, [0.05, 0.15], "holds")])
+    assert "one training seed" in one
+    seeded = [{**_claim("steady", 0.1, [0.05, 0.15], "holds"), "seeds": 3,
+               "per_seed": {"verdicts": ["holds"] * 3}},
+              {**_claim("lucky", 0.01, [-0.1, 0.12], "not resolved"), "seeds": 3,
+               "per_seed": {"verdicts": ["holds", "not resolved", "not resolved"]}},
+              {**_claim("timing", 3.0, [2.5, 3.5], "holds"), "seeds": 1}]
+    text = claims_paragraph(seeded)
+    assert "2 claims cover 3 training seeds" in text and "1 (data checks, timings)" in text
+    assert "lucky (holds, not resolved, not resolved)" in text and "steady (" not in text
