@@ -38,15 +38,15 @@ def test_aligned_offsets_hand_computed():
 
 def test_probe_finds_a_linear_cue_and_not_noise():
     rng = np.random.default_rng(0)
-    n, d = 400, 32
+    n, d = 240, 16
     y = rng.random(n) < 0.35
     x = rng.normal(size=(n, d))
     direction = rng.normal(size=d)
-    signal = x + np.outer(np.where(y, 1.0, -1.0), direction) * 0.5  # cue segments shifted along one direction
-    predict = cue_analysis.fit_probe(signal[:300], y[:300])
-    assert (predict(signal[300:]) == y[300:]).mean() > 0.95
-    noise = cue_analysis.fit_probe(x[:300], y[:300])  # no information: about the majority rate at best
-    assert (noise(x[300:]) == y[300:]).mean() < 0.75
+    signal = x + np.outer(np.where(y, 1.0, -1.0), direction) * 1.0  # cue segments shifted along one direction
+    predict = cue_analysis.fit_probe(signal[:160], y[:160])
+    assert (predict(signal[160:]) == y[160:]).mean() > 0.95
+    noise = cue_analysis.fit_probe(x[:160], y[:160])  # no information: about the majority rate at best
+    assert (noise(x[160:]) == y[160:]).mean() < 0.75
 
 
 def test_probe_needs_matching_shapes():
