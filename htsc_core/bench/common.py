@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+
+def autocast(precision, device: torch.device) -> AbstractContextManager:
+    """The autocast context of a :class:`htsc_core.precision.Precision` (the scoring policy: bf16 where the
+    CPU has it natively, fp32 elsewhere); ``None``: fp32, no context."""
+    return nullcontext() if precision is None else precision.autocast(device)
 
 
 def sync(device: torch.device) -> None:

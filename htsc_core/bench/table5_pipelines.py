@@ -19,7 +19,12 @@ the model evaluation runs for Tables 3-4, so the benchmark times what the evalua
 
 The clips are synthesised (:func:`make_clips`: a photograph panned by a camera, with a moving object), so
 TV-L1 and the JPEG flow files get realistic work; :func:`benchmark_resolution` interleaves the pipelines
-over the repeats so machine noise hits every method alike.
+over the repeats so machine noise hits every method alike, then adds interleaved HTS / HTSC rounds until
+the ratio HTSC / HTS is resolved (:func:`resolve_ratio`).
+
+Every network runs under the precision policy that scoring uses (``precision``: bf16 autocast where the
+CPU computes bf16 natively, fp32 elsewhere; train/scores.py, tables.py); the CLN leaves autocast and runs in
+fp32 inside :class:`~htsc_core.models.htsc.HTSC`, as it is scored. TV-L1 and the flow JPEGs are not networks.
 """
 from __future__ import annotations
 
@@ -31,7 +36,8 @@ import cv2
 import numpy as np
 import torch
 
-from htsc_core.bench.common import StepTimer, spread, sync
+from htsc_core import stats
+from htsc_core.bench.common import StepTimer, autocast, spread, sync
 from htsc_core.bench.table5_networks import build_networks
 from htsc_core.data.flow_storage import encode_flow_jpeg, flow_file, read_flow_stack
 from htsc_core.data.sampling import diff_window_indices
@@ -40,9 +46,11 @@ from htsc_core.flow.estimators import TVL1Estimator
 from htsc_core.fusion import hts_fusion
 from htsc_core.models.htsc import video_scores
 from htsc_core.paper import TABLE5_FPS
+from htsc_core.precision import Precision
 from htsc_core.utils import progress
 
 METHODS = ("two_stream", "hts", "htsc", "tsn_rgb_diff")
+RATIO_TOLERANCE = 0.05  # issue 26: the interval of HTSC / HTS narrower than +-5 % of its estimate
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -94,7 +102,8 @@ def _rgb_input(clips: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def run_two_stream(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow_dir: Path,
-                   timer: StepTimer, device: torch.device) -> tuple[np.ndarray, int]:
+                   timer: StepTimer, device: torch.device, precision: Precision | None = None
+                   ) -> tuple[np.ndarray, int]:
     """Classic two-stream on decoded clips (B, S, L, H, W, 3) -> (scores (B, M), flow bytes written)."""
     B, S, L, H, W, _ = clips.shape
     stored = []
@@ -118,7 +127,7 @@ def run_two_stream(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow
         rgb = _rgb_input(clips, device)
         flow_x = torch.from_numpy(np.stack(stored)).to(device).float().sub_(128.0)  # CONTRACTS: value - 128
         flow_x = flow_x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, device):
         with timer("spatial_cnn"):
             s_logits = nets["spatial"](rgb)
         with timer("temporal_cnn"):
@@ -133,18 +142,20 @@ def _stack_input(clips: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(clips).to(device).permute(0, 1, 2, 5, 3, 4).float().div_(255.0)
 
 
-def run_hts(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device) -> np.ndarray:
+def run_hts(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device,
+            precision: Precision | None = None) -> np.ndarray:
     """Hidden Two-Stream: MotionNet -> temporal VGG16, spatial VGG16, late fusion -> scores (B, M)."""
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, device):
         with timer("input"):
             stack = _stack_input(clips, device)
         out = nets["htsc"](stack, clips.shape[1], with_cln=False, timer=timer)
         return out["hts"].cpu().numpy()
 
 
-def run_htsc(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device) -> np.ndarray:
-    """HTSC: HTS to fc7 -> CLN (Eq. 7-9) -> AWL (Eq. 14-15) -> scores (B, M)."""
-    with torch.inference_mode():
+def run_htsc(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device,
+             precision: Precision | None = None) -> np.ndarray:
+    """HTSC: HTS to fc7 -> CLN (Eq. 7-9, fp32 inside the model) -> AWL (Eq. 14-15) -> scores (B, M)."""
+    with torch.inference_mode(), autocast(precision, device):
         with timer("input"):
             stack = _stack_input(clips, device)
         out = nets["htsc"](stack, clips.shape[1], timer=timer)
@@ -152,13 +163,13 @@ def run_htsc(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.devi
 
 
 def run_tsn_rgb_diff(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device,
-                     diff_length: int) -> np.ndarray:
+                     diff_length: int, precision: Precision | None = None) -> np.ndarray:
     """TSN RGB + RGB difference: the D frames of each stack centred on its centre frame (the dataset's
     :func:`diff_window_indices`) -> D-1 differences on the fly -> RGB-difference VGG16, spatial VGG16 on
     the centre frame -> late fusion (spatial + 1.5 x RGB difference) -> scores (B, M)."""
     B, S, L, H, W, _ = clips.shape
     win = diff_window_indices(np.arange(L)[None], diff_length, L)[0]  # (D,) positions in the stack
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, device):
         with timer("input"):
             rgb = _rgb_input(clips, device)
             frames = torch.from_numpy(np.ascontiguousarray(clips[:, :, win])).to(device)  # (B, S, D, H, W, 3) uint8
@@ -173,14 +184,54 @@ def run_tsn_rgb_diff(clips: np.ndarray, nets: dict, timer: StepTimer, device: to
             return hts_fusion(_scores(s_logits, B), _scores(d_logits, B))
 
 
+# ----------------------------------------------------------------------------- repeats and ratios
+def resolve_ratio(values_a, values_b, tolerance: float = RATIO_TOLERANCE, seed: int = 0) -> dict:
+    """The ratio of medians A / B of interleaved repeats with its 95 % bootstrap interval
+    (:func:`htsc_core.stats.ratio_ci`) and whether it is resolved: both ends within ``tolerance`` of the
+    estimate (``half_width`` = the larger relative distance of an end from the estimate). Fewer than
+    :data:`stats.MIN_TIMINGS` repeats of either: no interval, not resolved."""
+    if tolerance <= 0:
+        raise ValueError(f"tolerance={tolerance}; expected > 0")
+    n = min(len(values_a), len(values_b))
+    if n < stats.MIN_TIMINGS:
+        est = float(np.median(values_a) / np.median(values_b)) if n else float("nan")
+        return {"estimate": est, "ci_low": None, "ci_high": None, "half_width": None, "tolerance": tolerance,
+                "n": n, "resolved": False}
+    est, lo, hi = stats.ratio_ci(values_a, values_b, seed=seed)
+    half = max(hi / est - 1.0, 1.0 - lo / est)
+    return {"estimate": est, "ci_low": lo, "ci_high": hi, "half_width": half, "tolerance": tolerance,
+            "n": n, "resolved": bool(half <= tolerance)}
+
+
+def flow_field_ratio(steps_tvl1: list[dict], steps_motion: list[dict], fields_per_video: int, seed: int = 0) -> dict:
+    """MotionNet against TV-L1 per flow field (issue 26, item 5): seconds per field of each (median over the
+    repeats; both make L-1 fields per stack) and the speedup TV-L1 / MotionNet with its 95 % interval."""
+    tvl1 = [s["tvl1"] / fields_per_video for s in steps_tvl1]
+    motion = [s["motionnet"] / fields_per_video for s in steps_motion]
+    r = resolve_ratio(tvl1, motion, seed=seed)
+    return {"tvl1_s_per_field": float(np.median(tvl1)), "motionnet_s_per_field": float(np.median(motion)),
+            "motionnet_speedup_per_field": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+            "repeats_tvl1": len(tvl1), "repeats_motionnet": len(motion)}
+
+
 # ----------------------------------------------------------------------------- one resolution
 def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_classes: int, vgg_width: float,
                          motion_width: float, vgg_batch_norm: bool, cln_hidden: int, cln_rounds: int,
                          repeats: int, videos: int, threads: int, device: torch.device, seed: int = 0,
-                         label: str = "", rgbdiff_length: int = 5) -> dict:
-    """Time the pipelines of :data:`METHODS` at one resolution (interleaved per repeat, after one warm-up each)."""
+                         label: str = "", rgbdiff_length: int = 5, precision: Precision | None = None,
+                         max_repeats: int | None = None, ratio_tolerance: float = RATIO_TOLERANCE) -> dict:
+    """Time the pipelines of :data:`METHODS` at one resolution (interleaved per repeat, after one warm-up each).
+
+    After ``repeats`` rounds of every pipeline, rounds of HTS and HTSC alone (interleaved, order alternating)
+    are added until the interval of HTSC / HTS is within ``ratio_tolerance`` of its estimate or
+    ``max_repeats`` rounds of them were run (default: ``repeats``, no extra round); ``htsc_over_hts`` records
+    the interval reached and whether it is resolved. Networks run under ``precision`` (None: fp32).
+    """
+    max_repeats = repeats if max_repeats is None else int(max_repeats)
     if repeats < 1 or videos < 1:
         raise ValueError(f"repeats={repeats}, videos={videos}; expected >= 1")
+    if max_repeats < repeats:
+        raise ValueError(f"max_repeats={max_repeats} < repeats={repeats}")
     if size % 32:
         raise ValueError(f"resolution {size} must be a multiple of 32 (MotionNet downsamples by 32)")
     clips = make_clips(videos, segments, stack_length, size, seed)
@@ -197,24 +248,36 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
             sync(device)
             t0 = time.perf_counter()
             if method == "two_stream":
-                _, nbytes = run_two_stream(clips, nets, estimator, Path(tmp) / f"r{rep}", timer, device)
+                _, nbytes = run_two_stream(clips, nets, estimator, Path(tmp) / f"r{rep}", timer, device, precision)
                 storage.append(nbytes)
             elif method == "hts":
-                run_hts(clips, nets, timer, device)
+                run_hts(clips, nets, timer, device, precision)
             elif method == "tsn_rgb_diff":
-                run_tsn_rgb_diff(clips, nets, timer, device, rgbdiff_length)
+                run_tsn_rgb_diff(clips, nets, timer, device, rgbdiff_length, precision)
             else:
-                run_htsc(clips, nets, timer, device)
+                run_htsc(clips, nets, timer, device, precision)
             sync(device)
             return time.perf_counter() - t0, dict(timer.times)
+
+        def record(method: str, rep: int) -> None:
+            seconds, st = once(method, rep)
+            totals[method].append(seconds)
+            steps[method].append(st)
 
         for m in METHODS:  # warm-up (allocator, oneDNN primitive caches, OpenCV buffers)
             once(m, -1)
         for rep in progress(range(repeats), desc=f"table5 {size}px", leave=False):
             for m in METHODS:  # interleaved, so machine noise hits every method alike
-                seconds, st = once(m, rep)
-                totals[m].append(seconds)
-                steps[m].append(st)
+                record(m, rep)
+        fps_of = lambda m: [videos * frames_per_video / t for t in totals[m]]  # noqa: E731
+        rounds = repeats
+        ratio = resolve_ratio(fps_of("htsc"), fps_of("hts"), ratio_tolerance, seed)
+        while not ratio["resolved"] and rounds < max_repeats:
+            for m in (("hts", "htsc") if rounds % 2 else ("htsc", "hts")):  # alternate which runs first
+                record(m, rounds)
+            rounds += 1
+            ratio = resolve_ratio(fps_of("htsc"), fps_of("hts"), ratio_tolerance, seed)
+    ratio["rounds"] = rounds
     rows, step_rows = [], []
     for m in METHODS:
         sec = spread(totals[m])
@@ -247,13 +310,16 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
         "network_batch": videos * segments,
         "num_classes": num_classes, "vgg_width": vgg_width, "motion_width": motion_width,
         "vgg_batch_norm": vgg_batch_norm, "repeats": repeats, "torch_threads": torch.get_num_threads(),
-        "opencv_threads": threads, "device": str(device),
+        "opencv_threads": threads, "device": str(device), "precision": "fp32" if precision is None else precision.name,
         "rows": rows, "steps": step_rows,
         "flow_storage_bytes_per_video": float(np.median(storage)) / videos if storage else 0.0,
         "flow_stage": {"tvl1_s_per_stack": tvl1, "motionnet_s_per_stack": motion,
                        "motionnet_speedup": tvl1 / motion if motion > 0 else float("inf"),
                        "tvl1_with_storage_s_per_stack": stored, "motionnet_with_normalisation_s_per_stack": hidden,
                        "speedup_with_storage": stored / hidden if hidden > 0 else float("inf")},
+        "flow_per_field": flow_field_ratio(steps["two_stream"], steps["hts"], videos * segments * (stack_length - 1),
+                                           seed),
+        "htsc_over_hts": ratio,
         "ratios": {"hts_over_two_stream": fps["hts"] / fps["two_stream"],
                    "htsc_over_two_stream": fps["htsc"] / fps["two_stream"],
                    "htsc_over_hts": fps["htsc"] / fps["hts"],
