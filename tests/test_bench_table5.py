@@ -134,3 +134,26 @@ def test_paper_size_run_uses_l11_and_records_it(tmp_path, monkeypatch):
     per_field = next(g for k, g in goals.items() if k.startswith("MotionNet >= 35x TV-L1 per flow field"))
     assert per_field["measured"] == flow["paper_width"]["motionnet_speedup_per_field"]
     assert any(k.startswith("HTS >= 15x two-stream") for k in goals)
+
+
+def test_two_stream_fusion_pipeline_matches_the_model_on_stored_tvl1(tmp_path):
+    from htsc_core.bench.common import StepTimer
+    from htsc_core.bench.table5_networks import build_networks
+    from htsc_core.bench.table5_pipelines import make_clips, run_two_stream_fusion, stored_tvl1_input
+    from htsc_core.flow.estimators import TVL1Estimator
+    from htsc_core.paper import TABLE5_FPS
+
+    torch.set_num_threads(1)
+    clips = make_clips(2, 3, 3, 32, seed=2)  # (B=2, S=3, L=3, 32, 32, 3)
+    nets = build_networks(4, 3, 1 / 16, 1 / 16, False, 8, 1, seed=0)
+    timer = StepTimer(CPU)
+    scores, nbytes = run_two_stream_fusion(clips, nets, TVL1Estimator(1), tmp_path / "a", timer, CPU)
+    assert scores.shape == (2, 4) and np.allclose(scores.sum(1), 1.0)
+    assert nbytes == sum(f.stat().st_size for f in (tmp_path / "a").rglob("*.jpg")) > 0
+    assert {"tvl1", "flow_jpeg_write", "flow_jpeg_read", "input", "fusion_cnn"} <= set(timer.times)
+    flow, _ = stored_tvl1_input(clips, TVL1Estimator(1), tmp_path / "b", StepTimer(CPU), CPU)
+    rgb = torch.from_numpy(clips[:, :, 1]).permute(0, 1, 4, 2, 3).float() / 255  # centre frames (B, S, 3, H, W)
+    with torch.inference_mode():
+        want = nets["conv_fusion"](rgb, flow.view(2, 3, *flow.shape[1:]), 3)["scores"].numpy()
+    np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-6)
+    assert TABLE5_FPS["two_stream_fusion"] == 33.2

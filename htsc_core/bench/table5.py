@@ -1,7 +1,8 @@
-"""Table 5 efficiency benchmark: test-time fps of two-stream, HTS and HTSC (paper section 4.4, Table 5;
-docs/DESIGN.md section 7).
+"""Table 5 efficiency benchmark: test-time fps of two-stream, two-stream fusion, HTS and HTSC (paper section 4.4,
+Table 5; docs/DESIGN.md section 7).
 
-The four pipelines (two-stream with TV-L1 and stored JPEG flow, HTS, HTSC, TSN RGB difference) and
+The five pipelines (two-stream with TV-L1 and stored JPEG flow, HTS, HTSC, TSN RGB difference, two-stream conv
+fusion on the same stored flow) and
 their timing at one resolution are :mod:`htsc_core.bench.table5_pipelines`; the networks, their FLOPs
 and the ``torch.compile`` trial :mod:`htsc_core.bench.table5_networks`. This module runs them at the
 profile's and the paper's sizes and turns the runs into Table 5's rows and the issue's goals.
@@ -49,7 +50,7 @@ FPS_DEFINITION = (
     "TSN RGB difference reads only the D (cfg.rgbdiff_length) frames of each "
     "stack centred on its centre frame, yet is counted with the same S x L, so fps ratios between methods "
     "are ratios of videos per second. Time runs from decoded uint8 frames in memory to video-level class scores, "
-    "including, for two-stream, TV-L1 on the L-1 frame pairs of every stack and writing the flow as "
+    "including, for two-stream and two-stream fusion, TV-L1 on the L-1 frame pairs of every stack and writing the flow as "
     "denseflow JPEGs (bound 20) and reading them back (from the OS page cache, the best case for "
     "two-stream); video decoding is excluded for every method. Networks are randomly initialised "
     "(timing does not depend on the weights), in inference mode, channels_last, under the precision that "

@@ -20,6 +20,7 @@ from htsc_core.models.cln import CollaborativeLearning
 from htsc_core.models.htsc import HTSC
 from htsc_core.models.motionnet import MotionNet
 from htsc_core.models.temporal import HiddenTemporalStream
+from htsc_core.models.two_stream_fusion import TwoStreamConvFusion
 from htsc_core.models.vgg import VGG16
 from htsc_core.train.engine import to_channels_last
 
@@ -46,6 +47,8 @@ def build_networks(num_classes: int, stack_length: int, vgg_width: float, motion
         nets[k] = to_channels_last(m.to(device).eval())
     pick = np.random.default_rng(seed).integers(0, 2, num_classes)
     nets["awl_W"] = np.stack([1.0 - pick, pick.astype(np.float64)], axis=1)  # (M, 2) one stream per class
+    # two-stream conv fusion (Feichtenhofer et al. 2016) on the same two VGG16s (the two_stream_fusion pipeline)
+    nets["conv_fusion"] = to_channels_last(TwoStreamConvFusion(nets["spatial"], nets["temporal"]).to(device).eval())
     nets["htsc"] = HTSC(nets["spatial"], HiddenTemporalStream(nets["motion"], nets["temporal"]), nets["cln"],
                         nets["awl_W"]).to(device).eval()
     return nets

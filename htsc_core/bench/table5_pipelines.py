@@ -1,7 +1,7 @@
-"""Table 5 benchmark, the pipelines: four ways from decoded frames to class scores, timed at one resolution
+"""Table 5 benchmark, the pipelines: five ways from decoded frames to class scores, timed at one resolution
 (paper section 4.4, Table 5; docs/DESIGN.md section 7).
 
-Four pipelines run in one process, on the same machine, decoded frames, resolution, batch and threads,
+Five pipelines run in one process, on the same machine, decoded frames, resolution, batch and threads,
 from decoded frames (uint8 arrays in memory) to class scores:
 
 1. ``two_stream``: OpenCV Dual TV-L1 on every frame pair of each segment's stack -> denseflow-style
@@ -13,6 +13,9 @@ from decoded frames (uint8 arrays in memory) to class scores:
 4. ``tsn_rgb_diff``: TSN's RGB difference (Wang et al. 2016, sec. 3.2; docs/RGBDIFF.md): the D frames of
    each stack centred on its centre frame -> D-1 differences computed on the fly -> 3(D-1)-channel
    VGG16, plus the spatial VGG16 -> late fusion (spatial + 1.5 x RGB difference). No flow at all.
+5. ``two_stream_fusion``: two-stream conv fusion (Feichtenhofer et al. 2016; the paper's Table 5 row
+   "two-stream + fusion"): the stored TV-L1 flow of pipeline 1, then the spatial and temporal VGG16s fused
+   at conv5 over the S segments (:class:`~htsc_core.models.two_stream_fusion.TwoStreamConvFusion`).
 
 Pipelines 2 and 3 are one forward of :class:`~htsc_core.models.htsc.HTSC` (without and with the CLN),
 the model evaluation runs for Tables 3-4, so the benchmark times what the evaluation computes.
@@ -49,7 +52,7 @@ from htsc_core.paper import TABLE5_FPS
 from htsc_core.precision import Precision
 from htsc_core.utils import progress
 
-METHODS = ("two_stream", "hts", "htsc", "tsn_rgb_diff")
+METHODS = ("two_stream", "hts", "htsc", "tsn_rgb_diff", "two_stream_fusion")
 RATIO_TOLERANCE = 0.05  # issue 26: the interval of HTSC / HTS narrower than +-5 % of its estimate
 
 
@@ -101,10 +104,10 @@ def _rgb_input(clips: np.ndarray, device: torch.device) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def run_two_stream(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow_dir: Path,
-                   timer: StepTimer, device: torch.device, precision: Precision | None = None
-                   ) -> tuple[np.ndarray, int]:
-    """Classic two-stream on decoded clips (B, S, L, H, W, 3) -> (scores (B, M), flow bytes written)."""
+def stored_tvl1_input(clips: np.ndarray, estimator: TVL1Estimator, flow_dir: Path, timer: StepTimer,
+                      device: torch.device) -> tuple[torch.Tensor, int]:
+    """TV-L1 on every frame pair of each stack -> denseflow JPEGs written to ``flow_dir`` -> read back:
+    (the temporal CNN input (B*S, 2(L-1), H, W), value - 128, channels_last; flow bytes written)."""
     B, S, L, H, W, _ = clips.shape
     stored = []
     nbytes = 0
@@ -124,9 +127,18 @@ def run_two_stream(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow
             with timer("flow_jpeg_read"):
                 stored.append(read_flow_stack(flow_dir, video_id, range(L - 1)))  # (2(L-1), H, W) uint8
     with timer("input"):
-        rgb = _rgb_input(clips, device)
         flow_x = torch.from_numpy(np.stack(stored)).to(device).float().sub_(128.0)  # CONTRACTS: value - 128
-        flow_x = flow_x.contiguous(memory_format=torch.channels_last)
+    return flow_x.contiguous(memory_format=torch.channels_last), nbytes
+
+
+def run_two_stream(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow_dir: Path,
+                   timer: StepTimer, device: torch.device, precision: Precision | None = None
+                   ) -> tuple[np.ndarray, int]:
+    """Classic two-stream on decoded clips (B, S, L, H, W, 3) -> (scores (B, M), flow bytes written)."""
+    B = clips.shape[0]
+    flow_x, nbytes = stored_tvl1_input(clips, estimator, flow_dir, timer, device)
+    with timer("input"):
+        rgb = _rgb_input(clips, device)
     with torch.inference_mode(), autocast(precision, device):
         with timer("spatial_cnn"):
             s_logits = nets["spatial"](rgb)
@@ -135,6 +147,21 @@ def run_two_stream(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow
         with timer("fusion"):
             scores = hts_fusion(_scores(s_logits, B), _scores(o_logits, B))
     return scores, nbytes
+
+
+def run_two_stream_fusion(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow_dir: Path,
+                          timer: StepTimer, device: torch.device, precision: Precision | None = None
+                          ) -> tuple[np.ndarray, int]:
+    """Two-stream conv fusion (Feichtenhofer et al. 2016): the stored TV-L1 flow of two-stream, then the spatial
+    and temporal VGG16s fused at conv5 over the S segments (:class:`TwoStreamConvFusion`) -> scores (B, M)."""
+    B, S = clips.shape[:2]
+    flow_x, nbytes = stored_tvl1_input(clips, estimator, flow_dir, timer, device)
+    with timer("input"):
+        rgb = _rgb_input(clips, device)
+    with torch.inference_mode(), autocast(precision, device):
+        with timer("fusion_cnn"):  # both streams to conv5, conv fusion, 3D conv and pooling, both heads
+            out = nets["conv_fusion"](rgb.view(B, S, *rgb.shape[1:]), flow_x.view(B, S, *flow_x.shape[1:]), S)
+        return out["scores"].float().cpu().numpy(), nbytes
 
 
 def _stack_input(clips: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -250,6 +277,9 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
             if method == "two_stream":
                 _, nbytes = run_two_stream(clips, nets, estimator, Path(tmp) / f"r{rep}", timer, device, precision)
                 storage.append(nbytes)
+            elif method == "two_stream_fusion":
+                _, nbytes = run_two_stream_fusion(clips, nets, estimator, Path(tmp) / f"f{rep}", timer, device,
+                                                  precision)
             elif method == "hts":
                 run_hts(clips, nets, timer, device, precision)
             elif method == "tsn_rgb_diff":
