@@ -28,7 +28,8 @@ NOT_REPRODUCED = {
     "emv": "enhanced motion-vector CNN distilled from optical-flow CNNs on compressed video; not re-implemented",
     "3dnet": "no public definition of the network the paper cites (Diba et al. 2016)",
     "c3d": "not implemented yet (issue 26)",
-    "two_stream_fusion": "not implemented yet (issue 26)",
+    "two_stream_fusion": "the conv_fusion stage was not trained in this run (`htsc train conv_fusion`, then "
+                         "`htsc evaluate`; issue 26)",
     "tclsta": "not implemented yet (issue 26)",
 }
 # Table 4: ablation, same metrics.

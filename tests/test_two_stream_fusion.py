@@ -128,3 +128,45 @@ def test_stage_starts_from_the_trained_spatial_and_tvl1_streams(tmp_path):
     with torch.no_grad():
         loss, stats = stage_step("conv_fusion", cfg)(model, {"rgb": rgb, "flow": flow, "label": torch.tensor([1])})
     assert torch.isfinite(loss) and stats["count"] == 1
+
+
+def test_conv_fusion_stage_trains_and_is_scored_as_a_table3_row(tmp_path):
+    """`htsc train conv_fusion` after spatial and tvl1 on a tiny UCF101-shaped tree with its TV-L1 flow: a step
+    of the fused model from the two streams' checkpoints, then its test scores and the two_stream_fusion row."""
+    import json
+    import warnings
+
+    import numpy as np
+
+    from dataset_trees import ucf101_tree
+    from htsc_core.flow.extract import extract_flow
+    from htsc_core.tables import baseline_scores
+    from htsc_core.train.scores import extract_scores, load_scores
+    from htsc_core.train.stages import train
+
+    root, _ = ucf101_tree(tmp_path / "ucf")
+    cfg = from_params(profile="smoke", dataset="ucf101", data_root=str(root), runs_dir=str(tmp_path / "runs"),
+                      results_dir=str(tmp_path / "results"), max_steps_per_epoch=1, device="cpu", amp="off")
+    torch.set_num_threads(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tree's truncated video is screened out with a warning
+        extract_flow(cfg, workers=1)
+        train(cfg, "spatial", resume=False)
+        train(cfg, "tvl1", resume=False)
+        tvl1 = build_stream(cfg, "tvl1", 3, load_trained=True)
+        out = train(cfg, "conv_fusion", resume=False)
+        log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+        assert len(log) == 1 and log[0]["stage"] == "conv_fusion" and np.isfinite(log[0]["train_loss"])
+        assert log[0]["train_ce_fused"] > 0 and log[0]["train_ce_temporal"] > 0
+        trained = build_stream(cfg, "conv_fusion", 3, load_trained=True)
+        assert not torch.equal(trained.temporal.conv1.weight, tvl1.conv1.weight)  # the step moved the streams
+        extract_scores(cfg, "conv_fusion", "test", device="cpu")
+    s = load_scores(cfg, "test", "conv_fusion")
+    assert s["scores"].shape == (3, 3) and s["features"].shape == (3, cfg.test_segments, 0)
+    np.testing.assert_allclose(s["scores"].sum(1), 1.0, rtol=1e-5)
+    # Table 3's two_stream_fusion row: the saved scores themselves, in the HTSC pass's video order
+    order = np.argsort(s["video_ids"])[::-1]
+    test = {"spatial": np.full((3, 3), 1 / 3), "labels": s["labels"][order], "video_ids": s["video_ids"][order]}
+    rows = baseline_scores(cfg, test)
+    assert sorted(rows) == ["two_stream_fusion"]
+    np.testing.assert_allclose(rows["two_stream_fusion"], s["scores"][order])
