@@ -12,11 +12,12 @@ The paper's best model (its Fig. 4, Sec. 3.5 and 4.6):
 
 Where ours departs (docs/DESIGN.md, "Two-stream conv fusion"): T is the study's segments (K in training,
 S at test; the paper samples T = 5 frames tau = 10 apart), so the 3D pooling is a max over all T and a
-2x2 spatial max (the paper's 3D pool has a fixed T), and the fused head takes the spatial VGG16's
-fc6-fc8 after that pooling (the paper initialises its fused fc layers from the spatial network too);
+2x2 spatial max (the paper's 3D pool has a fixed T), and the fused maps continue in the spatial VGG16's
+fc6-fc8 after that pooling (the paper continues them in one of the two towers);
 the conv fusion is the 1x1 conv of Eq. 3 followed by a 3x3x3 3D conv (the paper folds both into one
 3x3x3x2DxD filter), initialised so that at the start the fused maps are the sum of the two streams' maps
-(1x1: [I I]; 3D conv: identity at the centre tap), which keeps the trained streams' features usable.
+(1x1: [I I]; 3D conv: identity at the centre tap), which keeps the trained streams' features usable
+(our choice of start, not the paper's).
 The temporal stream keeps the study's TSN consensus (mean of per-segment softmax), as two-stream does.
 
 Inputs follow the dataset's views (docs/CONTRACTS.md): ``rgb`` (B, V, 3, H, W) in [0, 1] and ``flow``
