@@ -70,8 +70,9 @@ def htsc_scores(cfg: Config, awl_weights, subset: str = "test", device: str | No
 # two-stream / Hidden Two-Stream protocol and of TSN for RGB + RGB difference.
 BASELINES = {"tvl1": ("tvl1_temporal", "two_stream"), "rgbdiff": ("rgb_diff", "tsn_rgb_diff")}
 # Baselines whose saved scores are the method's own (no late fusion with the HTSC pass): stream -> row.
-# conv_fusion: two-stream conv fusion (Feichtenhofer et al. 2016), fused in the network (models/two_stream_fusion.py).
-FUSED_BASELINES = {"conv_fusion": "two_stream_fusion"}
+# conv_fusion: two-stream conv fusion (Feichtenhofer et al. 2016), fused in the network (models/two_stream_fusion.py);
+# c3d: C3D, one network on RGB clips (Tran et al. 2015; models/c3d.py).
+FUSED_BASELINES = {"conv_fusion": "two_stream_fusion", "c3d": "c3d"}
 
 
 def baseline_scores(cfg: Config, test: dict) -> dict[str, np.ndarray]:
@@ -195,7 +196,7 @@ def table3_rows(cfg: Config) -> list[dict]:
 
 
 PER_FAMILY_METHODS = ("spatial", "tvl1_temporal", "rgb_diff", "hidden_temporal", "two_stream", "tsn_rgb_diff",
-                      "two_stream_fusion", "hts", "hts_cln", "hts_cln_awl")
+                      "two_stream_fusion", "c3d", "hts", "hts_cln", "hts_cln_awl")
 
 
 def per_family_rows(cfg: Config) -> tuple[list[dict], list[str]]:

@@ -89,7 +89,8 @@ def test_networks_run_under_autocast_iff_the_policy_says_bf16(tmp_path, monkeypa
         res = t5.table5_benchmark(smoke_cfg(tmp_path), repeats=5, max_repeats=5, threads=1)
     finally:
         handle.remove()
-    convs = [on for name, on in seen if name == "Conv2d"]
+    convs = [on for name, on in seen if name in ("Conv2d", "Conv3d")]  # Conv3d: C3D, the conv fusion's 3D conv
+    assert {"Conv2d", "Conv3d"} <= {name for name, _ in seen}
     assert convs and all(on == native for on in convs)  # every conv of every pipeline and of the FLOP/s runs
     cln = [on for name, on in seen if name == CollaborativeLearning.__name__]
     assert cln and not any(cln)  # the CLN is scored in fp32 (models/htsc.py)

@@ -16,6 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from htsc_core.bench.common import autocast, sync, time_call
 from htsc_core.precision import Precision
+from htsc_core.models.c3d import C3D
 from htsc_core.models.cln import CollaborativeLearning
 from htsc_core.models.htsc import HTSC
 from htsc_core.models.motionnet import MotionNet
@@ -48,6 +49,8 @@ def build_networks(num_classes: int, stack_length: int, vgg_width: float, motion
     pick = np.random.default_rng(seed).integers(0, 2, num_classes)
     nets["awl_W"] = np.stack([1.0 - pick, pick.astype(np.float64)], axis=1)  # (M, 2) one stream per class
     # two-stream conv fusion (Feichtenhofer et al. 2016) on the same two VGG16s (the two_stream_fusion pipeline)
+    # C3D (Tran et al. 2015) at the same widths (the c3d pipeline); its Conv3d weights stay NCDHW
+    nets["c3d"] = C3D(num_classes, vgg_width, vgg_batch_norm).to(device).eval()
     nets["conv_fusion"] = to_channels_last(TwoStreamConvFusion(nets["spatial"], nets["temporal"]).to(device).eval())
     nets["htsc"] = HTSC(nets["spatial"], HiddenTemporalStream(nets["motion"], nets["temporal"]), nets["cln"],
                         nets["awl_W"]).to(device).eval()

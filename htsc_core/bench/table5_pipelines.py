@@ -1,7 +1,7 @@
-"""Table 5 benchmark, the pipelines: five ways from decoded frames to class scores, timed at one resolution
+"""Table 5 benchmark, the pipelines: six ways from decoded frames to class scores, timed at one resolution
 (paper section 4.4, Table 5; docs/DESIGN.md section 7).
 
-Five pipelines run in one process, on the same machine, decoded frames, resolution, batch and threads,
+Six pipelines run in one process, on the same machine, decoded frames, resolution, batch and threads,
 from decoded frames (uint8 arrays in memory) to class scores:
 
 1. ``two_stream``: OpenCV Dual TV-L1 on every frame pair of each segment's stack -> denseflow-style
@@ -16,6 +16,8 @@ from decoded frames (uint8 arrays in memory) to class scores:
 5. ``two_stream_fusion``: two-stream conv fusion (Feichtenhofer et al. 2016; the paper's Table 5 row
    "two-stream + fusion"): the stored TV-L1 flow of pipeline 1, then the spatial and temporal VGG16s fused
    at conv5 over the S segments (:class:`~htsc_core.models.two_stream_fusion.TwoStreamConvFusion`).
+6. ``c3d``: C3D (Tran et al. 2015), one 3D-conv net on each segment's stack of L RGB frames (the frames every
+   pipeline consumes; C3D's own clips are 16 frames at 112 px), the mean of the S clips' softmax. No flow.
 
 Pipelines 2 and 3 are one forward of :class:`~htsc_core.models.htsc.HTSC` (without and with the CLN),
 the model evaluation runs for Tables 3-4, so the benchmark times what the evaluation computes.
@@ -52,7 +54,7 @@ from htsc_core.paper import TABLE5_FPS
 from htsc_core.precision import Precision
 from htsc_core.utils import progress
 
-METHODS = ("two_stream", "hts", "htsc", "tsn_rgb_diff", "two_stream_fusion")
+METHODS = ("two_stream", "hts", "htsc", "tsn_rgb_diff", "two_stream_fusion", "c3d")
 RATIO_TOLERANCE = 0.05  # issue 26: the interval of HTSC / HTS narrower than +-5 % of its estimate
 
 
@@ -189,6 +191,17 @@ def run_htsc(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.devi
         return out["htsc"].cpu().numpy()
 
 
+def run_c3d(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device,
+            precision: Precision | None = None) -> np.ndarray:
+    """C3D on every segment's stack (B, S, L, H, W, 3) -> the mean of the S clips' softmax: scores (B, M)."""
+    with torch.inference_mode(), autocast(precision, device):
+        with timer("input"):
+            stack = _stack_input(clips, device).flatten(0, 1)  # (B*S, L, 3, H, W)
+        with timer("c3d_cnn"):
+            logits = nets["c3d"](stack)
+        return _scores(logits, clips.shape[0])
+
+
 def run_tsn_rgb_diff(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device,
                      diff_length: int, precision: Precision | None = None) -> np.ndarray:
     """TSN RGB + RGB difference: the D frames of each stack centred on its centre frame (the dataset's
@@ -282,6 +295,8 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
                                                   precision)
             elif method == "hts":
                 run_hts(clips, nets, timer, device, precision)
+            elif method == "c3d":
+                run_c3d(clips, nets, timer, device, precision)
             elif method == "tsn_rgb_diff":
                 run_tsn_rgb_diff(clips, nets, timer, device, rgbdiff_length, precision)
             else:

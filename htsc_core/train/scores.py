@@ -22,12 +22,12 @@ from htsc_core.data.dataset import VideoDataset, make_loader
 from htsc_core.data.registry import load_split
 from htsc_core.models.htsc import segment_features, video_scores
 from htsc_core.train.engine import precision_policy, progress
-from htsc_core.train.streams import MODALITY, build_stream, flow_root, num_classes, run_dir
+from htsc_core.train.streams import MODALITY, build_stream, clip_config, flow_root, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz, resolve_device
 
 # stage names of the CNN streams (rgbdiff: TSN RGB difference; conv_fusion: two-stream conv fusion, whose scores
 # are already the method's, Feichtenhofer et al. 2016)
-STREAMS = ("spatial", "temporal", "tvl1", "rgbdiff", "conv_fusion")
+STREAMS = ("spatial", "temporal", "tvl1", "rgbdiff", "conv_fusion", "c3d")  # c3d: C3D on RGB clips (Tran et al. 2015)
 
 
 def scores_path(cfg: Config, subset: str, stream: str) -> Path:
@@ -80,7 +80,7 @@ def _forward(stream: str, model: nn.Module, batch: dict) -> tuple[torch.Tensor, 
     if stream == "temporal":
         out = model(batch["stack"].flatten(0, 1))
         return out["logits"], out["fc7"]
-    x = batch[{"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff"}[stream]].flatten(0, 1)
+    x = batch[{"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff", "c3d": "stack"}[stream]].flatten(0, 1)
     fc7 = model.features(x)
     return model.classifier_head(fc7), fc7
 
@@ -100,7 +100,9 @@ def extract_scores(cfg: Config, stream: str, subset: str, device: str | None = N
     if stream not in STREAMS:
         raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
     dev = resolve_device(device or cfg.device)
-    records, loader = view_loader(cfg, subset, MODALITY[stream], stream, flow="flow" in MODALITY[stream])
+    # C3D reads clips of its own length (clip_config); every other stream the config's stacks
+    records, loader = view_loader(clip_config(cfg, stream), subset, MODALITY[stream], stream,
+                                  flow="flow" in MODALITY[stream])
     model = build_stream(cfg, stream, num_classes(cfg), load_trained=True).to(dev).eval()
     scores, feats, labels, ids = [], [], [], []
     for batch in progress(loader, desc=f"{stream} {subset}", leave=False):

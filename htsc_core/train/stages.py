@@ -13,6 +13,8 @@
 7. ``conv_fusion`` two-stream conv fusion (Feichtenhofer et al. 2016): the trained spatial and TV-L1 VGG16s
                 fused at conv5 (conv fusion, 3D conv, 3D pooling over the segments), the temporal stream kept;
                 fine-tuned end to end on RGB + stored TV-L1 flow (:mod:`htsc_core.models.two_stream_fusion`).
+8. ``c3d``      C3D (Tran et al. 2015): one 3D-conv net on RGB clips of ``c3d_clip_length`` frames, one clip per
+                video in training, S clips at test (:mod:`htsc_core.models.c3d`).
 
 Every stage writes ``<runs_dir>/<stage>/{config.json, log.jsonl, last.pt, best.pt, skipped.jsonl}``.
 """
@@ -34,8 +36,8 @@ from htsc_core.models.flow_losses import MotionNetLoss
 from htsc_core.models.vgg import require_pretrained
 from htsc_core.train.cln import train_cln
 from htsc_core.train.engine import Trainer, is_distributed, shutdown_distributed, is_main_process
-from htsc_core.train.streams import (MODALITY, build_stream, classification_loss, consensus, correct_count, flow_root,
-                                     imagenet_needed, make_optimizer, num_classes, run_dir)
+from htsc_core.train.streams import (MODALITY, build_stream, classification_loss, clip_config, consensus, correct_count,
+                                     flow_root, imagenet_needed, make_optimizer, num_classes, run_dir)
 from htsc_core.data.check import log_excluded
 from htsc_core.data.video import clip_cache
 
@@ -44,7 +46,7 @@ __all__ = ["STAGES", "MODALITY", "train", "run_dir", "flow_root", "build_stream"
            "consensus", "correct_count", "classification_loss",
            "add_config_arguments", "config_from_args", "add_arguments", "command"]
 
-STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln", "conv_fusion")
+STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln", "conv_fusion", "c3d")
 
 
 # --- step functions: (model, batch) -> (loss, stats) ------------------------------
@@ -112,12 +114,14 @@ def stage_step(stage: str, cfg: Config | None = None):
         return conv_fusion_step(cfg.test_segments)
     if stage in ("motion", "temporal"):
         return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage))
-    return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff"}[stage])
+    return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff", "c3d": "stack"}[stage])
 
 
 def stage_data_config(cfg: Config, stage: str) -> Config:
     """MotionNet pre-training draws one stack per video and validates on the centre stack, as the release's
     MotionNet data layer (num_segments: 1, batch 16 stacks): the segments serve the classifiers' consensus."""
+    if stage == "c3d":  # C3D trains on one clip per video (Tran et al. 2015), of its own length
+        return clip_config(cfg, stage).replace(num_segments=1)
     return cfg.replace(num_segments=1, test_segments=1) if stage == "motion" else cfg
 
 
@@ -129,7 +133,8 @@ def _optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimiz
         groups = [{"params": model.motion.parameters(), "lr": cfg.lr_motion_e2e},  # much lower (release: 1e-6 vs 1e-3)
                   {"params": model.vgg.parameters(), "lr": cfg.lr_temporal}]
     else:
-        lr = {"spatial": cfg.lr_spatial, "rgbdiff": cfg.lr_rgbdiff}.get(stage, cfg.lr_temporal)  # tvl1: lr_temporal
+        # tvl1, conv_fusion: lr_temporal; c3d (from scratch, like the spatial stream on CPU): lr_spatial
+        lr = {"spatial": cfg.lr_spatial, "rgbdiff": cfg.lr_rgbdiff, "c3d": cfg.lr_spatial}.get(stage, cfg.lr_temporal)
         groups = [{"params": model.parameters(), "lr": lr}]
     return make_optimizer(cfg, groups)  # cfg.optimizer: SGD (two-stream / TSN practice) or AdamW
 
