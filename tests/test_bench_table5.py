@@ -63,6 +63,14 @@ def test_adaptive_rounds_run_until_resolved_or_the_cap():
     with pytest.raises(ValueError, match="max_repeats"):
         _tiny(max_repeats=3)
 
+    # two-stream fusion is charged the same round's two-stream flow stage (share_flow), step by step
+    step = {(x["method"], x["step"]): x["seconds_per_video"] for x in never["steps"]}
+    for k in ("tvl1", "flow_jpeg_write", "flow_jpeg_read"):
+        assert step[("two_stream_fusion", k)] == step[("two_stream", k)] > 0
+    assert never["two_stream_fusion_flow"].startswith("two-stream's flow stage")
+    own = _tiny(repeats=1, share_flow=False)
+    assert {x["step"] for x in own["steps"] if x["method"] == "two_stream_fusion"} >= {"tvl1", "fusion_cnn"}
+
     # MotionNet / TV-L1 per flow field: the per-stack figures over L-1 fields, and the ratio of the medians
     ff, fs = never["flow_per_field"], never["flow_stage"]
     assert ff["tvl1_s_per_field"] == pytest.approx(fs["tvl1_s_per_stack"] / 2)  # L - 1 = 2 fields per stack

@@ -41,8 +41,7 @@ import cv2
 import numpy as np
 import torch
 
-from htsc_core import stats
-from htsc_core.bench.common import StepTimer, autocast, spread, sync
+from htsc_core.bench.common import RATIO_TOLERANCE, StepTimer, autocast, flow_field_ratio, resolve_ratio, spread, sync
 from htsc_core.bench.table5_networks import build_networks
 from htsc_core.data.flow_storage import encode_flow_jpeg, flow_file, read_flow_stack
 from htsc_core.data.sampling import diff_window_indices
@@ -55,7 +54,7 @@ from htsc_core.precision import Precision
 from htsc_core.utils import progress
 
 METHODS = ("two_stream", "hts", "htsc", "tsn_rgb_diff", "two_stream_fusion", "c3d")
-RATIO_TOLERANCE = 0.05  # issue 26: the interval of HTSC / HTS narrower than +-5 % of its estimate
+FLOW_STEPS = ("tvl1", "flow_jpeg_write", "flow_jpeg_read")  # two-stream's flow stage (shared with the fusion)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -134,11 +133,14 @@ def stored_tvl1_input(clips: np.ndarray, estimator: TVL1Estimator, flow_dir: Pat
 
 
 def run_two_stream(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow_dir: Path,
-                   timer: StepTimer, device: torch.device, precision: Precision | None = None
-                   ) -> tuple[np.ndarray, int]:
-    """Classic two-stream on decoded clips (B, S, L, H, W, 3) -> (scores (B, M), flow bytes written)."""
+                   timer: StepTimer, device: torch.device, precision: Precision | None = None,
+                   keep: dict | None = None) -> tuple[np.ndarray, int]:
+    """Classic two-stream on decoded clips (B, S, L, H, W, 3) -> (scores (B, M), flow bytes written);
+    ``keep`` (a dict) receives the stored flow read back (``flow``) for :func:`run_two_stream_fusion`."""
     B = clips.shape[0]
     flow_x, nbytes = stored_tvl1_input(clips, estimator, flow_dir, timer, device)
+    if keep is not None:
+        keep["flow"] = flow_x
     with timer("input"):
         rgb = _rgb_input(clips, device)
     with torch.inference_mode(), autocast(precision, device):
@@ -152,12 +154,17 @@ def run_two_stream(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow
 
 
 def run_two_stream_fusion(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow_dir: Path,
-                          timer: StepTimer, device: torch.device, precision: Precision | None = None
-                          ) -> tuple[np.ndarray, int]:
+                          timer: StepTimer, device: torch.device, precision: Precision | None = None,
+                          stored: torch.Tensor | None = None) -> tuple[np.ndarray, int]:
     """Two-stream conv fusion (Feichtenhofer et al. 2016): the stored TV-L1 flow of two-stream, then the spatial
-    and temporal VGG16s fused at conv5 over the S segments (:class:`TwoStreamConvFusion`) -> scores (B, M)."""
+    and temporal VGG16s fused at conv5 over the S segments (:class:`TwoStreamConvFusion`) -> scores (B, M).
+    ``stored``: the flow two-stream stored and read back for these clips (its flow stage then is not run here,
+    and its time is added by the caller: :func:`benchmark_resolution`); flow bytes written then 0."""
     B, S = clips.shape[:2]
-    flow_x, nbytes = stored_tvl1_input(clips, estimator, flow_dir, timer, device)
+    if stored is None:
+        flow_x, nbytes = stored_tvl1_input(clips, estimator, flow_dir, timer, device)
+    else:
+        flow_x, nbytes = stored, 0
     with timer("input"):
         rgb = _rgb_input(clips, device)
     with torch.inference_mode(), autocast(precision, device):
@@ -224,48 +231,22 @@ def run_tsn_rgb_diff(clips: np.ndarray, nets: dict, timer: StepTimer, device: to
             return hts_fusion(_scores(s_logits, B), _scores(d_logits, B))
 
 
-# ----------------------------------------------------------------------------- repeats and ratios
-def resolve_ratio(values_a, values_b, tolerance: float = RATIO_TOLERANCE, seed: int = 0) -> dict:
-    """The ratio of medians A / B of interleaved repeats with its 95 % bootstrap interval
-    (:func:`htsc_core.stats.ratio_ci`) and whether it is resolved: both ends within ``tolerance`` of the
-    estimate (``half_width`` = the larger relative distance of an end from the estimate). Fewer than
-    :data:`stats.MIN_TIMINGS` repeats of either: no interval, not resolved."""
-    if tolerance <= 0:
-        raise ValueError(f"tolerance={tolerance}; expected > 0")
-    n = min(len(values_a), len(values_b))
-    if n < stats.MIN_TIMINGS:
-        est = float(np.median(values_a) / np.median(values_b)) if n else float("nan")
-        return {"estimate": est, "ci_low": None, "ci_high": None, "half_width": None, "tolerance": tolerance,
-                "n": n, "resolved": False}
-    est, lo, hi = stats.ratio_ci(values_a, values_b, seed=seed)
-    half = max(hi / est - 1.0, 1.0 - lo / est)
-    return {"estimate": est, "ci_low": lo, "ci_high": hi, "half_width": half, "tolerance": tolerance,
-            "n": n, "resolved": bool(half <= tolerance)}
-
-
-def flow_field_ratio(steps_tvl1: list[dict], steps_motion: list[dict], fields_per_video: int, seed: int = 0) -> dict:
-    """MotionNet against TV-L1 per flow field (issue 26, item 5): seconds per field of each (median over the
-    repeats; both make L-1 fields per stack) and the speedup TV-L1 / MotionNet with its 95 % interval."""
-    tvl1 = [s["tvl1"] / fields_per_video for s in steps_tvl1]
-    motion = [s["motionnet"] / fields_per_video for s in steps_motion]
-    r = resolve_ratio(tvl1, motion, seed=seed)
-    return {"tvl1_s_per_field": float(np.median(tvl1)), "motionnet_s_per_field": float(np.median(motion)),
-            "motionnet_speedup_per_field": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-            "repeats_tvl1": len(tvl1), "repeats_motionnet": len(motion)}
-
-
 # ----------------------------------------------------------------------------- one resolution
 def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_classes: int, vgg_width: float,
                          motion_width: float, vgg_batch_norm: bool, cln_hidden: int, cln_rounds: int,
                          repeats: int, videos: int, threads: int, device: torch.device, seed: int = 0,
                          label: str = "", rgbdiff_length: int = 5, precision: Precision | None = None,
-                         max_repeats: int | None = None, ratio_tolerance: float = RATIO_TOLERANCE) -> dict:
+                         max_repeats: int | None = None, ratio_tolerance: float = RATIO_TOLERANCE,
+                         share_flow: bool = True) -> dict:
     """Time the pipelines of :data:`METHODS` at one resolution (interleaved per repeat, after one warm-up each).
 
     After ``repeats`` rounds of every pipeline, rounds of HTS and HTSC alone (interleaved, order alternating)
     are added until the interval of HTSC / HTS is within ``ratio_tolerance`` of its estimate or
     ``max_repeats`` rounds of them were run (default: ``repeats``, no extra round); ``htsc_over_hts`` records
     the interval reached and whether it is resolved. Networks run under ``precision`` (None: fp32).
+    ``share_flow``: two-stream fusion takes the flow two-stream computed, stored and read back in the same round
+    (the same work on the same clips) and is charged that round's flow-stage seconds, rather than computing
+    TV-L1 a second time (at 224 px, L = 11, TV-L1 is most of a round); False runs its own flow stage.
     """
     max_repeats = repeats if max_repeats is None else int(max_repeats)
     if repeats < 1 or videos < 1:
@@ -283,16 +264,22 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
     steps: dict[str, list[dict]] = {m: [] for m in METHODS}
     storage: list[int] = []
     with tempfile.TemporaryDirectory(prefix="htsc_bench_flow_") as tmp:
+        shared: dict = {}  # the latest two-stream flow and its flow-stage seconds (share_flow)
+
         def once(method: str, rep: int) -> tuple[float, dict]:
             timer = StepTimer(device)
+            reuse = method == "two_stream_fusion" and share_flow and bool(shared)
             sync(device)
             t0 = time.perf_counter()
             if method == "two_stream":
-                _, nbytes = run_two_stream(clips, nets, estimator, Path(tmp) / f"r{rep}", timer, device, precision)
+                keep: dict = {}
+                _, nbytes = run_two_stream(clips, nets, estimator, Path(tmp) / f"r{rep}", timer, device, precision,
+                                           keep)
                 storage.append(nbytes)
+                shared.update(flow=keep["flow"], times={k: timer.times[k] for k in FLOW_STEPS})
             elif method == "two_stream_fusion":
-                _, nbytes = run_two_stream_fusion(clips, nets, estimator, Path(tmp) / f"f{rep}", timer, device,
-                                                  precision)
+                run_two_stream_fusion(clips, nets, estimator, Path(tmp) / f"f{rep}", timer, device, precision,
+                                      shared["flow"] if reuse else None)
             elif method == "hts":
                 run_hts(clips, nets, timer, device, precision)
             elif method == "c3d":
@@ -302,7 +289,12 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
             else:
                 run_htsc(clips, nets, timer, device, precision)
             sync(device)
-            return time.perf_counter() - t0, dict(timer.times)
+            seconds = time.perf_counter() - t0
+            if reuse:  # the same flow stage as two-stream's, measured in this round: counted for the fusion too
+                for k, v in shared["times"].items():
+                    timer.times[k] += v
+                seconds += sum(shared["times"].values())
+            return seconds, dict(timer.times)
 
         def record(method: str, rep: int) -> None:
             seconds, st = once(method, rep)
@@ -365,6 +357,8 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
         "flow_per_field": flow_field_ratio(steps["two_stream"], steps["hts"], videos * segments * (stack_length - 1),
                                            seed),
         "htsc_over_hts": ratio,
+        "two_stream_fusion_flow": "two-stream's flow stage of the same round, its seconds counted" if share_flow
+                                  else "its own TV-L1, JPEG write and read",
         "ratios": {"hts_over_two_stream": fps["hts"] / fps["two_stream"],
                    "htsc_over_two_stream": fps["htsc"] / fps["two_stream"],
                    "htsc_over_hts": fps["htsc"] / fps["hts"],
