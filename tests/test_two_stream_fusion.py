@@ -30,6 +30,9 @@ def test_shapes_and_scores():
         out = model(rgb, flow, segments=3)  # 3 segments x 2 crops
     assert out["logits"].shape == out["logits_temporal"].shape == out["scores"].shape == (2, M)
     torch.testing.assert_close(out["scores"].sum(1), torch.ones(2))
+    with torch.no_grad():  # the temporal head goes on from the conv5 maps the fusion used: the stream's own forward
+        alone = model.temporal(flow.flatten(0, 1)).view(2, 6, -1).mean(1)
+    torch.testing.assert_close(out["logits_temporal"], alone, rtol=1e-5, atol=1e-6)
     assert model.channels == 32  # conv5 at width 1/16: 512 / 16
     with pytest.raises(ValueError, match="multiple of segments"):
         model(rgb, flow, segments=4)

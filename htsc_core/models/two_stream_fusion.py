@@ -82,9 +82,8 @@ class TwoStreamConvFusion(nn.Module):
             self.fuse3d.weight[:, :, 1, 1, 1] = eye
             self.fuse3d.bias.zero_()
 
-    def _fused_logits(self, rgb: torch.Tensor, flow: torch.Tensor, sequences: int) -> torch.Tensor:
-        """rgb, flow (N = sequences x T, C, H, W), sequence-major -> fused logits (sequences, M)."""
-        xs, xo = conv5_maps(self.spatial, rgb), conv5_maps(self.temporal, flow)  # (N, D, h, w) each
+    def _fused_logits(self, xs: torch.Tensor, xo: torch.Tensor, sequences: int) -> torch.Tensor:
+        """conv5 maps xs, xo (N = sequences x T, D, h, w), sequence-major -> fused logits (sequences, M)."""
         y = F.relu(self.fuse(torch.cat([xs, xo], 1)))  # (N, D, h, w)
         n, d, h, w = y.shape
         t = n // sequences
@@ -107,8 +106,12 @@ class TwoStreamConvFusion(nn.Module):
         def sequences(x: torch.Tensor) -> torch.Tensor:  # (B, S*C, ...) segment-major -> (B*C*S, ...) crop-major
             return x.reshape(B, segments, crops, *x.shape[2:]).transpose(1, 2).reshape(B * V, *x.shape[2:])
 
-        fused = self._fused_logits(sequences(rgb), sequences(flow), B * crops).view(B, crops, -1)  # per crop
-        logits_o = self.temporal(flow.flatten(0, 1)).view(B, V, -1)  # per view
+        xs = conv5_maps(self.spatial, sequences(rgb))  # (B*C*S, D, h, w), crop-major
+        xo = conv5_maps(self.temporal, sequences(flow))
+        fused = self._fused_logits(xs, xo, B * crops).view(B, crops, -1)  # per crop
+        # the temporal stream goes on from the same conv5 maps (pool5, fc6-fc8): its convs run once
+        h = self.temporal.avgpool(self.temporal.body[-1](xo))
+        logits_o = self.temporal.classifier(torch.flatten(h, 1)).view(B, V, -1)  # per view (crop-major order)
         # video scores: each head's softmax averaged over its views (TSN consensus), then the two heads averaged
         scores = 0.5 * (fused.float().softmax(-1).mean(1) + logits_o.float().softmax(-1).mean(1))
         return {"logits": fused.mean(1), "logits_temporal": logits_o.mean(1), "scores": scores}
