@@ -99,8 +99,8 @@ class Config:
             raise ValueError(f"test_crops={self.test_crops}; expected 1, 5 or 10")
         if self.stack_length < 2:
             raise ValueError("stack_length must be >= 2 (at least one frame pair)")
-        if self.c3d_clip_length < 1:
-            raise ValueError(f"c3d_clip_length={self.c3d_clip_length} must be >= 1")
+        if self.c3d_clip_length < 2:  # read as a "stack" (train/streams.clip_config), which needs >= 2 frames
+            raise ValueError(f"c3d_clip_length={self.c3d_clip_length} must be >= 2")
         if self.rgbdiff_length < 2:
             raise ValueError(f"rgbdiff_length={self.rgbdiff_length} must be >= 2 (at least one frame difference)")
         if isinstance(self.amp, bool):  # configs saved before amp was a mode: true/false

@@ -41,6 +41,8 @@ def test_short_clips_and_small_frames(frames, size):
 
 
 def test_clear_errors():
+    with pytest.raises(ValueError, match="c3d_clip_length"):
+        from_params(profile="smoke", c3d_clip_length=1)
     with pytest.raises(ValueError, match=r"clip \(N, T, 3, H, W\)"):
         C3D(4, 1 / 16)(torch.rand(2, 3, 8, 32, 32))
     with pytest.raises(ValueError, match="below 16 px"):
