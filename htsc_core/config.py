@@ -71,6 +71,9 @@ class Config:
     epochs_tvl1: int = 30  # training accuracy was still rising at epoch 20 (docs/SYNTHETIC.md 10)
     epochs_rgbdiff: int = 15  # TSN RGB-difference stream (docs/RGBDIFF.md), initialised from the trained spatial one
     epochs_cln: int = 30
+    epochs_c3d: int = 20  # C3D (Tran et al. 2015) from scratch on RGB clips (docs/DESIGN.md), at lr_spatial
+    c3d_clip_length: int = 16  # frames per C3D clip (Tran et al. 2015: 16)
+    epochs_conv_fusion: int = 10  # two-stream conv fusion (docs/DESIGN.md): fine-tunes trained spatial + TV-L1 streams
     lr_spatial: float = 3e-4
     lr_motion: float = 1e-3  # Adam, unsupervised MotionNet pre-training
     lr_temporal: float = 3e-4
@@ -96,6 +99,8 @@ class Config:
             raise ValueError(f"test_crops={self.test_crops}; expected 1, 5 or 10")
         if self.stack_length < 2:
             raise ValueError("stack_length must be >= 2 (at least one frame pair)")
+        if self.c3d_clip_length < 2:  # read as a "stack" (train/streams.clip_config), which needs >= 2 frames
+            raise ValueError(f"c3d_clip_length={self.c3d_clip_length} must be >= 2")
         if self.rgbdiff_length < 2:
             raise ValueError(f"rgbdiff_length={self.rgbdiff_length} must be >= 2 (at least one frame difference)")
         if isinstance(self.amp, bool):  # configs saved before amp was a mode: true/false
@@ -136,7 +141,7 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         vgg_width=1 / 16, motion_width=1 / 16, cln_hidden=16, dropout=0.5, pretrained=False, batch_size=4,
         num_workers=0,
         epochs_spatial=1, epochs_motion=1, epochs_temporal=1, epochs_tvl1=1, epochs_rgbdiff=1, epochs_cln=2,
-        max_steps_per_epoch=3,
+        epochs_conv_fusion=1, epochs_c3d=1, c3d_clip_length=8, max_steps_per_epoch=3,
     ),
     "default": {},
     "paper": dict(
@@ -145,7 +150,7 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         vgg_width=1.0, vgg_batch_norm=False, pretrained=True, clip_cache_mb=0, motion_width=1.0,
         dropout=0.9, cln_hidden=512, optimizer="sgd",
         batch_size=32, num_workers=8, epochs_spatial=80, epochs_motion=40, epochs_temporal=80,
-        epochs_tvl1=80, epochs_rgbdiff=80, epochs_cln=50,
+        epochs_tvl1=80, epochs_rgbdiff=80, epochs_cln=50, epochs_conv_fusion=30, epochs_c3d=80,
         lr_spatial=1e-3, lr_motion=1e-4, lr_temporal=1e-3, lr_rgbdiff=1e-3,
         lr_motion_e2e=1e-6, lr_cln=1e-3,
     ),

@@ -27,8 +27,9 @@ NOT_REPRODUCED = {
     "mv_fv": "hand-crafted: motion vectors of the compressed stream with Fisher vectors, not a network",
     "emv": "enhanced motion-vector CNN distilled from optical-flow CNNs on compressed video; not re-implemented",
     "3dnet": "no public definition of the network the paper cites (Diba et al. 2016)",
-    "c3d": "not implemented yet (issue 26)",
-    "two_stream_fusion": "not implemented yet (issue 26)",
+    "c3d": "the c3d stage was not trained in this run (`htsc train c3d`, then `htsc evaluate`; issue 26)",
+    "two_stream_fusion": "the conv_fusion stage was not trained in this run (`htsc train conv_fusion`, then "
+                         "`htsc evaluate`; issue 26)",
     "tclsta": "not implemented yet (issue 26)",
 }
 # Table 4: ablation, same metrics.

@@ -69,6 +69,10 @@ def htsc_scores(cfg: Config, awl_weights, subset: str = "test", device: str | No
 # with the HTSC pass's spatial scores). Both fuse spatial : motion = 1 : 1.5 (hts_fusion), the weights of the
 # two-stream / Hidden Two-Stream protocol and of TSN for RGB + RGB difference.
 BASELINES = {"tvl1": ("tvl1_temporal", "two_stream"), "rgbdiff": ("rgb_diff", "tsn_rgb_diff")}
+# Baselines whose saved scores are the method's own (no late fusion with the HTSC pass): stream -> row.
+# conv_fusion: two-stream conv fusion (Feichtenhofer et al. 2016), fused in the network (models/two_stream_fusion.py);
+# c3d: C3D, one network on RGB clips (Tran et al. 2015; models/c3d.py).
+FUSED_BASELINES = {"conv_fusion": "two_stream_fusion", "c3d": "c3d"}
 
 
 def baseline_scores(cfg: Config, test: dict) -> dict[str, np.ndarray]:
@@ -78,13 +82,17 @@ def baseline_scores(cfg: Config, test: dict) -> dict[str, np.ndarray]:
     spatial + 1.5 x RGB difference), each pair only when that stream's test scores were extracted.
     Per-video correctness for the paired verdicts: :func:`correct`."""
     out: dict[str, np.ndarray] = {}
-    for stream, (alone, fused) in BASELINES.items():
+    for stream in (*BASELINES, *FUSED_BASELINES):
         if not scores_path(cfg, "test", stream).exists():
             continue
         pair = align_streams({"htsc": test, stream: load_scores(cfg, "test", stream)})
         if not np.array_equal(pair[stream]["labels"], np.asarray(test["labels"])):
             raise ValueError(f"{scores_path(cfg, 'test', stream)}: labels differ from the HTSC pass's "
                              "for the same videos")
+        if stream in FUSED_BASELINES:
+            out[FUSED_BASELINES[stream]] = pair[stream]["scores"]
+            continue
+        alone, fused = BASELINES[stream]
         out[alone] = pair[stream]["scores"]
         out[fused] = hts_fusion(test["spatial"], pair[stream]["scores"])
     return out
@@ -130,7 +138,7 @@ def evaluate_all(cfg: Config, device: str | None = None, streams: tuple[str, ...
     for stream in streams:
         if not (run_dir(cfg, stream) / "best.pt").exists():
             continue
-        for subset in (("test",) if stream in BASELINES else ("val",)):
+        for subset in (("test",) if stream in BASELINES or stream in FUSED_BASELINES else ("val",)):
             extract_scores(cfg, stream, subset, device)
     results = fusion_results(cfg, device)
     results["meta"] = run_metadata(cfg)
@@ -188,7 +196,7 @@ def table3_rows(cfg: Config) -> list[dict]:
 
 
 PER_FAMILY_METHODS = ("spatial", "tvl1_temporal", "rgb_diff", "hidden_temporal", "two_stream", "tsn_rgb_diff",
-                      "hts", "hts_cln", "hts_cln_awl")
+                      "two_stream_fusion", "c3d", "hts", "hts_cln", "hts_cln_awl")
 
 
 def per_family_rows(cfg: Config) -> tuple[list[dict], list[str]]:

@@ -1,6 +1,7 @@
 """``htsc bench``: the efficiency benchmarks (paper section 4.4, Table 5; docs/DESIGN.md section 7).
 
-    htsc bench table5   [--profile P] [--resolutions 128,224] [--repeats N] [--threads N] [--compile] [--out DIR]
+    htsc bench table5   [--profile P] [--resolutions 128,224] [--repeats N] [--max-repeats N] [--threads N]
+                        [--compile] [--out DIR]
     htsc bench data     [--profile P] [--data-root ROOT] [--out DIR]
     htsc bench scaling  [--profile P] [--data-root ROOT] [--out DIR]
     htsc bench train    [--profile P] [--stages spatial,motion,...] [--repeats N] [--json PATH]
@@ -54,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="paper-width resolutions besides the profile's (comma-separated multiples of 32, 'none' "
                         "for none; default: none for smoke, else the profile size,128,224)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per figure (default by profile)")
+    p.add_argument("--max-repeats", type=int, default=None,
+                   help="`table5`: at most this many HTS / HTSC rounds while the interval of their ratio is wider "
+                        "than +-5%% (default: 10 for smoke, else 30)")
     p.add_argument("--videos", type=int, default=1, help="videos per batch in the Table 5 pipelines")
     p.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: torch's)")
     p.add_argument("--num-workers", type=int, default=None, help="loader workers for `data` (default: profile's)")
@@ -78,13 +82,19 @@ def _print_table5(res: dict) -> None:
     for run in res["runs"]:
         print(f"\n{run['label']}: {run['resolution']} px, VGG width {run['vgg_width']}, MotionNet width "
               f"{run['motion_width']}, {run['segments']} segments x L={run['stack_length']}, batch "
-              f"{run['batch_videos']} video(s), {run['torch_threads']} threads, {run['device']}")
+              f"{run['batch_videos']} video(s), {run['torch_threads']} threads, {run['device']}, {run['precision']}")
         print(_table(run["rows"], ["method", "ours_fps", "fps_min", "fps_max", "videos_per_s", "paper_fps"]))
         fs = run["flow_stage"]
         print(f"flow stage per stack: TV-L1 {fs['tvl1_s_per_stack'] * 1e3:.1f} ms, MotionNet "
               f"{fs['motionnet_s_per_stack'] * 1e3:.1f} ms ({fs['motionnet_speedup']:.1f}x); flow storage "
               f"{run['flow_storage_bytes_per_video'] / 1024:.1f} KiB/video; HTSC/two-stream "
-              f"{run['ratios']['htsc_over_two_stream']:.2f}x, HTSC/HTS {run['ratios']['htsc_over_hts']:.3f}")
+              f"{run['ratios']['htsc_over_two_stream']:.2f}x")
+        ff, r = run["flow_per_field"], run["htsc_over_hts"]
+        ci = lambda lo, hi: "(< 5 repeats)" if lo is None else f"95% CI {lo:.3g}-{hi:.3g}"  # noqa: E731
+        print(f"per flow field: TV-L1 {ff['tvl1_s_per_field'] * 1e3:.2f} ms, MotionNet "
+              f"{ff['motionnet_s_per_field'] * 1e3:.2f} ms, {ff['motionnet_speedup_per_field']:.1f}x "
+              f"({ci(ff['ci_low'], ff['ci_high'])}); HTSC/HTS {r['estimate']:.3f} ({ci(r['ci_low'], r['ci_high'])}, "
+              f"{r['rounds']} rounds, {'resolved' if r['resolved'] else 'not resolved'} at +-{r['tolerance']:.0%})")
     mm = res["matmul"]
     print(f"\nmatmul {mm['n']}x{mm['n']} fp32: {mm['flops_per_s'] / 1e9:.1f} GFLOP/s; 1x1 conv (oneDNN) "
           f"{res['conv1x1']['flops_per_s'] / 1e9:.1f} GFLOP/s")
@@ -107,7 +117,7 @@ def command(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.what in ("table5", "all"):
         res = table5_benchmark(cfg, args.resolutions, args.repeats, videos=args.videos, threads=args.threads,
-                               try_compile=args.compile, out=args.out)
+                               try_compile=args.compile, out=args.out, max_repeats=args.max_repeats)
         _print_table5(res)
     if args.what in ("data", "all"):
         res = data_benchmark(cfg, repeats=args.repeats, out=args.out, num_workers=args.num_workers)

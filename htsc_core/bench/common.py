@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from htsc_core import stats
+
+RATIO_TOLERANCE = 0.05  # issue 26: the interval of HTSC / HTS narrower than +-5 % of its estimate
+
+
+def autocast(precision, device: torch.device) -> AbstractContextManager:
+    """The autocast context of a :class:`htsc_core.precision.Precision` (the scoring policy: bf16 where the
+    CPU has it natively, fp32 elsewhere); ``None``: fp32, no context."""
+    return nullcontext() if precision is None else precision.autocast(device)
 
 
 def sync(device: torch.device) -> None:
@@ -90,3 +100,33 @@ def conv1x1_throughput(channels: int, side: int, repeats: int, device: torch.dev
     flops = 2.0 * channels * channels * side * side
     return {"channels": channels, "side": side, "dtype": "float32", "flop_per_call": flops, "seconds": t,
             "flops_per_s": flops / t["median"], "device": str(device), "torch_threads": torch.get_num_threads()}
+
+
+# ----------------------------------------------------------------------------- repeats and ratios
+def resolve_ratio(values_a, values_b, tolerance: float = RATIO_TOLERANCE, seed: int = 0) -> dict:
+    """The ratio of medians A / B of interleaved repeats with its 95 % bootstrap interval
+    (:func:`htsc_core.stats.ratio_ci`) and whether it is resolved: both ends within ``tolerance`` of the
+    estimate (``half_width`` = the larger relative distance of an end from the estimate). Fewer than
+    :data:`stats.MIN_TIMINGS` repeats of either: no interval, not resolved."""
+    if tolerance <= 0:
+        raise ValueError(f"tolerance={tolerance}; expected > 0")
+    n = min(len(values_a), len(values_b))
+    if n < stats.MIN_TIMINGS:
+        est = float(np.median(values_a) / np.median(values_b)) if n else float("nan")
+        return {"estimate": est, "ci_low": None, "ci_high": None, "half_width": None, "tolerance": tolerance,
+                "n": n, "resolved": False}
+    est, lo, hi = stats.ratio_ci(values_a, values_b, seed=seed)
+    half = max(hi / est - 1.0, 1.0 - lo / est)
+    return {"estimate": est, "ci_low": lo, "ci_high": hi, "half_width": half, "tolerance": tolerance,
+            "n": n, "resolved": bool(half <= tolerance)}
+
+
+def flow_field_ratio(steps_tvl1: list[dict], steps_motion: list[dict], fields_per_video: int, seed: int = 0) -> dict:
+    """MotionNet against TV-L1 per flow field (issue 26, item 5): seconds per field of each (median over the
+    repeats; both make L-1 fields per stack) and the speedup TV-L1 / MotionNet with its 95 % interval."""
+    tvl1 = [s["tvl1"] / fields_per_video for s in steps_tvl1]
+    motion = [s["motionnet"] / fields_per_video for s in steps_motion]
+    r = resolve_ratio(tvl1, motion, seed=seed)
+    return {"tvl1_s_per_field": float(np.median(tvl1)), "motionnet_s_per_field": float(np.median(motion)),
+            "motionnet_speedup_per_field": r["estimate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+            "repeats_tvl1": len(tvl1), "repeats_motionnet": len(motion)}

@@ -1,7 +1,8 @@
-"""Table 5 efficiency benchmark: test-time fps of two-stream, HTS and HTSC (paper section 4.4, Table 5;
-docs/DESIGN.md section 7).
+"""Table 5 efficiency benchmark: test-time fps of two-stream, two-stream fusion, HTS and HTSC (paper section 4.4,
+Table 5; docs/DESIGN.md section 7).
 
-The four pipelines (two-stream with TV-L1 and stored JPEG flow, HTS, HTSC, TSN RGB difference) and
+The five pipelines (two-stream with TV-L1 and stored JPEG flow, HTS, HTSC, TSN RGB difference, two-stream conv
+fusion on the same stored flow) and
 their timing at one resolution are :mod:`htsc_core.bench.table5_pipelines`; the networks, their FLOPs
 and the ``torch.compile`` trial :mod:`htsc_core.bench.table5_networks`. This module runs them at the
 profile's and the paper's sizes and turns the runs into Table 5's rows and the issue's goals.
@@ -11,6 +12,12 @@ the model evaluation runs for Tables 3-4, so the benchmark times what the evalua
 
 The networks are randomly initialised: timing does not depend on the weights (no data-dependent
 control flow). The paper does not say what its "fps" counts; :data:`FPS_DEFINITION` states ours.
+
+Table 5 times the model as the study runs it (issue 26, item 5): every network under the precision policy
+that scoring uses (:func:`htsc_core.precision.precision_policy` of ``cfg.amp``: bf16 autocast where the CPU
+has native bf16, fp32 otherwise; the CLN in fp32), recorded as ``precision`` in every row; at the paper's
+size the paper's stack length (:func:`stack_length_for`: L = 11 at 224 px, Tab. 2); and interleaved
+HTS / HTSC rounds until their ratio is resolved (``htsc_over_hts`` of each run records the interval reached).
 """
 from __future__ import annotations
 
@@ -24,25 +31,34 @@ import torch
 from htsc_core import stats
 from htsc_core.bench.common import conv1x1_throughput, matmul_throughput
 from htsc_core.bench.table5_networks import compile_trial, network_efficiency
-from htsc_core.bench.table5_pipelines import benchmark_resolution
+from htsc_core.bench.table5_pipelines import RATIO_TOLERANCE, benchmark_resolution
 from htsc_core.config import Config
+from htsc_core.precision import precision_policy
 from htsc_core.train.streams import num_classes as dataset_num_classes
 from htsc_core.utils import atomic_write_json, resolve_device, run_metadata
 
 PAPER_WIDTH = {"vgg_width": 1.0, "motion_width": 1.0, "vgg_batch_norm": False}  # Tab. 1 / Tab. 2
+PAPER_SIZE = 224  # the paper's input side (sec. 4.2)
+PAPER_STACK_LENGTH = 11  # MotionNet's input: 11 frames -> 10 flow fields (Tab. 2)
 EFFICIENCY_BATCH = 8  # images per forward for the achieved-FLOP/s figures
 
 FPS_DEFINITION = (
     "fps = videos per second x frames per video, where a video is tested with S segments x 1 centre crop "
     "(S = cfg.test_segments) and each segment consumes one stack of L consecutive decoded frames (the "
     "temporal stream's input; the spatial stream takes the stack's centre frame, so it adds no frames): "
-    "frames per video = S x L. TSN RGB difference reads only the D (cfg.rgbdiff_length) frames of each "
-    "stack centred on its centre frame, yet is counted with the same S x L, so fps ratios between methods "
+    "frames per video = S x L, with the paper's L = 11 at 224 px (Tab. 2) and the profile's L elsewhere. "
+    "TSN RGB difference reads only the D (cfg.rgbdiff_length) frames of each "
+    "stack centred on its centre frame, and C3D takes each stack's L frames as its clip (its own clips are 16 "
+    "frames at 112 px); both are counted with the same S x L, so fps ratios between methods "
     "are ratios of videos per second. Time runs from decoded uint8 frames in memory to video-level class scores, "
-    "including, for two-stream, TV-L1 on the L-1 frame pairs of every stack and writing the flow as "
-    "denseflow JPEGs (bound 20) and reading them back (from the OS page cache, the best case for "
-    "two-stream); video decoding is excluded for every method. Networks are randomly initialised "
-    "(timing does not depend on the weights), in inference mode, channels_last. The paper reports fps "
+    "including, for two-stream and two-stream fusion, TV-L1 on the L-1 frame pairs of every stack and writing "
+    "the flow as denseflow JPEGs (bound 20) and reading them back (from the OS page cache, the best case for "
+    "two-stream); two-stream fusion is charged the flow stage two-stream measured on the same clips in the "
+    "same round (the same work) plus its own networks; video decoding is excluded for every method. "
+    "Networks are randomly initialised "
+    "(timing does not depend on the weights), in inference mode, channels_last, under the precision that "
+    "scoring uses (bf16 autocast where the CPU has native bf16, else fp32; the CLN in fp32; the precision "
+    "column). The paper reports fps "
     "(Table 5, HMDB51) without defining it, so its numbers are shown for reference only: compare the "
     "ratios between methods, which are measured in one run on one machine."
 )
@@ -65,8 +81,23 @@ def default_repeats(cfg: Config) -> int:
     return stats.MIN_TIMINGS
 
 
-TABLE5_COLUMNS = ("method", "resolution", "width", "device", "ours_fps", "ours_videos_per_s", "ratio_to_two_stream",
-                  "ratio_ci_low", "ratio_ci_high", "repeats", "paper_fps")
+def default_max_repeats(cfg: Config) -> int:
+    """At most this many HTS / HTSC rounds while their ratio is not resolved: 10 for smoke (seconds), else 30
+    (at 224 px, paper width, on 2 cores a round of the two is about 10 s)."""
+    return 10 if cfg.profile == "smoke" else 30
+
+
+def stack_length_for(cfg: Config, size: int, label: str) -> int:
+    """L of a run: the profile's own at its size and widths (``label`` "profile", the model the study trains);
+    the paper's (:data:`PAPER_STACK_LENGTH`) for paper-width runs at the paper's size, so two-stream's TV-L1
+    computes the paper's L-1 = 10 fields per stack; the profile's elsewhere."""
+    if label == "paper_width" and size == PAPER_SIZE:
+        return PAPER_STACK_LENGTH
+    return cfg.stack_length
+
+
+TABLE5_COLUMNS = ("method", "resolution", "width", "stack_length", "precision", "device", "ours_fps",
+                  "ours_videos_per_s", "ratio_to_two_stream", "ratio_ci_low", "ratio_ci_high", "repeats", "paper_fps")
 
 
 def table5_rows(run: dict, seed: int = 0) -> list[dict]:
@@ -79,6 +110,7 @@ def table5_rows(run: dict, seed: int = 0) -> list[dict]:
         rows.append({"method": m, "resolution": run["resolution"],
                      "width": "paper" if run["label"] == "paper_width" else f"vgg {run['vgg_width']:g}, "
                                                                              f"motion {run['motion_width']:g}",
+                     "stack_length": run["stack_length"], "precision": run["precision"],
                      "device": run["device"], "ours_fps": r["ours_fps"], "ours_videos_per_s": r["videos_per_s"],
                      "ratio_to_two_stream": est, "ratio_ci_low": lo, "ratio_ci_high": hi,
                      "repeats": len(r["fps_repeats"]), "paper_fps": r["paper_fps"], "fps_repeats": r["fps_repeats"]})
@@ -86,20 +118,23 @@ def table5_rows(run: dict, seed: int = 0) -> list[dict]:
 
 
 def _goals(runs: list[dict], networks: list[dict], profile_size: int) -> list[dict]:
-    """The issue's targets, checked on what this run measured (absent runs are skipped)."""
+    """The issue's targets (issue 26: at 224 px, paper width, L = 11, the scoring precision), checked on what
+    this run measured (absent runs are skipped)."""
     goals = []
     by = {(r["label"], r["resolution"]): r for r in runs}
-    full224 = by.get(("paper_width", 224))
+    full224 = by.get(("paper_width", PAPER_SIZE))
     if full224:
-        goals.append({"goal": "MotionNet (paper width) >= 5x faster than TV-L1 per stack at 224 px",
-                      "measured": full224["flow_stage"]["motionnet_speedup"], "target": 5.0})
-        goals.append({"goal": "HTSC >= 4x two-stream videos/s at 224 px (paper width)",
-                      "measured": full224["ratios"]["htsc_over_two_stream"], "target": 4.0})
+        L = full224["stack_length"]
+        goals.append({"goal": f"MotionNet >= 35x TV-L1 per flow field at 224 px (paper width, L={L})",
+                      "measured": full224["flow_per_field"]["motionnet_speedup_per_field"], "target": 35.0})
+        goals.append({"goal": f"HTS >= 15x two-stream videos/s at 224 px (paper width, L={L}, "
+                              f"{full224['precision']})",
+                      "measured": full224["ratios"]["hts_over_two_stream"], "target": 15.0})
         goals.append({"goal": "HTSC within 5% of HTS at 224 px (paper width)",
                       "measured": full224["ratios"]["htsc_over_hts"], "target": 0.95})
     for key in (("profile", profile_size), ("paper_width", profile_size)):
         run = by.get(key)
-        if run and run["resolution"] != 224:
+        if run and run["resolution"] != PAPER_SIZE:
             goals.append({"goal": f"MotionNet ({key[0]} widths) >= 20x faster than TV-L1 per stack at "
                                   f"{profile_size} px (the profile's size)",
                           "measured": run["flow_stage"]["motionnet_speedup"], "target": 20.0})
@@ -108,8 +143,9 @@ def _goals(runs: list[dict], networks: list[dict], profile_size: int) -> list[di
         goals.append({"goal": f"HTSC within 5% of HTS at {profile_size} px (profile widths)",
                       "measured": prof["ratios"]["htsc_over_hts"], "target": 0.95})
     for row in networks:
-        if row["resolution"] == 224 and row["vgg_width"] == 1.0 and row["motion_width"] == 1.0:
-            goals.append({"goal": f"{row['network']} >= 60% of the mm FLOP/s at 224 px, batch {row['batch']}",
+        if row["resolution"] == PAPER_SIZE and row["vgg_width"] == 1.0 and row["motion_width"] == 1.0:
+            goals.append({"goal": f"{row['network']} >= 60% of the mm FLOP/s at 224 px, batch {row['batch']} "
+                                  f"({row['precision']}; the mm reference is fp32)",
                           "measured": row["fraction_of_mm"], "target": 0.60})
     for g in goals:
         g["met"] = bool(g["measured"] >= g["target"])
@@ -118,7 +154,8 @@ def _goals(runs: list[dict], networks: list[dict], profile_size: int) -> list[di
 
 def table5_benchmark(cfg: Config, resolutions: Sequence[int] | None = None, repeats: int | None = None, *,
                      videos: int = 1, threads: int | None = None, try_compile: bool = False,
-                     out: str | Path | None = None, efficiency: bool | None = None) -> dict:
+                     out: str | Path | None = None, efficiency: bool | None = None,
+                     max_repeats: int | None = None, ratio_tolerance: float = RATIO_TOLERANCE) -> dict:
     """Table 5 at the profile's resolution and widths, plus paper-width runs at ``resolutions``.
 
     Returns ``table5`` (rows method / ours_fps / paper_fps at cfg.image_size), ``steps`` (time share of
@@ -127,8 +164,12 @@ def table5_benchmark(cfg: Config, resolutions: Sequence[int] | None = None, repe
     ``<out or cfg.results_dir/metrics>/bench_table5.json`` with the run metadata.
     ``resolutions=None`` follows the profile (:func:`default_resolutions`); ``efficiency`` (the network
     FLOP/s figures) defaults to on at 224 px with paper widths, except for smoke (profile size, tiny).
+    ``max_repeats`` (default :func:`default_max_repeats`, at least ``repeats``) caps the HTS / HTSC rounds run
+    until their ratio's interval is within ``ratio_tolerance`` (:func:`~htsc_core.bench.table5_pipelines.
+    resolve_ratio`). Every network runs under ``precision_policy(device, cfg.amp)``, as scoring does.
     """
     repeats = default_repeats(cfg) if repeats is None else int(repeats)
+    max_repeats = max(repeats, default_max_repeats(cfg) if max_repeats is None else int(max_repeats))
     resolutions = default_resolutions(cfg) if resolutions is None else [int(r) for r in resolutions]
     for r in resolutions:
         if r < 32 or r % 32:
@@ -142,27 +183,31 @@ def table5_benchmark(cfg: Config, resolutions: Sequence[int] | None = None, repe
         torch.set_num_threads(int(threads))
     threads = torch.get_num_threads()
     cv2.setNumThreads(threads)
+    precision = precision_policy(device, cfg.amp)  # what scoring runs in (train/scores.py, tables.py)
     num_classes = dataset_num_classes(cfg, from_data=False)  # timing needs no data: the nominal count
-    common = dict(segments=cfg.test_segments, stack_length=cfg.stack_length, rgbdiff_length=cfg.rgbdiff_length,
-                  num_classes=num_classes,
+    common = dict(segments=cfg.test_segments, rgbdiff_length=cfg.rgbdiff_length, num_classes=num_classes,
                   cln_hidden=cfg.cln_hidden, cln_rounds=cfg.cln_rounds, repeats=repeats, videos=videos,
-                  threads=threads, device=device, seed=cfg.seed)
+                  threads=threads, device=device, seed=cfg.seed, precision=precision, max_repeats=max_repeats,
+                  ratio_tolerance=ratio_tolerance)
     smoke = cfg.profile == "smoke"
     t_start = time.perf_counter()
     runs = [benchmark_resolution(cfg.image_size, vgg_width=cfg.vgg_width, motion_width=cfg.motion_width,
-                                 vgg_batch_norm=cfg.vgg_batch_norm, label="profile", **common)]
+                                 vgg_batch_norm=cfg.vgg_batch_norm, label="profile",
+                                 stack_length=stack_length_for(cfg, cfg.image_size, "profile"), **common)]
     for r in resolutions:
-        runs.append(benchmark_resolution(r, label="paper_width", **PAPER_WIDTH, **common))
+        runs.append(benchmark_resolution(r, label="paper_width", stack_length=stack_length_for(cfg, r, "paper_width"),
+                                         **PAPER_WIDTH, **common))
 
     n_mm = 512 if smoke else 4096
     mm_before = matmul_throughput(n_mm, repeats, device)
     efficiency = (not smoke) if efficiency is None else bool(efficiency)
     if efficiency:
-        eff_args = (num_classes, cfg.stack_length, 224, 1.0, 1.0, False, EFFICIENCY_BATCH, repeats, device)
+        eff_args = (num_classes, stack_length_for(cfg, PAPER_SIZE, "paper_width"), PAPER_SIZE, 1.0, 1.0, False,
+                    EFFICIENCY_BATCH, repeats, device)
     else:  # smoke: the profile's tiny networks, to keep the notebook at seconds
         eff_args = (num_classes, cfg.stack_length, cfg.image_size, cfg.vgg_width, cfg.motion_width,
                     cfg.vgg_batch_norm, 2, 1, device)
-    networks = network_efficiency(*eff_args, mm_before["flops_per_s"])
+    networks = network_efficiency(*eff_args, mm_before["flops_per_s"], precision=precision)
     mm_after = matmul_throughput(n_mm, repeats, device)
     # Shared machines are noisy: the reference is the better of the mm runs before and after the networks.
     mm = max(mm_before, mm_after, key=lambda r: r["flops_per_s"])
@@ -171,8 +216,8 @@ def table5_benchmark(cfg: Config, resolutions: Sequence[int] | None = None, repe
     for row in networks:
         row["fraction_of_mm"] = row["achieved_flops_per_s"] / mm["flops_per_s"]
         row["fraction_of_conv1x1"] = row["achieved_flops_per_s"] / conv["flops_per_s"]
-    compile_result = compile_trial(224 if not smoke else cfg.image_size, EFFICIENCY_BATCH if not smoke else 2,
-                                   repeats, device, num_classes) if try_compile else None
+    compile_result = compile_trial(PAPER_SIZE if not smoke else cfg.image_size, EFFICIENCY_BATCH if not smoke else 2,
+                                   repeats, device, num_classes, precision=precision) if try_compile else None
     profile_run = runs[0]
     # the headline is the paper's input size and widths (224 px) when it was run; the profile's run beside it
     headline = next((r for r in runs if r["label"] == "paper_width" and r["resolution"] == 224), profile_run)
@@ -181,14 +226,22 @@ def table5_benchmark(cfg: Config, resolutions: Sequence[int] | None = None, repe
         "table5": table5_rows(headline, cfg.seed),
         "table5_profile": table5_rows(profile_run, cfg.seed),
         "steps": [{k: s[k] for k in ("method", "step", "share", "seconds_per_video")} for s in profile_run["steps"]],
-        "protocol": {"segments": cfg.test_segments, "crops": 1, "stack_length": cfg.stack_length,
+        "protocol": {"segments": cfg.test_segments, "crops": 1,
+                     "stack_length": {f"{r['label']}_{r['resolution']}": r["stack_length"] for r in runs},
+                     "precision": precision.name, "amp": cfg.amp, "cln_precision": "fp32",
                      "rgbdiff_length": cfg.rgbdiff_length,
-                     "frames_per_video": cfg.test_segments * cfg.stack_length, "batch_videos": videos,
+                     "frames_per_video": {f"{r['label']}_{r['resolution']}": r["frames_per_video"] for r in runs},
+                     "batch_videos": videos, "max_repeats": max_repeats, "ratio_tolerance": ratio_tolerance,
                      "torch_threads": threads, "opencv_threads": threads, "device": str(device),
                      "weights": "random initialisation (timing only)", "channels_last": True,
                      "inference_mode": True, "repeats": repeats, "warmup": 1,
                      "paper_note": "the paper reports fps on HMDB51 without defining it (Table 5)"},
         "runs": runs,
+        # issue 26: MotionNet / TV-L1 per flow field and the interval reached for HTSC / HTS, per run
+        "flow_per_field": [{"label": r["label"], "resolution": r["resolution"], "stack_length": r["stack_length"],
+                            "vgg_width": r["vgg_width"], "motion_width": r["motion_width"],
+                            "precision": r["precision"], **r["flow_per_field"]} for r in runs],
+        "htsc_over_hts": [{"label": r["label"], "resolution": r["resolution"], **r["htsc_over_hts"]} for r in runs],
         "matmul": mm,
         "conv1x1": conv,
         "networks": networks,

@@ -14,11 +14,14 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from htsc_core.bench.common import sync, time_call
+from htsc_core.bench.common import autocast, sync, time_call
+from htsc_core.precision import Precision
+from htsc_core.models.c3d import C3D
 from htsc_core.models.cln import CollaborativeLearning
 from htsc_core.models.htsc import HTSC
 from htsc_core.models.motionnet import MotionNet
 from htsc_core.models.temporal import HiddenTemporalStream
+from htsc_core.models.two_stream_fusion import TwoStreamConvFusion
 from htsc_core.models.vgg import VGG16
 from htsc_core.train.engine import to_channels_last
 
@@ -45,6 +48,10 @@ def build_networks(num_classes: int, stack_length: int, vgg_width: float, motion
         nets[k] = to_channels_last(m.to(device).eval())
     pick = np.random.default_rng(seed).integers(0, 2, num_classes)
     nets["awl_W"] = np.stack([1.0 - pick, pick.astype(np.float64)], axis=1)  # (M, 2) one stream per class
+    # two-stream conv fusion (Feichtenhofer et al. 2016) on the same two VGG16s (the two_stream_fusion pipeline)
+    # C3D (Tran et al. 2015) at the same widths (the c3d pipeline); its Conv3d weights stay NCDHW
+    nets["c3d"] = C3D(num_classes, vgg_width, vgg_batch_norm).to(device).eval()
+    nets["conv_fusion"] = to_channels_last(TwoStreamConvFusion(nets["spatial"], nets["temporal"]).to(device).eval())
     nets["htsc"] = HTSC(nets["spatial"], HiddenTemporalStream(nets["motion"], nets["temporal"]), nets["cln"],
                         nets["awl_W"]).to(device).eval()
     return nets
@@ -78,8 +85,9 @@ def network_specs(num_classes: int, stack_length: int, size: int, vgg_width: flo
 
 def network_efficiency(num_classes: int, stack_length: int, size: int, vgg_width: float, motion_width: float,
                        vgg_batch_norm: bool, batch: int, repeats: int, device: torch.device,
-                       mm_flops_per_s: float) -> list[dict]:
-    """Parameters, FLOPs and achieved FLOP/s (inference, channels_last) of each network vs the mm peak."""
+                       mm_flops_per_s: float, precision: Precision | None = None) -> list[dict]:
+    """Parameters, FLOPs and achieved FLOP/s (inference, channels_last) of each network vs the mm peak,
+    run under ``precision`` (the scoring policy; None: fp32). The mm peak is fp32 whatever ``precision`` is."""
     rows = []
     for name, (factory, shape) in network_specs(num_classes, stack_length, size, vgg_width, motion_width,
                                                 vgg_batch_norm).items():
@@ -89,7 +97,7 @@ def network_efficiency(num_classes: int, stack_length: int, size: int, vgg_width
         x = torch.rand(batch, *shape, device=device)
         if x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(precision, device):
             t = time_call(partial(model, x), repeats, device)
         achieved = flops * batch / t["median"]
         rows.append({"network": name, "resolution": size, "batch": batch, "params": params,
@@ -97,23 +105,27 @@ def network_efficiency(num_classes: int, stack_length: int, size: int, vgg_width
                      "achieved_flops_per_s": achieved, "fraction_of_mm": achieved / mm_flops_per_s,
                      "vgg_width": vgg_width, "motion_width": motion_width, "vgg_batch_norm": vgg_batch_norm,
                      "device": str(device), "torch_threads": torch.get_num_threads(),
-                     "channels_last": True, "inference_mode": True})
+                     "channels_last": True, "inference_mode": True,
+                     "precision": "fp32" if precision is None else precision.name})
         del model, x
     return rows
 
 
-def compile_trial(size: int, batch: int, repeats: int, device: torch.device, num_classes: int = 101) -> dict:
-    """Try ``torch.compile`` on a paper-width VGG16 at ``size``: eager vs compiled seconds per batch."""
+def compile_trial(size: int, batch: int, repeats: int, device: torch.device, num_classes: int = 101,
+                  precision: Precision | None = None) -> dict:
+    """Try ``torch.compile`` on a paper-width VGG16 at ``size``: eager vs compiled seconds per batch
+    (both under ``precision``, the scoring policy; None: fp32)."""
     torch.manual_seed(0)
     model = to_channels_last(VGG16(num_classes, 3, 1.0).to(device).eval())
     x = torch.rand(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
-    out: dict = {"resolution": size, "batch": batch, "network": "spatial_vgg16", "device": str(device)}
-    with torch.inference_mode():
+    out: dict = {"resolution": size, "batch": batch, "network": "spatial_vgg16", "device": str(device),
+                 "precision": "fp32" if precision is None else precision.name}
+    with torch.inference_mode(), autocast(precision, device):
         out["eager_s"] = time_call(lambda: model(x), repeats, device)
     try:
         compiled = torch.compile(model)
         t0 = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(precision, device):
             compiled(x)
             sync(device)
             out["compile_s"] = time.perf_counter() - t0

@@ -1,7 +1,7 @@
-"""Table 5 benchmark, the pipelines: four ways from decoded frames to class scores, timed at one resolution
+"""Table 5 benchmark, the pipelines: six ways from decoded frames to class scores, timed at one resolution
 (paper section 4.4, Table 5; docs/DESIGN.md section 7).
 
-Four pipelines run in one process, on the same machine, decoded frames, resolution, batch and threads,
+Six pipelines run in one process, on the same machine, decoded frames, resolution, batch and threads,
 from decoded frames (uint8 arrays in memory) to class scores:
 
 1. ``two_stream``: OpenCV Dual TV-L1 on every frame pair of each segment's stack -> denseflow-style
@@ -13,13 +13,23 @@ from decoded frames (uint8 arrays in memory) to class scores:
 4. ``tsn_rgb_diff``: TSN's RGB difference (Wang et al. 2016, sec. 3.2; docs/RGBDIFF.md): the D frames of
    each stack centred on its centre frame -> D-1 differences computed on the fly -> 3(D-1)-channel
    VGG16, plus the spatial VGG16 -> late fusion (spatial + 1.5 x RGB difference). No flow at all.
+5. ``two_stream_fusion``: two-stream conv fusion (Feichtenhofer et al. 2016; the paper's Table 5 row
+   "two-stream + fusion"): the stored TV-L1 flow of pipeline 1, then the spatial and temporal VGG16s fused
+   at conv5 over the S segments (:class:`~htsc_core.models.two_stream_fusion.TwoStreamConvFusion`).
+6. ``c3d``: C3D (Tran et al. 2015), one 3D-conv net on each segment's stack of L RGB frames (the frames every
+   pipeline consumes; C3D's own clips are 16 frames at 112 px), the mean of the S clips' softmax. No flow.
 
 Pipelines 2 and 3 are one forward of :class:`~htsc_core.models.htsc.HTSC` (without and with the CLN),
 the model evaluation runs for Tables 3-4, so the benchmark times what the evaluation computes.
 
 The clips are synthesised (:func:`make_clips`: a photograph panned by a camera, with a moving object), so
 TV-L1 and the JPEG flow files get realistic work; :func:`benchmark_resolution` interleaves the pipelines
-over the repeats so machine noise hits every method alike.
+over the repeats so machine noise hits every method alike, then adds interleaved HTS / HTSC rounds until
+the ratio HTSC / HTS is resolved (:func:`resolve_ratio`).
+
+Every network runs under the precision policy that scoring uses (``precision``: bf16 autocast where the
+CPU computes bf16 natively, fp32 elsewhere; train/scores.py, tables.py); the CLN leaves autocast and runs in
+fp32 inside :class:`~htsc_core.models.htsc.HTSC`, as it is scored. TV-L1 and the flow JPEGs are not networks.
 """
 from __future__ import annotations
 
@@ -31,7 +41,7 @@ import cv2
 import numpy as np
 import torch
 
-from htsc_core.bench.common import StepTimer, spread, sync
+from htsc_core.bench.common import RATIO_TOLERANCE, StepTimer, autocast, flow_field_ratio, resolve_ratio, spread, sync
 from htsc_core.bench.table5_networks import build_networks
 from htsc_core.data.flow_storage import encode_flow_jpeg, flow_file, read_flow_stack
 from htsc_core.data.sampling import diff_window_indices
@@ -40,9 +50,11 @@ from htsc_core.flow.estimators import TVL1Estimator
 from htsc_core.fusion import hts_fusion
 from htsc_core.models.htsc import video_scores
 from htsc_core.paper import TABLE5_FPS
+from htsc_core.precision import Precision
 from htsc_core.utils import progress
 
-METHODS = ("two_stream", "hts", "htsc", "tsn_rgb_diff")
+METHODS = ("two_stream", "hts", "htsc", "tsn_rgb_diff", "two_stream_fusion", "c3d")
+FLOW_STEPS = ("tvl1", "flow_jpeg_write", "flow_jpeg_read")  # two-stream's flow stage (shared with the fusion)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -93,9 +105,10 @@ def _rgb_input(clips: np.ndarray, device: torch.device) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def run_two_stream(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow_dir: Path,
-                   timer: StepTimer, device: torch.device) -> tuple[np.ndarray, int]:
-    """Classic two-stream on decoded clips (B, S, L, H, W, 3) -> (scores (B, M), flow bytes written)."""
+def stored_tvl1_input(clips: np.ndarray, estimator: TVL1Estimator, flow_dir: Path, timer: StepTimer,
+                      device: torch.device) -> tuple[torch.Tensor, int]:
+    """TV-L1 on every frame pair of each stack -> denseflow JPEGs written to ``flow_dir`` -> read back:
+    (the temporal CNN input (B*S, 2(L-1), H, W), value - 128, channels_last; flow bytes written)."""
     B, S, L, H, W, _ = clips.shape
     stored = []
     nbytes = 0
@@ -115,10 +128,22 @@ def run_two_stream(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow
             with timer("flow_jpeg_read"):
                 stored.append(read_flow_stack(flow_dir, video_id, range(L - 1)))  # (2(L-1), H, W) uint8
     with timer("input"):
-        rgb = _rgb_input(clips, device)
         flow_x = torch.from_numpy(np.stack(stored)).to(device).float().sub_(128.0)  # CONTRACTS: value - 128
-        flow_x = flow_x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
+    return flow_x.contiguous(memory_format=torch.channels_last), nbytes
+
+
+def run_two_stream(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow_dir: Path,
+                   timer: StepTimer, device: torch.device, precision: Precision | None = None,
+                   keep: dict | None = None) -> tuple[np.ndarray, int]:
+    """Classic two-stream on decoded clips (B, S, L, H, W, 3) -> (scores (B, M), flow bytes written);
+    ``keep`` (a dict) receives the stored flow read back (``flow``) for :func:`run_two_stream_fusion`."""
+    B = clips.shape[0]
+    flow_x, nbytes = stored_tvl1_input(clips, estimator, flow_dir, timer, device)
+    if keep is not None:
+        keep["flow"] = flow_x
+    with timer("input"):
+        rgb = _rgb_input(clips, device)
+    with torch.inference_mode(), autocast(precision, device):
         with timer("spatial_cnn"):
             s_logits = nets["spatial"](rgb)
         with timer("temporal_cnn"):
@@ -128,37 +153,70 @@ def run_two_stream(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow
     return scores, nbytes
 
 
+def run_two_stream_fusion(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow_dir: Path,
+                          timer: StepTimer, device: torch.device, precision: Precision | None = None,
+                          stored: torch.Tensor | None = None) -> tuple[np.ndarray, int]:
+    """Two-stream conv fusion (Feichtenhofer et al. 2016): the stored TV-L1 flow of two-stream, then the spatial
+    and temporal VGG16s fused at conv5 over the S segments (:class:`TwoStreamConvFusion`) -> scores (B, M).
+    ``stored``: the flow two-stream stored and read back for these clips (its flow stage then is not run here,
+    and its time is added by the caller: :func:`benchmark_resolution`); flow bytes written then 0."""
+    B, S = clips.shape[:2]
+    if stored is None:
+        flow_x, nbytes = stored_tvl1_input(clips, estimator, flow_dir, timer, device)
+    else:
+        flow_x, nbytes = stored, 0
+    with timer("input"):
+        rgb = _rgb_input(clips, device)
+    with torch.inference_mode(), autocast(precision, device):
+        with timer("fusion_cnn"):  # both streams to conv5, conv fusion, 3D conv and pooling, both heads
+            out = nets["conv_fusion"](rgb.view(B, S, *rgb.shape[1:]), flow_x.view(B, S, *flow_x.shape[1:]), S)
+        return out["scores"].float().cpu().numpy(), nbytes
+
+
 def _stack_input(clips: np.ndarray, device: torch.device) -> torch.Tensor:
     """Decoded clips uint8 (B, S, L, H, W, 3) -> stack (B, S, L, 3, H, W) float in [0, 1] (the dataset's "stack")."""
     return torch.from_numpy(clips).to(device).permute(0, 1, 2, 5, 3, 4).float().div_(255.0)
 
 
-def run_hts(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device) -> np.ndarray:
+def run_hts(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device,
+            precision: Precision | None = None) -> np.ndarray:
     """Hidden Two-Stream: MotionNet -> temporal VGG16, spatial VGG16, late fusion -> scores (B, M)."""
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, device):
         with timer("input"):
             stack = _stack_input(clips, device)
         out = nets["htsc"](stack, clips.shape[1], with_cln=False, timer=timer)
         return out["hts"].cpu().numpy()
 
 
-def run_htsc(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device) -> np.ndarray:
-    """HTSC: HTS to fc7 -> CLN (Eq. 7-9) -> AWL (Eq. 14-15) -> scores (B, M)."""
-    with torch.inference_mode():
+def run_htsc(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device,
+             precision: Precision | None = None) -> np.ndarray:
+    """HTSC: HTS to fc7 -> CLN (Eq. 7-9, fp32 inside the model) -> AWL (Eq. 14-15) -> scores (B, M)."""
+    with torch.inference_mode(), autocast(precision, device):
         with timer("input"):
             stack = _stack_input(clips, device)
         out = nets["htsc"](stack, clips.shape[1], timer=timer)
         return out["htsc"].cpu().numpy()
 
 
+def run_c3d(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device,
+            precision: Precision | None = None) -> np.ndarray:
+    """C3D on every segment's stack (B, S, L, H, W, 3) -> the mean of the S clips' softmax: scores (B, M)."""
+    with torch.inference_mode(), autocast(precision, device):
+        with timer("input"):
+            stack = _stack_input(clips, device).flatten(0, 1)  # (B*S, L, 3, H, W)
+        with timer("c3d_cnn"):
+            logits = nets["c3d"](stack)
+        return _scores(logits, clips.shape[0])
+
+
 def run_tsn_rgb_diff(clips: np.ndarray, nets: dict, timer: StepTimer, device: torch.device,
-                     diff_length: int) -> np.ndarray:
+                     diff_length: int, precision: Precision | None = None) -> np.ndarray:
     """TSN RGB + RGB difference: the D frames of each stack centred on its centre frame (the dataset's
     :func:`diff_window_indices`) -> D-1 differences on the fly -> RGB-difference VGG16, spatial VGG16 on
     the centre frame -> late fusion (spatial + 1.5 x RGB difference) -> scores (B, M)."""
     B, S, L, H, W, _ = clips.shape
     win = diff_window_indices(np.arange(L)[None], diff_length, L)[0]  # (D,) positions in the stack
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, device):
         with timer("input"):
             rgb = _rgb_input(clips, device)
             frames = torch.from_numpy(np.ascontiguousarray(clips[:, :, win])).to(device)  # (B, S, D, H, W, 3) uint8
@@ -177,10 +235,24 @@ def run_tsn_rgb_diff(clips: np.ndarray, nets: dict, timer: StepTimer, device: to
 def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_classes: int, vgg_width: float,
                          motion_width: float, vgg_batch_norm: bool, cln_hidden: int, cln_rounds: int,
                          repeats: int, videos: int, threads: int, device: torch.device, seed: int = 0,
-                         label: str = "", rgbdiff_length: int = 5) -> dict:
-    """Time the pipelines of :data:`METHODS` at one resolution (interleaved per repeat, after one warm-up each)."""
+                         label: str = "", rgbdiff_length: int = 5, precision: Precision | None = None,
+                         max_repeats: int | None = None, ratio_tolerance: float = RATIO_TOLERANCE,
+                         share_flow: bool = True) -> dict:
+    """Time the pipelines of :data:`METHODS` at one resolution (interleaved per repeat, after one warm-up each).
+
+    After ``repeats`` rounds of every pipeline, rounds of HTS and HTSC alone (interleaved, order alternating)
+    are added until the interval of HTSC / HTS is within ``ratio_tolerance`` of its estimate or
+    ``max_repeats`` rounds of them were run (default: ``repeats``, no extra round); ``htsc_over_hts`` records
+    the interval reached and whether it is resolved. Networks run under ``precision`` (None: fp32).
+    ``share_flow``: two-stream fusion takes the flow two-stream computed, stored and read back in the same round
+    (the same work on the same clips) and is charged that round's flow-stage seconds, rather than computing
+    TV-L1 a second time (at 224 px, L = 11, TV-L1 is most of a round); False runs its own flow stage.
+    """
+    max_repeats = repeats if max_repeats is None else int(max_repeats)
     if repeats < 1 or videos < 1:
         raise ValueError(f"repeats={repeats}, videos={videos}; expected >= 1")
+    if max_repeats < repeats:
+        raise ValueError(f"max_repeats={max_repeats} < repeats={repeats}")
     if size % 32:
         raise ValueError(f"resolution {size} must be a multiple of 32 (MotionNet downsamples by 32)")
     clips = make_clips(videos, segments, stack_length, size, seed)
@@ -192,29 +264,57 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
     steps: dict[str, list[dict]] = {m: [] for m in METHODS}
     storage: list[int] = []
     with tempfile.TemporaryDirectory(prefix="htsc_bench_flow_") as tmp:
+        shared: dict = {}  # the latest two-stream flow and its flow-stage seconds (share_flow)
+
         def once(method: str, rep: int) -> tuple[float, dict]:
             timer = StepTimer(device)
+            reuse = method == "two_stream_fusion" and share_flow and bool(shared)
             sync(device)
             t0 = time.perf_counter()
             if method == "two_stream":
-                _, nbytes = run_two_stream(clips, nets, estimator, Path(tmp) / f"r{rep}", timer, device)
+                keep: dict = {}
+                _, nbytes = run_two_stream(clips, nets, estimator, Path(tmp) / f"r{rep}", timer, device, precision,
+                                           keep)
                 storage.append(nbytes)
+                shared.update(flow=keep["flow"], times={k: timer.times[k] for k in FLOW_STEPS})
+            elif method == "two_stream_fusion":
+                run_two_stream_fusion(clips, nets, estimator, Path(tmp) / f"f{rep}", timer, device, precision,
+                                      shared["flow"] if reuse else None)
             elif method == "hts":
-                run_hts(clips, nets, timer, device)
+                run_hts(clips, nets, timer, device, precision)
+            elif method == "c3d":
+                run_c3d(clips, nets, timer, device, precision)
             elif method == "tsn_rgb_diff":
-                run_tsn_rgb_diff(clips, nets, timer, device, rgbdiff_length)
+                run_tsn_rgb_diff(clips, nets, timer, device, rgbdiff_length, precision)
             else:
-                run_htsc(clips, nets, timer, device)
+                run_htsc(clips, nets, timer, device, precision)
             sync(device)
-            return time.perf_counter() - t0, dict(timer.times)
+            seconds = time.perf_counter() - t0
+            if reuse:  # the same flow stage as two-stream's, measured in this round: counted for the fusion too
+                for k, v in shared["times"].items():
+                    timer.times[k] += v
+                seconds += sum(shared["times"].values())
+            return seconds, dict(timer.times)
+
+        def record(method: str, rep: int) -> None:
+            seconds, st = once(method, rep)
+            totals[method].append(seconds)
+            steps[method].append(st)
 
         for m in METHODS:  # warm-up (allocator, oneDNN primitive caches, OpenCV buffers)
             once(m, -1)
         for rep in progress(range(repeats), desc=f"table5 {size}px", leave=False):
             for m in METHODS:  # interleaved, so machine noise hits every method alike
-                seconds, st = once(m, rep)
-                totals[m].append(seconds)
-                steps[m].append(st)
+                record(m, rep)
+        fps_of = lambda m: [videos * frames_per_video / t for t in totals[m]]  # noqa: E731
+        rounds = repeats
+        ratio = resolve_ratio(fps_of("htsc"), fps_of("hts"), ratio_tolerance, seed)
+        while not ratio["resolved"] and rounds < max_repeats:
+            for m in (("hts", "htsc") if rounds % 2 else ("htsc", "hts")):  # alternate which runs first
+                record(m, rounds)
+            rounds += 1
+            ratio = resolve_ratio(fps_of("htsc"), fps_of("hts"), ratio_tolerance, seed)
+    ratio["rounds"] = rounds
     rows, step_rows = [], []
     for m in METHODS:
         sec = spread(totals[m])
@@ -247,13 +347,18 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
         "network_batch": videos * segments,
         "num_classes": num_classes, "vgg_width": vgg_width, "motion_width": motion_width,
         "vgg_batch_norm": vgg_batch_norm, "repeats": repeats, "torch_threads": torch.get_num_threads(),
-        "opencv_threads": threads, "device": str(device),
+        "opencv_threads": threads, "device": str(device), "precision": "fp32" if precision is None else precision.name,
         "rows": rows, "steps": step_rows,
         "flow_storage_bytes_per_video": float(np.median(storage)) / videos if storage else 0.0,
         "flow_stage": {"tvl1_s_per_stack": tvl1, "motionnet_s_per_stack": motion,
                        "motionnet_speedup": tvl1 / motion if motion > 0 else float("inf"),
                        "tvl1_with_storage_s_per_stack": stored, "motionnet_with_normalisation_s_per_stack": hidden,
                        "speedup_with_storage": stored / hidden if hidden > 0 else float("inf")},
+        "flow_per_field": flow_field_ratio(steps["two_stream"], steps["hts"], videos * segments * (stack_length - 1),
+                                           seed),
+        "htsc_over_hts": ratio,
+        "two_stream_fusion_flow": "two-stream's flow stage of the same round, its seconds counted" if share_flow
+                                  else "its own TV-L1, JPEG write and read",
         "ratios": {"hts_over_two_stream": fps["hts"] / fps["two_stream"],
                    "htsc_over_two_stream": fps["htsc"] / fps["two_stream"],
                    "htsc_over_hts": fps["htsc"] / fps["hts"],

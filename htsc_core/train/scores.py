@@ -22,10 +22,12 @@ from htsc_core.data.dataset import VideoDataset, make_loader
 from htsc_core.data.registry import load_split
 from htsc_core.models.htsc import segment_features, video_scores
 from htsc_core.train.engine import precision_policy, progress
-from htsc_core.train.streams import MODALITY, build_stream, flow_root, num_classes, run_dir
+from htsc_core.train.streams import MODALITY, build_stream, clip_config, flow_root, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz, resolve_device
 
-STREAMS = ("spatial", "temporal", "tvl1", "rgbdiff")  # stage names of the CNN streams (rgbdiff: TSN RGB difference)
+# stage names of the CNN streams (rgbdiff: TSN RGB difference; conv_fusion: two-stream conv fusion, whose scores
+# are already the method's, Feichtenhofer et al. 2016)
+STREAMS = ("spatial", "temporal", "tvl1", "rgbdiff", "conv_fusion", "c3d")  # c3d: C3D on RGB clips (Tran et al. 2015)
 
 
 def scores_path(cfg: Config, subset: str, stream: str) -> Path:
@@ -68,12 +70,17 @@ def align_streams(streams: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, 
     return out
 
 
+def _fused_video_scores(model: nn.Module, batch: dict, segments: int) -> torch.Tensor:
+    """Two-stream conv fusion: its video scores (B, M) (the mean of its fused and temporal heads' softmax)."""
+    return model(batch["rgb"], batch["flow"], segments)["scores"]
+
+
 def _forward(stream: str, model: nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, fc7) for every view of the batch, flattened to (B*V, ...)."""
     if stream == "temporal":
         out = model(batch["stack"].flatten(0, 1))
         return out["logits"], out["fc7"]
-    x = batch[{"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff"}[stream]].flatten(0, 1)
+    x = batch[{"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff", "c3d": "stack"}[stream]].flatten(0, 1)
     fc7 = model.features(x)
     return model.classifier_head(fc7), fc7
 
@@ -93,18 +100,24 @@ def extract_scores(cfg: Config, stream: str, subset: str, device: str | None = N
     if stream not in STREAMS:
         raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
     dev = resolve_device(device or cfg.device)
-    records, loader = view_loader(cfg, subset, MODALITY[stream], stream, flow=stream == "tvl1")
+    # C3D reads clips of its own length (clip_config); every other stream the config's stacks
+    records, loader = view_loader(clip_config(cfg, stream), subset, MODALITY[stream], stream,
+                                  flow="flow" in MODALITY[stream])
     model = build_stream(cfg, stream, num_classes(cfg), load_trained=True).to(dev).eval()
     scores, feats, labels, ids = [], [], [], []
     for batch in progress(loader, desc=f"{stream} {subset}", leave=False):
         if batch is None:
             continue
         batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
-        with precision_policy(dev, cfg).autocast(dev):  # the training policy: bf16 where native
-            logits, fc7 = _forward(stream, model, batch)
         b = batch["index"].shape[0]
-        scores.append(video_scores(logits.float(), b).cpu().numpy())  # (B, M): mean over segments x crops
-        feats.append(segment_features(fc7.float(), b, cfg.test_segments).cpu().numpy())  # (B, S, d)
+        with precision_policy(dev, cfg).autocast(dev):  # the training policy: bf16 where native
+            if stream == "conv_fusion":  # no per-view logits or fc7: video scores, no features (B, S, 0)
+                scores.append(_fused_video_scores(model, batch, cfg.test_segments).float().cpu().numpy())
+                feats.append(np.zeros((b, cfg.test_segments, 0), dtype=np.float32))
+            else:
+                logits, fc7 = _forward(stream, model, batch)
+                scores.append(video_scores(logits.float(), b).cpu().numpy())  # (B, M): mean over segments x crops
+                feats.append(segment_features(fc7.float(), b, cfg.test_segments).cpu().numpy())  # (B, S, d)
         labels.append(batch["label"].cpu().numpy())
         ids.extend(records[i].video_id for i in batch["index"].tolist())
     if not scores:

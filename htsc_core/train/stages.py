@@ -10,6 +10,11 @@
 6. ``rgbdiff``  TSN's cheapest motion baseline (Wang et al. 2016, sec. 3.2): the 3(D-1)-channel VGG16 on stacked
                 differences of D consecutive RGB frames, cross-modality initialised from the spatial stream
                 (docs/RGBDIFF.md).
+7. ``conv_fusion`` two-stream conv fusion (Feichtenhofer et al. 2016): the trained spatial and TV-L1 VGG16s
+                fused at conv5 (conv fusion, 3D conv, 3D pooling over the segments), the temporal stream kept;
+                fine-tuned end to end on RGB + stored TV-L1 flow (:mod:`htsc_core.models.two_stream_fusion`).
+8. ``c3d``      C3D (Tran et al. 2015): one 3D-conv net on RGB clips of ``c3d_clip_length`` frames, one clip per
+                video in training, S clips at test (:mod:`htsc_core.models.c3d`).
 
 Every stage writes ``<runs_dir>/<stage>/{config.json, log.jsonl, last.pt, best.pt, skipped.jsonl}``.
 """
@@ -31,17 +36,17 @@ from htsc_core.models.flow_losses import MotionNetLoss
 from htsc_core.models.vgg import require_pretrained
 from htsc_core.train.cln import train_cln
 from htsc_core.train.engine import Trainer, is_distributed, shutdown_distributed, is_main_process
-from htsc_core.train.streams import (MODALITY, build_stream, classification_loss, consensus, correct_count, flow_root,
-                                     imagenet_needed, make_optimizer, num_classes, run_dir)
+from htsc_core.train.streams import (MODALITY, build_stream, classification_loss, clip_config, consensus, correct_count,
+                                     flow_root, imagenet_needed, make_optimizer, num_classes, run_dir)
 from htsc_core.data.check import log_excluded
 from htsc_core.data.video import clip_cache
 
 __all__ = ["STAGES", "MODALITY", "train", "run_dir", "flow_root", "build_stream", "num_classes", "image_step",
-           "motion_step", "temporal_step", "flow_loss", "stage_step", "stage_data_config", "consensus", "correct_count",
-           "classification_loss",
+           "motion_step", "temporal_step", "conv_fusion_step", "flow_loss", "stage_step", "stage_data_config",
+           "consensus", "correct_count", "classification_loss",
            "add_config_arguments", "config_from_args", "add_arguments", "command"]
 
-STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln")
+STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln", "conv_fusion", "c3d")
 
 
 # --- step functions: (model, batch) -> (loss, stats) ------------------------------
@@ -79,21 +84,44 @@ def temporal_step(loss_fn: nn.Module):
     return step
 
 
+def conv_fusion_step(test_segments: int):
+    """Two-stream conv fusion: cross-entropy of the fused (spatiotemporal) head + that of the temporal stream, the
+    two losses of Feichtenhofer et al. 2016 (Sec. 3.5); accuracy from their averaged softmax, as tested. In
+    training mode every view is a segment (one crop); in eval mode the views are ``test_segments`` x crops."""
+    def step(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+        rgb, label = batch["rgb"], batch["label"]
+        out = model(rgb, batch["flow"], rgb.shape[1] if model.training else test_segments)
+        ce_fused = classification_loss(out["logits"], label)
+        ce_temporal = classification_loss(out["logits_temporal"], label)
+        n = rgb.shape[0]
+        return ce_fused + ce_temporal, {"correct": correct_count(out["scores"], label), "count": n,
+                                        "ce_fused": float(ce_fused.detach()) * n,
+                                        "ce_temporal": float(ce_temporal.detach()) * n}
+    return step
+
+
 def flow_loss(stage: str) -> MotionNetLoss:
     """MotionNet's unsupervised loss (Eq. 1-6) for ``stage``: SSIM / 10 end to end (``temporal``)."""
     return MotionNetLoss(ssim_weight_scale=0.1 if stage == "temporal" else 1.0)
 
 
-def stage_step(stage: str):
-    """The step function of ``stage`` (what the trainer and ``htsc bench train`` run)."""
+def stage_step(stage: str, cfg: Config | None = None):
+    """The step function of ``stage`` (what the trainer and ``htsc bench train`` run); ``conv_fusion`` needs
+    ``cfg`` (its test segments)."""
+    if stage == "conv_fusion":
+        if cfg is None:
+            raise ValueError("stage_step('conv_fusion') needs the config (its test_segments)")
+        return conv_fusion_step(cfg.test_segments)
     if stage in ("motion", "temporal"):
         return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage))
-    return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff"}[stage])
+    return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff", "c3d": "stack"}[stage])
 
 
 def stage_data_config(cfg: Config, stage: str) -> Config:
     """MotionNet pre-training draws one stack per video and validates on the centre stack, as the release's
     MotionNet data layer (num_segments: 1, batch 16 stacks): the segments serve the classifiers' consensus."""
+    if stage == "c3d":  # C3D trains on one clip per video (Tran et al. 2015), of its own length
+        return clip_config(cfg, stage).replace(num_segments=1)
     return cfg.replace(num_segments=1, test_segments=1) if stage == "motion" else cfg
 
 
@@ -105,7 +133,8 @@ def _optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimiz
         groups = [{"params": model.motion.parameters(), "lr": cfg.lr_motion_e2e},  # much lower (release: 1e-6 vs 1e-3)
                   {"params": model.vgg.parameters(), "lr": cfg.lr_temporal}]
     else:
-        lr = {"spatial": cfg.lr_spatial, "rgbdiff": cfg.lr_rgbdiff}.get(stage, cfg.lr_temporal)  # tvl1: lr_temporal
+        # tvl1, conv_fusion: lr_temporal; c3d (from scratch, like the spatial stream on CPU): lr_spatial
+        lr = {"spatial": cfg.lr_spatial, "rgbdiff": cfg.lr_rgbdiff, "c3d": cfg.lr_spatial}.get(stage, cfg.lr_temporal)
         groups = [{"params": model.parameters(), "lr": lr}]
     return make_optimizer(cfg, groups)  # cfg.optimizer: SGD (two-stream / TSN practice) or AdamW
 
@@ -149,11 +178,12 @@ def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
     val_records, _ = load_split(cfg, "val")
     if is_main_process():  # the videos the dataset screen left out, beside those that fail while loading
         log_excluded(cfg, out / "skipped.jsonl")
+    uses_flow = "flow" in MODALITY[stage]  # tvl1, conv_fusion: stored TV-L1 JPEGs
     kw = dict(modalities=MODALITY[stage], skip_log=out / "skipped.jsonl",
-              flow_root=flow_root(cfg) if stage == "tvl1" else None)
+              flow_root=flow_root(cfg) if uses_flow else None)
     data_cfg = stage_data_config(cfg, stage)
     cache = nullcontext()
-    if cfg.clip_cache_mb and stage != "tvl1":  # tvl1 reads stored JPEG flow, not clips
+    if cfg.clip_cache_mb and stage != "tvl1":  # tvl1 reads stored JPEG flow only, not clips
         # clips are decoded once and kept (about 85 MB for the default synthetic set's training and validation
         # videos) in the main process, instead of once per epoch in a worker (docs/SYNTHETIC.md section 6);
         # only while this stage trains
@@ -162,7 +192,7 @@ def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
     train_set = VideoDataset(train_records, data_cfg, mode="train", **kw)
     val_set = VideoDataset(val_records, data_cfg, mode="test", **kw) if val_records else None
     model = build_stream(cfg, stage, num_classes(cfg))
-    step = stage_step(stage)
+    step = stage_step(stage, data_cfg)
     epochs = getattr(cfg, f"epochs_{stage}")
     optimizer = _optimizer(cfg, stage, model)
     if stage == "motion":  # MotionNet: hold the rate while it learns, then step down (never to zero)

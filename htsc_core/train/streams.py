@@ -16,19 +16,28 @@ from torch import nn
 from htsc_core.config import Config
 from htsc_core.data.registry import load_split
 from htsc_core.models.losses import classification_loss
+from htsc_core.models.c3d import C3D
 from htsc_core.models.motionnet import build_motionnet
 from htsc_core.models.temporal import HiddenTemporalStream
+from htsc_core.models.two_stream_fusion import TwoStreamConvFusion
 from htsc_core.models.vgg import build_vgg16, cross_modality_init
 from htsc_core.train.engine import load_checkpoint, load_state
 
-__all__ = ["MODALITY", "STREAM_STAGES", "NOMINAL_CLASSES", "run_dir", "flow_root", "num_classes",
+__all__ = ["MODALITY", "STREAM_STAGES", "NOMINAL_CLASSES", "clip_config", "run_dir", "flow_root", "num_classes",
            "classification_loss", "correct_count", "consensus", "build_stream", "imagenet_needed", "make_optimizer"]
 
-STREAM_STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff")  # stages that train a network on video
+# stages that train a network on video; conv_fusion: two-stream conv fusion (Feichtenhofer et al. 2016)
+# c3d: C3D (Tran et al. 2015) on RGB clips of cfg.c3d_clip_length frames (the "stack" modality, :func:`clip_config`)
+STREAM_STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "conv_fusion", "c3d")
 MODALITY = {"spatial": ("rgb",), "motion": ("stack",), "temporal": ("stack",), "tvl1": ("flow",),
-            "rgbdiff": ("rgbdiff",)}
+            "rgbdiff": ("rgbdiff",), "conv_fusion": ("rgb", "flow"), "c3d": ("stack",)}
 # Class counts of the real datasets, for timing without the data (htsc bench table5).
 NOMINAL_CLASSES = {"ucf101": 101, "hmdb51": 51, "thumos14": 101}
+
+
+def clip_config(cfg: Config, stage: str) -> Config:
+    """The config the data of ``stage`` is read with: C3D's clips are "stacks" of ``c3d_clip_length`` frames."""
+    return cfg.replace(stack_length=cfg.c3d_clip_length) if stage == "c3d" else cfg
 
 
 def run_dir(cfg: Config, stage: str) -> Path:
@@ -96,6 +105,18 @@ def build_stream(cfg: Config, stage: str, n_classes: int, load_trained: bool = F
                 path = run_dir(cfg, "motion") / "best.pt"
                 load_state(motion, load_checkpoint(path, stage="motion"), path)
             model = HiddenTemporalStream(motion, vgg)
+    elif stage == "c3d":  # one net on RGB clips, trained from scratch (Tran et al. 2015; docs/DESIGN.md)
+        model = C3D(n_classes, cfg.vgg_width, cfg.vgg_batch_norm, cfg.dropout)
+    elif stage == "conv_fusion":
+        # Feichtenhofer et al. 2016 fine-tune fusion from trained two-stream networks: ours starts from the trained
+        # spatial and TV-L1 streams (their best.pt; missing ones raise, saying which stage to train first)
+        spatial = build_vgg16(cfg, n_classes, 3, imagenet=False)
+        temporal = build_vgg16(cfg, n_classes, 2 * cfg.num_flows, imagenet=False)
+        if not load_trained:
+            for name, net in (("spatial", spatial), ("tvl1", temporal)):
+                path = run_dir(cfg, name) / "best.pt"
+                load_state(net, load_checkpoint(path, stage=name), path)
+        model = TwoStreamConvFusion(spatial, temporal)
     else:
         raise ValueError(f"unknown stage {stage!r}; expected one of {STREAM_STAGES}")
     if load_trained:

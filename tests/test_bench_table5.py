@@ -1,0 +1,168 @@
+"""Table 5 as the model runs (issue 26, item 5): the scoring precision, L = 11 at 224 px, HTSC / HTS
+repeated until resolved, MotionNet / TV-L1 per flow field. Smoke sizes; larger runs are mocked down."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from htsc_core import precision as precision_mod
+from htsc_core.bench import table5 as t5
+from htsc_core.bench.table5_pipelines import benchmark_resolution, resolve_ratio
+from htsc_core.config import from_params
+from htsc_core.models.cln import CollaborativeLearning
+
+CPU = torch.device("cpu")
+
+
+def smoke_cfg(tmp_path, **kw):
+    return from_params(profile="smoke", device="cpu", results_dir=str(tmp_path / "results"),
+                       data_root=str(tmp_path / "no_data"), **kw)
+
+
+def test_stack_length_is_the_papers_at_224_paper_width_only(tmp_path):
+    cfg = from_params(profile="default", device="cpu")
+    assert cfg.stack_length != t5.PAPER_STACK_LENGTH == 11
+    assert t5.stack_length_for(cfg, 224, "paper_width") == 11
+    assert t5.stack_length_for(cfg, 128, "paper_width") == cfg.stack_length
+    assert t5.stack_length_for(cfg, cfg.image_size, "profile") == cfg.stack_length
+
+
+def test_resolve_ratio_interval_and_resolution():
+    flat = resolve_ratio([10.0] * 5, [20.0] * 5)
+    assert flat["estimate"] == pytest.approx(0.5) and flat["half_width"] == pytest.approx(0.0) and flat["resolved"]
+    noisy = resolve_ratio([5.0, 15.0, 8.0, 12.0, 10.0], [10.0, 30.0, 16.0, 24.0, 20.0][::-1])
+    assert noisy["ci_low"] <= noisy["estimate"] <= noisy["ci_high"]
+    assert noisy["half_width"] > 0.05 and not noisy["resolved"]
+    assert resolve_ratio([9.0, 10.0, 11.0, 10.0, 10.0], [10.0] * 5, tolerance=0.5)["resolved"]
+    few = resolve_ratio([1.0] * 4, [1.0] * 9)
+    assert few["ci_low"] is None and not few["resolved"] and few["n"] == 4
+    with pytest.raises(ValueError, match="tolerance"):
+        resolve_ratio([1.0] * 5, [1.0] * 5, tolerance=0)
+
+
+def _tiny(size=32, **kw):
+    torch.set_num_threads(1)
+    args = dict(segments=2, stack_length=3, num_classes=4, vgg_width=1 / 16, motion_width=1 / 16,
+                vgg_batch_norm=False, cln_hidden=8, cln_rounds=1, repeats=5, videos=1, threads=1, device=CPU)
+    return benchmark_resolution(size, **{**args, **kw})
+
+
+def test_adaptive_rounds_run_until_resolved_or_the_cap():
+    never = _tiny(max_repeats=7, ratio_tolerance=1e-12)  # no real timing is that tight: runs to the cap
+    fps = {r["method"]: r["fps_repeats"] for r in never["rows"]}
+    assert len(fps["two_stream"]) == len(fps["tsn_rgb_diff"]) == 5  # the extra rounds are HTS / HTSC only
+    assert len(fps["hts"]) == len(fps["htsc"]) == 7
+    r = never["htsc_over_hts"]
+    assert r["rounds"] == 7 and not r["resolved"] and r["tolerance"] == 1e-12
+    assert r["estimate"] == pytest.approx(np.median(fps["htsc"]) / np.median(fps["hts"]))
+    assert r["ci_low"] <= r["estimate"] <= r["ci_high"]
+    easy = _tiny(max_repeats=7, ratio_tolerance=10.0)
+    assert easy["htsc_over_hts"]["rounds"] == 5 and easy["htsc_over_hts"]["resolved"]
+    assert all(len(row["fps_repeats"]) == 5 for row in easy["rows"])
+    with pytest.raises(ValueError, match="max_repeats"):
+        _tiny(max_repeats=3)
+
+    # two-stream fusion is charged the same round's two-stream flow stage (share_flow), step by step
+    step = {(x["method"], x["step"]): x["seconds_per_video"] for x in never["steps"]}
+    for k in ("tvl1", "flow_jpeg_write", "flow_jpeg_read"):
+        assert step[("two_stream_fusion", k)] == step[("two_stream", k)] > 0
+    assert never["two_stream_fusion_flow"].startswith("two-stream's flow stage")
+    own = _tiny(repeats=1, share_flow=False)
+    assert {x["step"] for x in own["steps"] if x["method"] == "two_stream_fusion"} >= {"tvl1", "fusion_cnn"}
+
+    # MotionNet / TV-L1 per flow field: the per-stack figures over L-1 fields, and the ratio of the medians
+    ff, fs = never["flow_per_field"], never["flow_stage"]
+    assert ff["tvl1_s_per_field"] == pytest.approx(fs["tvl1_s_per_stack"] / 2)  # L - 1 = 2 fields per stack
+    assert ff["motionnet_s_per_field"] == pytest.approx(fs["motionnet_s_per_stack"] / 2)
+    assert ff["motionnet_speedup_per_field"] == pytest.approx(ff["tvl1_s_per_field"] / ff["motionnet_s_per_field"])
+    assert ff["ci_low"] <= ff["motionnet_speedup_per_field"] <= ff["ci_high"]
+    assert (ff["repeats_tvl1"], ff["repeats_motionnet"]) == (5, 7)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_networks_run_under_autocast_iff_the_policy_says_bf16(tmp_path, monkeypatch, native):
+    """The policy is mocked through the CPU's native-bf16 answer (amp "auto"), as scoring sees it."""
+    monkeypatch.setattr(precision_mod, "cpu_has_native_bf16", lambda: native)
+    want = "bf16" if native else "fp32"
+    assert precision_mod.precision_policy(CPU, "auto").name == want
+    seen: list[tuple[str, bool]] = []
+
+    def hook(module, args):
+        if args and torch.is_tensor(args[0]) and args[0].device.type == "cpu":  # not the FLOP count on "meta"
+            seen.append((type(module).__name__, torch.is_autocast_enabled("cpu")))
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
+    try:
+        res = t5.table5_benchmark(smoke_cfg(tmp_path), repeats=5, max_repeats=5, threads=1)
+    finally:
+        handle.remove()
+    convs = [on for name, on in seen if name in ("Conv2d", "Conv3d")]  # Conv3d: C3D, the conv fusion's 3D conv
+    assert {"Conv2d", "Conv3d"} <= {name for name, _ in seen}
+    assert convs and all(on == native for on in convs)  # every conv of every pipeline and of the FLOP/s runs
+    cln = [on for name, on in seen if name == CollaborativeLearning.__name__]
+    assert cln and not any(cln)  # the CLN is scored in fp32 (models/htsc.py)
+    assert {r["precision"] for r in res["table5"]} == {want}
+    assert res["protocol"]["precision"] == want and {n["precision"] for n in res["networks"]} == {want}
+    assert all(r["precision"] == want for r in res["runs"])
+    saved = json.loads((tmp_path / "results" / "metrics" / "bench_table5.json").read_text())
+    assert saved["meta"]["precision"] == want  # the file's metadata agrees with the rows
+    assert set(t5.TABLE5_COLUMNS) >= {"precision", "stack_length"}
+
+
+def test_paper_size_run_uses_l11_and_records_it(tmp_path, monkeypatch):
+    """At 224 px with paper widths the paper's L = 11 reaches the pipelines and the FLOP/s networks; the
+    run itself is shrunk to 32 px and tiny widths (its L kept) so the test takes seconds."""
+    calls, eff = [], []
+    real = t5.benchmark_resolution
+
+    def shrunk(size, **kw):
+        calls.append({"size": size, **kw})
+        run = real(32, **{**kw, "vgg_width": 1 / 16, "motion_width": 1 / 16, "max_repeats": kw["repeats"]})
+        return {**run, "resolution": size}
+
+    def fake_efficiency(num_classes, stack_length, size, *args, precision=None):
+        eff.append((stack_length, size, precision.name))
+        return []
+
+    monkeypatch.setattr(t5, "benchmark_resolution", shrunk)
+    monkeypatch.setattr(t5, "network_efficiency", fake_efficiency)
+    cfg = smoke_cfg(tmp_path)
+    res = t5.table5_benchmark(cfg, resolutions=[224], repeats=5, threads=1, efficiency=True)
+    by = {c["label"]: c for c in calls}
+    assert by["profile"]["stack_length"] == cfg.stack_length == 5 and by["profile"]["size"] == cfg.image_size
+    assert by["paper_width"]["stack_length"] == 11 and by["paper_width"]["size"] == 224
+    assert eff == [(11, 224, precision_mod.precision_policy(CPU, cfg.amp).name)]
+    assert all(c["precision"] == precision_mod.precision_policy(CPU, cfg.amp) for c in calls)
+    assert {(r["resolution"], r["stack_length"]) for r in res["table5"]} == {(224, 11)}  # the headline
+    assert {r["stack_length"] for r in res["table5_profile"]} == {5}
+    assert res["protocol"]["frames_per_video"]["paper_width_224"] == cfg.test_segments * 11
+    flow = {f["label"]: f for f in res["flow_per_field"]}
+    assert flow["paper_width"]["resolution"] == 224 and flow["paper_width"]["stack_length"] == 11
+    goals = {g["goal"]: g for g in res["goals"]}
+    per_field = next(g for k, g in goals.items() if k.startswith("MotionNet >= 35x TV-L1 per flow field"))
+    assert per_field["measured"] == flow["paper_width"]["motionnet_speedup_per_field"]
+    assert any(k.startswith("HTS >= 15x two-stream") for k in goals)
+
+
+def test_two_stream_fusion_pipeline_matches_the_model_on_stored_tvl1(tmp_path):
+    from htsc_core.bench.common import StepTimer
+    from htsc_core.bench.table5_networks import build_networks
+    from htsc_core.bench.table5_pipelines import make_clips, run_two_stream_fusion, stored_tvl1_input
+    from htsc_core.flow.estimators import TVL1Estimator
+    from htsc_core.paper import TABLE5_FPS
+
+    torch.set_num_threads(1)
+    clips = make_clips(2, 3, 3, 32, seed=2)  # (B=2, S=3, L=3, 32, 32, 3)
+    nets = build_networks(4, 3, 1 / 16, 1 / 16, False, 8, 1, seed=0)
+    timer = StepTimer(CPU)
+    scores, nbytes = run_two_stream_fusion(clips, nets, TVL1Estimator(1), tmp_path / "a", timer, CPU)
+    assert scores.shape == (2, 4) and np.allclose(scores.sum(1), 1.0)
+    assert nbytes == sum(f.stat().st_size for f in (tmp_path / "a").rglob("*.jpg")) > 0
+    assert {"tvl1", "flow_jpeg_write", "flow_jpeg_read", "input", "fusion_cnn"} <= set(timer.times)
+    flow, _ = stored_tvl1_input(clips, TVL1Estimator(1), tmp_path / "b", StepTimer(CPU), CPU)
+    rgb = torch.from_numpy(clips[:, :, 1]).permute(0, 1, 4, 2, 3).float() / 255  # centre frames (B, S, 3, H, W)
+    with torch.inference_mode():
+        want = nets["conv_fusion"](rgb, flow.view(2, 3, *flow.shape[1:]), 3)["scores"].numpy()
+    np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-6)
+    assert TABLE5_FPS["two_stream_fusion"] == 33.2
