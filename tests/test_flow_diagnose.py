@@ -6,24 +6,18 @@ import torch
 from htsc_core.flow import diagnose as dg
 
 
-def test_tent_weights_hand_values():
-    # size 4, factor 2: output 0 samples x = 0.5 with tri((0.5 - x) / 2) = 0.75, 0.75, 0.25, 0 (sum 1.75);
-    # output 1 samples x = 2.5: 0, 0.25, 0.75, 0.75
-    w = dg.tent_weights(4, 2)
-    np.testing.assert_allclose(w[:, 0], np.array([0.75, 0.75, 0.25, 0.0]) / 1.75, atol=1e-7)
-    np.testing.assert_allclose(w[:, 1], np.array([0.0, 0.25, 0.75, 0.75]) / 1.75, atol=1e-7)
-    with pytest.raises(ValueError, match="multiple"):
-        dg.tent_weights(5, 2)
-
-
-def test_downsample_area_and_tent_hand_values():
+def test_downsample_area_and_release_hand_values():
     x = torch.arange(16, dtype=torch.float32).reshape(1, 4, 4)
-    np.testing.assert_allclose(dg.downsample(x, 2, "area")[0], [[2.5, 4.5], [10.5, 12.5]])
-    # tent along rows then columns: row weights (0.75, 0.75, 0.25) / 1.75 on 0, 4, 8 ... -> row mean 16/7
-    t = dg.downsample(x, 2, "tent")[0]
-    r0 = (0.75 * 0 + 0.75 * 4 + 0.25 * 8) / 1.75  # first output row at column position 0 of the row pass
-    c0 = (0.75 * 0 + 0.75 * 1 + 0.25 * 2) / 1.75
-    assert float(t[0, 0]) == pytest.approx(r0 + c0)  # x = 4 row + col is separable and linear
+    out, spacing = dg.downsample(x, 2, "area")
+    np.testing.assert_allclose(out[0], [[2.5, 4.5], [10.5, 12.5]])
+    assert spacing == 2.0
+    # release Downsample, 4 -> 2: outputs at 0 and 3 (corners), tent radius 3: column weights
+    # (1, 2/3, 1/3, 0) / 2 and (0, 1/3, 2/3, 1) / 2; x[i, j] = 4 i + j is separable
+    out, spacing = dg.downsample(x, 2, "release")
+    lo = (0 * 1 + 1 * 2 / 3 + 2 * 1 / 3) / 2  # weighted position of output 0
+    hi = 3 - lo
+    np.testing.assert_allclose(out[0], [[4 * lo + lo, 4 * lo + hi], [4 * hi + lo, 4 * hi + hi]], rtol=1e-6)
+    assert spacing == 3.0
     with pytest.raises(ValueError, match="mode"):
         dg.downsample(x, 2, "nearest")
 

@@ -14,12 +14,13 @@ size, 2..5 = MotionNet's flow2..flow5 grids) and per *variant* of what the unsup
   lies from it, with no network involved. A variant that lowers it removes a bias of the loss.
 - ``epe_motionnet``: MotionNet's background EPE at that grid, input pixels.
 
-Variants (each changes one thing of ``release``, the loss as trained): ``no_lrn`` (frames in [0, 1],
-no mean subtraction or LRN), ``tent`` (the pyramid by the release's anti-aliased ``Resample`` LINEAR
-filter, a triangle of radius f, instead of area means), ``no_h264`` (the rendered frames that were
-encoded, before the codec), ``no_noise`` (rendered without the sensor noise, no codec), ``smooth_x0.5``
-and ``smooth_x2`` (Eq. 2's weight). One row more, ``upsample_floor``: the background EPE of the true
-flow area-averaged to a grid and bilinearly upsampled back (flow2's half resolution alone).
+Variants (each changes one thing of ``release``, the loss as trained): ``no_lrn`` (frames in
+[0, 1], no mean subtraction or LRN), ``release_pyramid`` (each grid's frames by the release's
+``Downsample`` layer, a tent filter of radius ~f with corners aligned, instead of area means of
+2 x 2 blocks), ``no_h264`` (the rendered frames that were encoded, before the codec), ``no_noise``
+(rendered without the sensor noise, no codec), ``smooth_x0.5`` and ``smooth_x2`` (Eq. 2's weight).
+One row more, ``upsample_floor``: the background EPE of the true flow area-averaged to a grid and
+bilinearly upsampled back (flow2's half resolution alone).
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ GRIDS = (1, 2, 3, 4, 5)  # 1 = input size; k = flow_k's grid (input / 2^(k-1))
 VARIANTS: dict[str, dict] = {
     "release": {},
     "no_lrn": {"norm": False},
-    "tent": {"down": "tent"},
+    "release_pyramid": {"down": "release"},
     "no_h264": {"frames": "rendered"},
     "no_noise": {"frames": "clean"},
     "smooth_x0.5": {"smooth": 0.5},
@@ -52,38 +53,26 @@ VARIANTS: dict[str, dict] = {
 _DEFAULT = {"norm": True, "down": "area", "frames": "decoded", "smooth": 1.0}
 
 
-def tent_weights(size: int, factor: int) -> torch.Tensor:
-    """(size, size // factor) matrix: column o = the release's anti-aliased LINEAR ``Resample`` weights.
-
-    Output o samples input position c = o * f + f / 2 - 0.5 with weights tri((c - x) / f) / f,
-    tri(t) = max(0, 1 - |t|), over the in-frame pixels, renormalised to sum 1 (``resample_layer.cu``).
-    """
-    if factor < 1 or size % factor:
-        raise ValueError(f"tent_weights: size {size} must be a multiple of factor {factor} >= 1")
-    x = torch.arange(size, dtype=torch.float64)[:, None]
-    c = torch.arange(size // factor, dtype=torch.float64)[None, :] * factor + factor / 2 - 0.5
-    w = (1 - ((c - x) / factor).abs()).clamp(min=0)
-    return (w / w.sum(0, keepdim=True)).float()
-
-
-def downsample(frames: torch.Tensor, factor: int, mode: str = "area") -> torch.Tensor:
-    """(..., H, W) -> (..., H / f, W / f): area means or the release's tent filter."""
+def downsample(x: torch.Tensor, factor: int, mode: str = "area") -> tuple[torch.Tensor, float]:
+    """(..., S, S) -> ((..., S / f, S / f), grid spacing in input pixels): area means (spacing f, what
+    MotionNetLoss's ``pyramid="area"`` does) or the release's ``Downsample`` tent filter with corners
+    aligned (spacing (S - 1) / (S / f - 1); :func:`htsc_core.models.flow_losses.release_downsample`)."""
     if factor == 1:
-        return frames
+        return x, 1.0
+    size = (x.shape[-2] // factor, x.shape[-1] // factor)
     if mode == "area":
-        shape = frames.shape
-        out = F.avg_pool2d(frames.reshape(-1, 1, *shape[-2:]), factor)
-        return out.reshape(*shape[:-2], *out.shape[-2:])
-    if mode == "tent":
-        rows, cols = tent_weights(frames.shape[-2], factor), tent_weights(frames.shape[-1], factor)
-        return rows.t() @ frames @ cols
-    raise ValueError(f"downsample: mode={mode!r}; expected 'area' or 'tent'")
+        shape = x.shape
+        out = F.avg_pool2d(x.reshape(-1, 1, *shape[-2:]), factor)
+        return out.reshape(*shape[:-2], *out.shape[-2:]), float(factor)
+    if mode == "release":
+        return fl.release_downsample(x, size), (x.shape[-1] - 1) / (size[1] - 1)
+    raise ValueError(f"downsample: mode={mode!r}; expected 'area' or 'release'")
 
 
-def background_cells(bg: torch.Tensor, factor: int) -> torch.Tensor:
+def background_cells(bg: torch.Tensor, factor: int, mode: str = "area") -> torch.Tensor:
     """(P, H, W) bool background -> (P, h, w) bool: grid cells wholly background and inside the grid's
     border mask (the loss's 10 % border, :func:`htsc_core.models.flow_losses.border_mask`)."""
-    full = downsample(bg.float(), factor) > 1 - 1e-6
+    full = downsample(bg.float(), factor, mode)[0] > 1 - 1e-6
     h, w = full.shape[-2:]
     return full & fl.border_mask(h, w)[0].bool()
 
@@ -191,9 +180,9 @@ def diagnose_background(cfg, checkpoint=None, max_videos: int = 24, subset: str 
             f = 2 ** (grid - 1)
             if side % f or side // f < 2:
                 continue
-            fr = downsample(frames, f, v["down"])
-            t_s = downsample(truth, f, "area") / f  # truth in grid px (area means, as landscape.py)
-            cells = background_cells(bg.reshape(-1, side, side), f).reshape(n, L - 1, *fr.shape[-2:])
+            fr, r = downsample(frames, f, v["down"])
+            t_s = downsample(truth, f, v["down"])[0] / r  # truth in grid px, sampled as the frames are
+            cells = background_cells(bg.reshape(-1, side, side), f, v["down"]).reshape(n, L - 1, *fr.shape[-2:])
             row = {"variant": name, "grid": grid, "size": side // f, "bg_cells": float(cells.float().mean()),
                    "stacks": n, "loss_truth": None, "loss_motionnet": None, "epe_motionnet": None, "drift_epe": None}
             if cells.any():
@@ -201,15 +190,15 @@ def diagnose_background(cfg, checkpoint=None, max_videos: int = 24, subset: str 
                 if preds is not None:
                     p = preds[grid].float()
                     row["loss_motionnet"] = float((L - 1) * loss_maps(fr, p, v["smooth"])[cells].mean())
-                    row["epe_motionnet"] = _epe(p, t_s, cells, f)
+                    row["epe_motionnet"] = _epe(p, t_s, cells, r)
                 if steps > 0:
-                    row["drift_epe"] = _epe(_drift(fr, t_s, grid, v["smooth"], steps, lr), t_s, cells, f)
+                    row["drift_epe"] = _epe(_drift(fr, t_s, grid, v["smooth"], steps, lr), t_s, cells, r)
             rows.append(row)
     for grid in grids:  # flow2's half resolution alone: truth down to the grid and bilinearly back up
         f = 2 ** (grid - 1)
         if grid == 1 or side % f:
             continue
-        down = downsample(truth, f, "area")  # input px, at the grid
+        down = downsample(truth, f, "area")[0]  # input px, at the grid
         up = F.interpolate(down.reshape(-1, 2, side // f, side // f), size=(side, side), mode="bilinear",
                            align_corners=False).reshape(truth.shape)
         cells = bg & fl.border_mask(side, side)[0].bool()

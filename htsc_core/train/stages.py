@@ -79,15 +79,16 @@ def temporal_step(loss_fn: nn.Module):
     return step
 
 
-def flow_loss(stage: str) -> MotionNetLoss:
-    """MotionNet's unsupervised loss (Eq. 1-6) for ``stage``: SSIM / 10 end to end (``temporal``)."""
-    return MotionNetLoss(ssim_weight_scale=0.1 if stage == "temporal" else 1.0)
+def flow_loss(stage: str, pyramid: str = "area") -> MotionNetLoss:
+    """MotionNet's unsupervised loss (Eq. 1-6) for ``stage``: SSIM / 10 end to end (``temporal``); ``pyramid``:
+    how each scale's frames are made (``cfg.motion_pyramid``, :class:`MotionNetLoss`)."""
+    return MotionNetLoss(ssim_weight_scale=0.1 if stage == "temporal" else 1.0, pyramid=pyramid)
 
 
-def stage_step(stage: str):
+def stage_step(stage: str, pyramid: str = "area"):
     """The step function of ``stage`` (what the trainer and ``htsc bench train`` run)."""
     if stage in ("motion", "temporal"):
-        return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage))
+        return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage, pyramid))
     return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff"}[stage])
 
 
@@ -162,7 +163,7 @@ def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
     train_set = VideoDataset(train_records, data_cfg, mode="train", **kw)
     val_set = VideoDataset(val_records, data_cfg, mode="test", **kw) if val_records else None
     model = build_stream(cfg, stage, num_classes(cfg))
-    step = stage_step(stage)
+    step = stage_step(stage, cfg.motion_pyramid)
     epochs = getattr(cfg, f"epochs_{stage}")
     optimizer = _optimizer(cfg, stage, model)
     if stage == "motion":  # MotionNet: hold the rate while it learns, then step down (never to zero)
