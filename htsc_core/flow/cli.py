@@ -39,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev.add_argument("--methods", default=None,
                     help="comma list of tvl1,dis,farneback,zero,motionnet (default: all; motionnet "
                          "only when --checkpoint is given)")
-    ev.add_argument("--max-videos", type=int, default=None, help="only the first N test videos")
+    ev.add_argument("--max-videos", type=int, default=None, help="only the first N videos of --subset")
+    ev.add_argument("--subset", default="test", choices=("test", "val"),
+                    help="videos to score (default test; val for choices, docs/SYNTHETIC.md section 7)")
     ev.add_argument("--out", default=None, help="JSON out (default <results_dir>/flow_eval.json)")
 
     dg = sub.add_parser("diagnose", help="background loss of true vs MotionNet flow per scale and loss variant "
@@ -86,9 +88,10 @@ def command(args: argparse.Namespace) -> int:
     default = "tvl1,dis,farneback,zero" + (",motionnet" if args.checkpoint else "")
     methods = parse_methods(args.methods or default)
     rows = evaluate_flow(cfg, methods, checkpoint=args.checkpoint, max_videos=args.max_videos,
-                         threads=args.threads)
+                         threads=args.threads, subset=args.subset)
     out = Path(args.out) if args.out else Path(cfg.results_dir) / "flow_eval.json"
-    write_flow_eval(out, rows, cfg, methods=methods, max_videos=args.max_videos, checkpoint=args.checkpoint)
+    write_flow_eval(out, rows, cfg, methods=methods, max_videos=args.max_videos, checkpoint=args.checkpoint,
+                    subset=args.subset)
     print(format_rows(rows))
     print(f"wrote {out}")
     return 0

@@ -34,6 +34,10 @@ comment says otherwise):
   left out on purpose: its "valid pixels" come from a mask blob shaped like the whole batch
   (N x 30 channels), which would divide both Charbonnier terms by a further N x 30; we take
   the layer's stated intent (batch x valid pixels), as the issue describing it does.
+- Pyramid: each scale's frames are 2 x 2 area means of the next finer scale (``pyramid="area"``, the
+  default) or, with ``pyramid="release"``, the release's ``WarpDownsampleK`` layers: FlowNet's Caffe
+  ``Downsample``, a tent filter of radius (S - 1) / (s - 1) with corners aligned, from the full frames
+  (:func:`release_downsample`; docs/SYNTHETIC.md section 7, background diagnosis).
 - Per scale (Eq. 5): L_s = Lp + Lsm + w_s * Lss with w_s = 0.16, 0.08, 0.04, 0.02,
   0.01 for scales 6..2 (release loss_weight of SSIMLoss6..2) times
   ``ssim_weight_scale`` (0.1 during end-to-end training, docs/DESIGN.md section 2).
