@@ -50,6 +50,7 @@ class Config:
     vgg_width: float = 0.25  # VGG16 channel multiplier (1.0 = Tab. 1); 1/8 learned too slowly (measured)
     vgg_batch_norm: bool = True  # BN makes from-scratch CPU training stable; paper VGG16 has none
     motion_width: float = 0.25  # MotionNet channel multiplier (1.0 = Tab. 2)
+    motion_pyramid: str = "area"  # frames of each loss scale: "area" 2x2 means, "release" Downsample tent (issue 24)
     dropout: float = 0.2  # two-stream: 0.9 temporal / 0.5 spatial; 0.2 here: 0.5 stalled from-scratch CPU runs
     pretrained: bool = False  # ImageNet VGG16 weights from the hub cache; they exist only for width 1.0, so the
     # CPU profiles train from scratch and only the paper profile asks for them; absent -> the run stops before
@@ -101,6 +102,8 @@ class Config:
             raise ValueError("stack_length must be >= 2 (at least one frame pair)")
         if self.c3d_clip_length < 2:  # read as a "stack" (train/streams.clip_config), which needs >= 2 frames
             raise ValueError(f"c3d_clip_length={self.c3d_clip_length} must be >= 2")
+        if self.motion_pyramid not in ("area", "release"):
+            raise ValueError(f"motion_pyramid={self.motion_pyramid!r}; expected 'area' or 'release'")
         if self.rgbdiff_length < 2:
             raise ValueError(f"rgbdiff_length={self.rgbdiff_length} must be >= 2 (at least one frame difference)")
         if isinstance(self.amp, bool):  # configs saved before amp was a mode: true/false

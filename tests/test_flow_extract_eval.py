@@ -183,6 +183,24 @@ def test_moving_mask_hand_values():
         ev.moving_mask(gt[0])
 
 
+def test_region_masks_hand_values():
+    gt = np.zeros((1, 10, 10, 2))
+    gt[..., 0] = 1.0  # pan 1 px right
+    gt[0, 0, 0] = (3.0, 0.0)  # moving, but in the border band (1 px wide at 10 %)
+    gt[0, 4:6, 4:7] = (1.0, -1.0)  # a 2 x 3 moving object in the interior
+    m = ev.region_masks(gt)
+    assert m["moving"].sum() == 6 and m["moving"][0, 4:6, 4:7].all()
+    assert m["border"].sum() == 100 - 64 and m["background"].sum() == 64 - 6
+    assert not (m["moving"] & m["background"]).any() and (m["moving"] | m["background"] | m["border"]).all()
+    # EPE by region of a flow wrong by 2 px on the object only and by 1 px in the border: hand values
+    flow = gt.copy()
+    flow[0, 4:6, 4:7, 1] += 2.0
+    flow[0, 0, :, 0] -= 1.0
+    assert ev.endpoint_error(flow[m["moving"]], gt[m["moving"]]) == pytest.approx(2.0)
+    assert ev.endpoint_error(flow[m["background"]], gt[m["background"]]) == pytest.approx(0.0)
+    assert ev.endpoint_error(flow[m["border"]], gt[m["border"]]) == pytest.approx(10 / 36)
+
+
 def test_zero_estimator_epe_is_mean_gt_magnitude(tmp_path):
     # hand-made pair: two frames and an arbitrary ground-truth field
     frames = np.stack([texture(5), texture(6)])
@@ -196,10 +214,17 @@ def test_zero_estimator_epe_is_mean_gt_magnitude(tmp_path):
     assert len(rows) == 1 and rows[0]["method"] == "zero" and rows[0]["pairs"] == 1
     g = gt.astype(np.float64)
     assert rows[0]["epe"] == pytest.approx(np.hypot(g[..., 0], g[..., 1]).mean(), rel=1e-6)
-    # epe_moving: over pixels whose truth differs from the median truth by > 0.5 px (independent numpy)
+    # epe_moving: over interior pixels whose truth differs from the median truth by > 0.5 px; epe_background:
+    # the other interior pixels; epe_border: the 10 % band (independent numpy)
     rel_mag = np.hypot(*(g[0] - np.median(g[0].reshape(-1, 2), axis=0)).transpose(2, 0, 1))
-    moving = rel_mag > 0.5
-    assert rows[0]["epe_moving"] == pytest.approx(np.hypot(g[0][moving, 0], g[0][moving, 1]).mean(), rel=1e-6)
+    b = round(0.1 * SIZE)
+    interior = np.zeros((SIZE, SIZE), bool)
+    interior[b:-b, b:-b] = True
+    mag = np.hypot(g[0, ..., 0], g[0, ..., 1])
+    for key, region in (("epe_moving", (rel_mag > 0.5) & interior), ("epe_background", (rel_mag <= 0.5) & interior),
+                        ("epe_border", ~interior)):
+        assert rows[0][key] == pytest.approx(mag[region].mean(), rel=1e-6)
+        assert rows[0]["per_video"][key] == [pytest.approx(mag[region].mean(), rel=1e-6)]
     # photometric error of zero flow: mean |frame_0 - frame_1| in [0, 1] on the 10 % border-masked interior
     from htsc_core.data.video import read_frames
 

@@ -365,3 +365,21 @@ def test_charbonnier_sum_gradient_matches_autograd_of_the_definition():
     x.grad = None
     charbonnier_sum(x, 0.4, beta=255.0).backward()
     torch.testing.assert_close(x.grad, want)
+
+
+def test_release_downsample_hand_values_and_pyramid_option():
+    from htsc_core.models.flow_losses import release_downsample
+
+    # 3 -> 2: outputs at 0 and 2, tent radius 2: weights (1, 1/2, 0) / 1.5 and (0, 1/2, 1) / 1.5
+    row = release_downsample(torch.tensor([[[0.0, 3.0, 6.0], [0.0, 3.0, 6.0], [0.0, 3.0, 6.0]]]), (2, 2))
+    np.testing.assert_allclose(row[0, 0], [1.5 / 1.5, (1.5 + 6.0) / 1.5], rtol=1e-6)
+    with pytest.raises(ValueError, match="output size"):
+        release_downsample(torch.zeros(1, 4, 4), (1, 1))
+    with pytest.raises(ValueError, match="pyramid"):
+        MotionNetLoss(pyramid="box")
+    # a constant stack with zero flow: both pyramids give the same (zero-photometric) loss
+    stack = torch.full((1, 3, 3, 64, 64), 0.4)
+    flows = [torch.zeros(1, 4, 64 // 2 ** (s - 1), 64 // 2 ** (s - 1)) for s in (6, 5, 4, 3, 2)]
+    a, _ = MotionNetLoss(pyramid="area")(stack, flows)
+    b, _ = MotionNetLoss(pyramid="release")(stack, flows)
+    assert float(a) == pytest.approx(float(b), rel=1e-5)

@@ -2,7 +2,8 @@
 
 ``extract`` pre-computes TV-L1 flow JPEGs for the two-stream baseline (paper Table 3);
 ``eval`` scores TV-L1, DIS, Farneback, zero and a trained MotionNet (EPE, photometric
-error, ms per pair) and writes JSON.
+error, ms per pair) and writes JSON; ``diagnose`` measures what moves MotionNet's background
+error (:mod:`htsc_core.flow.diagnose`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 from htsc_core.config import DATASETS, PROFILES, from_params
 from htsc_core.flow.evaluate import evaluate_flow, format_rows, parse_methods, write_flow_eval
 from htsc_core.flow.extract import SUMMARY_NAME, extract_flow
+from htsc_core.flow.diagnose import VARIANTS, diagnose_background, format_diagnosis
+from htsc_core.utils import atomic_write_json, run_metadata
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -23,7 +26,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="flow_cmd", required=True, metavar="{extract,eval}")
+    sub = parser.add_subparsers(dest="flow_cmd", required=True, metavar="{extract,eval,diagnose}")
     ex = sub.add_parser("extract", help="TV-L1 flow of every video, stored as denseflow-style JPEGs")
     _common(ex)
     ex.add_argument("--out", default=None, help="flow root (default DATA_ROOT/flow_tvl1)")
@@ -36,8 +39,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev.add_argument("--methods", default=None,
                     help="comma list of tvl1,dis,farneback,zero,motionnet (default: all; motionnet "
                          "only when --checkpoint is given)")
-    ev.add_argument("--max-videos", type=int, default=None, help="only the first N test videos")
+    ev.add_argument("--max-videos", type=int, default=None, help="only the first N videos of --subset")
+    ev.add_argument("--subset", default="test", choices=("test", "val"),
+                    help="videos to score (default test; val for choices, docs/SYNTHETIC.md section 7)")
     ev.add_argument("--out", default=None, help="JSON out (default <results_dir>/flow_eval.json)")
+
+    dg = sub.add_parser("diagnose", help="background loss of true vs MotionNet flow per scale and loss variant "
+                                         "(synthetic set, validation videos; docs/SYNTHETIC.md section 7)")
+    _common(dg)
+    dg.add_argument("--checkpoint", default=None, help="MotionNet checkpoint (without: the truth's columns only)")
+    dg.add_argument("--max-videos", type=int, default=24, help="the first N validation videos (default 24)")
+    dg.add_argument("--variants", default=None, help="comma list (default all): " + ",".join(VARIANTS))
+    dg.add_argument("--steps", type=int, default=100, help="Adam steps of the free-flow drift (0: skip; default 100)")
+    dg.add_argument("--out", default=None, help="JSON out (default <results_dir>/flow_diagnosis.json)")
 
 
 def _config(args):
@@ -58,12 +72,26 @@ def command(args: argparse.Namespace) -> int:
         for f in summary["failed_videos"]:
             print(f"  failed: {f['path']}: {f['error']}")
         return 0
+    if args.flow_cmd == "diagnose":
+        variants = [v.strip() for v in args.variants.split(",")] if args.variants else list(VARIANTS)
+        import torch  # deferred: extract and eval processes need no torch threads set
+
+        torch.set_num_threads(max(1, args.threads))  # one thread by default: two spin against a busy 2-core CPU
+        rows = diagnose_background(cfg, checkpoint=args.checkpoint, max_videos=args.max_videos, variants=variants,
+                                   steps=args.steps)
+        out = Path(args.out) if args.out else Path(cfg.results_dir) / "flow_diagnosis.json"
+        atomic_write_json(out, {"rows": rows, "metadata": run_metadata(cfg), "checkpoint": args.checkpoint,
+                                "max_videos": args.max_videos, "steps": args.steps})
+        print(format_diagnosis(rows))
+        print(f"wrote {out}")
+        return 0
     default = "tvl1,dis,farneback,zero" + (",motionnet" if args.checkpoint else "")
     methods = parse_methods(args.methods or default)
     rows = evaluate_flow(cfg, methods, checkpoint=args.checkpoint, max_videos=args.max_videos,
-                         threads=args.threads)
+                         threads=args.threads, subset=args.subset)
     out = Path(args.out) if args.out else Path(cfg.results_dir) / "flow_eval.json"
-    write_flow_eval(out, rows, cfg, methods=methods, max_videos=args.max_videos, checkpoint=args.checkpoint)
+    write_flow_eval(out, rows, cfg, methods=methods, max_videos=args.max_videos, checkpoint=args.checkpoint,
+                    subset=args.subset)
     print(format_rows(rows))
     print(f"wrote {out}")
     return 0

@@ -4,10 +4,13 @@ For each method (TV-L1, DIS, Farneback, zero, a trained MotionNet) on the test v
 
 - ``epe``: average end-point error ||f - f_gt||_2 over all pixels of all frame pairs,
   against ``ROOT/flow_gt/<video_id>.npy`` (synthetic set; None where there is no truth);
-- ``epe_moving``: the same over the *moving* pixels only: those whose true flow differs from
-  the pair's dominant (median) flow, the camera's, by more than ``MOVING_THRESHOLD`` px, i.e.
-  the independently moving object (the background covers most of every synthetic frame, so
-  near-zero flow can score well on ``epe`` alone);
+- region-wise EPE (:func:`region_masks`), three regions that partition every frame:
+  ``epe_moving`` over the *moving* pixels of the interior (10 % border removed): those whose true
+  flow differs from the pair's dominant (median) flow, the camera's, by more than
+  ``MOVING_THRESHOLD`` px, i.e. the independently moving object (the background covers most of
+  every synthetic frame, so near-zero flow can score well on ``epe`` alone); ``epe_background``
+  over the other interior pixels (the panned, textured background); ``epe_border`` over the
+  border band (where the unsupervised loss's 10 % border mask puts no photometric term);
 - ``photometric``: mean |frame_t - warp(frame_{t+1}, f)| with frames in [0, 1], over the
   interior left after masking a 10 % border (the release masks 10 % in its photometric
   loss, docs/DESIGN.md section 2), warping backward with ``cv2.remap`` (independent of the
@@ -34,7 +37,9 @@ log = logging.getLogger(__name__)
 
 BORDER_FRACTION = 0.1  # 10 % border masked, as the release's photometric loss (docs/DESIGN.md section 2)
 MOVING_THRESHOLD = 0.5  # px: a pixel "moves" when its true flow differs from its pair's median flow by more
-ROW_KEYS = ("method", "epe", "epe_moving", "photometric", "ms_per_pair", "pairs", "threads", "resolution", "videos",
+REGIONS = ("moving", "background", "border")  # epe_<region>; see region_masks
+ROW_KEYS = ("method", "epe", "epe_moving", "epe_background", "epe_border", "photometric", "ms_per_pair", "pairs",
+            "threads", "resolution", "videos",
             "device", "per_video")
 
 
@@ -53,6 +58,20 @@ def moving_mask(gt: np.ndarray, threshold: float = MOVING_THRESHOLD) -> np.ndarr
         raise ValueError(f"moving_mask: expected ground truth (T-1, H, W, 2), got {gt.shape}")
     med = np.median(gt.reshape(len(gt), -1, 2), axis=1)[:, None, None, :]
     return np.sqrt(((gt - med) ** 2).sum(-1)) > threshold
+
+
+def region_masks(gt: np.ndarray, border: float = BORDER_FRACTION,
+                 threshold: float = MOVING_THRESHOLD) -> dict[str, np.ndarray]:
+    """(T-1, H, W) bool masks of the three regions of :data:`REGIONS`, a partition of every pixel.
+
+    ``moving``: interior (:func:`interior_slices`) and :func:`moving_mask`; ``background``: interior and not
+    moving; ``border``: outside the interior.
+    """
+    moving = moving_mask(gt, threshold)
+    interior = np.zeros(moving.shape[1:], dtype=bool)
+    interior[interior_slices(*moving.shape[1:], border)] = True
+    return {"moving": moving & interior, "background": ~moving & interior,
+            "border": np.broadcast_to(~interior, moving.shape)}
 
 
 def warp_backward(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -130,11 +149,12 @@ def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback
     if not recs:
         raise ValueError(f"no {subset} videos to evaluate flow on under {cfg.data_root}")
     estimators = {m: make_estimator(m, threads=threads, checkpoint=checkpoint, cfg=cfg) for m in methods}
-    acc = {m: {"epe_sum": 0.0, "gt_pixels": 0, "moving_sum": 0.0, "moving_pixels": 0, "photo_sum": 0.0, "pairs": 0,
-               "seconds": 0.0} for m in methods}
+    acc = {m: {"epe_sum": 0.0, "gt_pixels": 0, "photo_sum": 0.0, "pairs": 0, "seconds": 0.0,
+               **{f"{r}_sum": 0.0 for r in REGIONS}, **{f"{r}_pixels": 0 for r in REGIONS}} for m in methods}
     # per video, for the paired intervals of the notebooks' claims (every method sees the same videos,
-    # one after the other, so the timings are interleaved)
-    per_video = {m: {"epe": [], "photometric": [], "ms_per_pair": []} for m in methods}
+    # one after the other, so the timings are interleaved); a region a video lacks is None there
+    per_video = {m: {"epe": [], **{f"epe_{r}": [] for r in REGIONS}, "photometric": [], "ms_per_pair": []}
+                 for m in methods}
     resolutions: set[str] = set()
     videos = 0
     for rec in progress(recs, desc="flow eval", unit="video"):
@@ -151,7 +171,7 @@ def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback
             continue
         videos += 1
         resolutions.add(f"{frames.shape[1]}x{frames.shape[2]}")
-        moving = None
+        regions = None
         for m, est in estimators.items():
             if videos == 1:  # untimed warm-up (allocations, cuDNN autotuning) so ms/pair is steady-state
                 est.estimate(frames[: max(2, getattr(est, "length", 2))])
@@ -169,11 +189,15 @@ def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback
                 acc[m]["epe_sum"] += epe * gt[..., 0].size
                 acc[m]["gt_pixels"] += gt[..., 0].size
                 per_video[m]["epe"].append(float(epe))
-                if moving is None:
-                    moving = moving_mask(gt)
-                if moving.any():
-                    acc[m]["moving_sum"] += endpoint_error(flows[moving], gt[moving]) * int(moving.sum())
-                    acc[m]["moving_pixels"] += int(moving.sum())
+                if regions is None:
+                    regions = region_masks(gt)
+                for r, mask in regions.items():
+                    k = int(mask.sum())
+                    e = endpoint_error(flows[mask], gt[mask]) if k else None
+                    per_video[m][f"epe_{r}"].append(e)
+                    if k:
+                        acc[m][f"{r}_sum"] += e * k
+                        acc[m][f"{r}_pixels"] += k
     if videos == 0:
         raise ValueError(f"none of the {len(recs)} {subset} videos under {cfg.data_root} could be read")
     rows = []
@@ -182,7 +206,7 @@ def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback
         rows.append({
             "method": m,
             "epe": a["epe_sum"] / a["gt_pixels"] if a["gt_pixels"] else None,
-            "epe_moving": a["moving_sum"] / a["moving_pixels"] if a["moving_pixels"] else None,
+            **{f"epe_{r}": a[f"{r}_sum"] / a[f"{r}_pixels"] if a[f"{r}_pixels"] else None for r in REGIONS},
             "photometric": a["photo_sum"] / a["pairs"],
             "ms_per_pair": 1000.0 * a["seconds"] / a["pairs"],
             "pairs": a["pairs"],
@@ -201,10 +225,14 @@ def write_flow_eval(path: str | Path, rows: list[dict], cfg, **extra) -> Path:
 
 
 def format_rows(rows: list[dict]) -> str:
-    lines = [f"{'method':<10} {'EPE':>8} {'EPE mov':>8} {'photo':>8} {'ms/pair':>9} {'pairs':>6}  resolution  threads"]
+    lines = [f"{'method':<10} {'EPE':>8} {'EPE mov':>8} {'EPE bg':>8} {'EPE bord':>8} {'photo':>8} {'ms/pair':>9} "
+             f"{'pairs':>6}  resolution  threads"]
+
+    def num(v) -> str:
+        return f"{v:.3f}" if v is not None else "n/a"
+
     for r in rows:
-        epe = f"{r['epe']:.3f}" if r["epe"] is not None else "n/a"
-        mov = f"{r['epe_moving']:.3f}" if r.get("epe_moving") is not None else "n/a"
-        lines.append(f"{r['method']:<10} {epe:>8} {mov:>8} {r['photometric']:>8.4f} {r['ms_per_pair']:>9.2f} "
+        epes = " ".join(f"{num(r.get(k)):>8}" for k in ("epe", "epe_moving", "epe_background", "epe_border"))
+        lines.append(f"{r['method']:<10} {epes} {r['photometric']:>8.4f} {r['ms_per_pair']:>9.2f} "
                      f"{r['pairs']:>6}  {r['resolution']:<10}  {r['threads']}")
     return "\n".join(lines)

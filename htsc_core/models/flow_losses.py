@@ -34,6 +34,10 @@ comment says otherwise):
   left out on purpose: its "valid pixels" come from a mask blob shaped like the whole batch
   (N x 30 channels), which would divide both Charbonnier terms by a further N x 30; we take
   the layer's stated intent (batch x valid pixels), as the issue describing it does.
+- Pyramid: each scale's frames are 2 x 2 area means of the next finer scale (``pyramid="area"``, the
+  default) or, with ``pyramid="release"``, the release's ``WarpDownsampleK`` layers: FlowNet's Caffe
+  ``Downsample``, a tent filter of radius (S - 1) / (s - 1) with corners aligned, from the full frames
+  (:func:`release_downsample`; docs/SYNTHETIC.md section 7, background diagnosis).
 - Per scale (Eq. 5): L_s = Lp + Lsm + w_s * Lss with w_s = 0.16, 0.08, 0.04, 0.02,
   0.01 for scales 6..2 (release loss_weight of SSIMLoss6..2) times
   ``ssim_weight_scale`` (0.1 during end-to-end training, docs/DESIGN.md section 2).
@@ -311,6 +315,35 @@ def scale_terms(frames: torch.Tensor, flow_px: torch.Tensor, weighting: str = "r
     return lp, lsm, lss
 
 
+PYRAMIDS = ("area", "release")
+
+
+@functools.lru_cache(maxsize=64)
+def _downsample_weights(size: int, out: int, dtype, device) -> torch.Tensor:
+    """(size, out) matrix: column o = the release's ``Downsample`` layer weights for output pixel o.
+
+    FlowNet's Caffe ``Downsample`` (the release's ``WarpDownsampleK`` layers, each straight from the
+    full-size normalised frame): output o sits at input position c = o (size - 1) / (out - 1) (corners
+    aligned) and averages the input with a tent of radius r = (size - 1) / (out - 1),
+    max(0, 1 - |x - c| / r), over the in-frame pixels, renormalised to sum 1.
+    """
+    if out < 2 or out > size:
+        raise ValueError(f"release downsampling: output size {out} must be in [2, {size}]")
+    r = (size - 1) / (out - 1)
+    with torch.inference_mode(False):
+        x = torch.arange(size, dtype=torch.float64)[:, None]
+        c = torch.arange(out, dtype=torch.float64)[None, :] * r
+        w = (1 - (x - c).abs() / r).clamp(min=0)
+        return (w / w.sum(0, keepdim=True)).to(dtype=dtype, device=device)
+
+
+def release_downsample(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(..., H, W) -> (..., h, w) by the release's ``Downsample`` layer (:func:`_downsample_weights`)."""
+    rows = _downsample_weights(frames.shape[-2], int(size[0]), frames.dtype, frames.device)
+    cols = _downsample_weights(frames.shape[-1], int(size[1]), frames.dtype, frames.device)
+    return rows.t() @ frames @ cols
+
+
 def _halve(frames: torch.Tensor) -> torch.Tensor:
     """Area downsampling by exactly 2: the mean of each 2x2 block (= ``F.interpolate(mode="area")``), as two
     strided sums: ten times faster on CPU than ``avg_pool2d`` or the area interpolation."""
@@ -327,9 +360,12 @@ class MotionNetLoss(nn.Module):
     """
 
     def __init__(self, ssim_weight_scale: float = 1.0, border_ratio: float = BORDER_RATIO,
-                 ssim_window: str = "gaussian", weighting: str = "release") -> None:
+                 ssim_window: str = "gaussian", weighting: str = "release", pyramid: str = "area") -> None:
         super().__init__()
         _check_weighting(weighting)
+        if pyramid not in PYRAMIDS:
+            raise ValueError(f"MotionNetLoss: pyramid={pyramid!r}; expected one of {PYRAMIDS}")
+        self.pyramid = pyramid
         self.weighting = weighting
         if ssim_weight_scale < 0:
             raise ValueError(f"MotionNetLoss: ssim_weight_scale={ssim_weight_scale} must be >= 0")
@@ -363,7 +399,9 @@ class MotionNetLoss(nn.Module):
         pyramid = {(H, W): frames}
         for s in reversed(SCALES):
             size = flow_resolution((H, W), s)
-            if size not in pyramid:
+            if size not in pyramid and self.pyramid == "release":  # each scale from the full frames, tent filter
+                pyramid[size] = release_downsample(frames, size)
+            elif size not in pyramid:
                 finer = pyramid[min((k for k in pyramid if k[0] >= size[0]), key=lambda k: k[0])]
                 exact_half = finer.shape[-2] == 2 * size[0] and finer.shape[-1] == 2 * size[1]
                 pyramid[size] = _halve(finer) if exact_half else F.interpolate(finer, size=size, mode="area")

@@ -100,20 +100,22 @@ def conv_fusion_step(test_segments: int):
     return step
 
 
-def flow_loss(stage: str) -> MotionNetLoss:
-    """MotionNet's unsupervised loss (Eq. 1-6) for ``stage``: SSIM / 10 end to end (``temporal``)."""
-    return MotionNetLoss(ssim_weight_scale=0.1 if stage == "temporal" else 1.0)
+def flow_loss(stage: str, pyramid: str = "area") -> MotionNetLoss:
+    """MotionNet's unsupervised loss (Eq. 1-6) for ``stage``: SSIM / 10 end to end (``temporal``); ``pyramid``:
+    how each scale's frames are made (``cfg.motion_pyramid``, :class:`MotionNetLoss`)."""
+    return MotionNetLoss(ssim_weight_scale=0.1 if stage == "temporal" else 1.0, pyramid=pyramid)
 
 
 def stage_step(stage: str, cfg: Config | None = None):
     """The step function of ``stage`` (what the trainer and ``htsc bench train`` run); ``conv_fusion`` needs
-    ``cfg`` (its test segments)."""
+    ``cfg`` (its test segments), MotionNet's loss follows ``cfg.motion_pyramid`` (default "area")."""
     if stage == "conv_fusion":
         if cfg is None:
             raise ValueError("stage_step('conv_fusion') needs the config (its test_segments)")
         return conv_fusion_step(cfg.test_segments)
     if stage in ("motion", "temporal"):
-        return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage))
+        pyramid = cfg.motion_pyramid if cfg is not None else "area"
+        return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage, pyramid))
     return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff", "c3d": "stack"}[stage])
 
 
