@@ -177,7 +177,7 @@ def run_tsn_rgb_diff(clips: np.ndarray, nets: dict, timer: StepTimer, device: to
 def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_classes: int, vgg_width: float,
                          motion_width: float, vgg_batch_norm: bool, cln_hidden: int, cln_rounds: int,
                          repeats: int, videos: int, threads: int, device: torch.device, seed: int = 0,
-                         label: str = "", rgbdiff_length: int = 5) -> dict:
+                         label: str = "", rgbdiff_length: int = 5, tvl1_params: dict | None = None) -> dict:
     """Time the pipelines of :data:`METHODS` at one resolution (interleaved per repeat, after one warm-up each)."""
     if repeats < 1 or videos < 1:
         raise ValueError(f"repeats={repeats}, videos={videos}; expected >= 1")
@@ -186,7 +186,7 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
     clips = make_clips(videos, segments, stack_length, size, seed)
     nets = build_networks(num_classes, stack_length, vgg_width, motion_width, vgg_batch_norm, cln_hidden,
                           cln_rounds, seed, device, rgbdiff_length)
-    estimator = TVL1Estimator(threads=threads)
+    estimator = TVL1Estimator(threads=threads, **(tvl1_params or {}))  # None: OpenCV's defaults (denseflow)
     frames_per_video = segments * stack_length
     totals: dict[str, list[float]] = {m: [] for m in METHODS}
     steps: dict[str, list[dict]] = {m: [] for m in METHODS}
