@@ -105,4 +105,14 @@ def test_paper_profile_dry_run(tmp_path):
     assert len(flow_videos) == 3  # one train, one val, one test video
     table5 = json.loads((results / "metrics" / "bench_table5.json").read_text())["metrics"]
     assert [r["resolution"] for r in table5["runs"]] == [224, 224]
+    # resume: `htsc train spatial` with the run's own config loads the paper-sized last.pt (model and SGD state)
+    # into a fresh paper-width VGG16, finds the epoch done and neither trains nor rewrites it
+    before = (runs / "spatial" / "last.pt").stat()
+    again = subprocess.run([sys.executable, "-m", "htsc_core.cli", "train", "spatial", "--config",
+                            str(runs / "spatial" / "config.json")], env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = (runs / "spatial" / "last.pt").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert len((runs / "spatial" / "log.jsonl").read_text().splitlines()) == 1
     assert seconds <= BUDGET_S, f"the dry run took {seconds:.0f}s, over its {BUDGET_S}s budget"
