@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 DATASETS = ("synthetic", "ucf101", "hmdb51", "thumos14")
 PROFILES = ("smoke", "default", "paper")
+TVL1_PRESETS = ("auto", "denseflow", "fast", "minimal")  # flow/estimators.TVL1_PRESET_PARAMS
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,15 @@ class Config:
     lr_motion_e2e: float = 1e-5  # MotionNet during end-to-end stacking, 30x lower (release: 1e-6 vs 1e-3)
     lr_cln: float = 1e-3
     weight_decay: float = 5e-4
-    max_steps_per_epoch: int = 0  # 0 = full epoch; >0 caps steps (smoke profile)
+    max_steps_per_epoch: int = 0  # 0 = full epoch; >0 caps training steps per epoch (smoke profile, dry runs)
+    # dry-run caps (docs/DESIGN.md section 6, "A paper-profile dry run"): 0 = every video. They bound what
+    # max_steps_per_epoch does not: validation, test scoring, CLN features, flow extraction and evaluation
+    max_eval_videos: int = 0  # >0: at most this many videos of "val" and of "test" (spread over the listing)
+    max_train_videos: int = 0  # >0: at most this many "train" videos (bounds TV-L1 extraction, CLN features)
+    tvl1_preset: str = "auto"  # TV-L1 parameters (flow/estimators.py): "auto" = "fast" for extraction on the CPU
+    # profiles and OpenCV's (denseflow's) defaults elsewhere; a named preset applies to every TV-L1 run (extraction,
+    # flow evaluation, Table 5); "minimal" (1 scale, 1 warp) proves storage and shapes only: dry runs
+    bench_repeats: int = 0  # Table 5 timing repeats; 0 = stats.MIN_TIMINGS (5), the fewest a timing claim takes
     awl_c: float = 5e-3  # Eq. 10/13, c = 5e-3
     amp: str = "auto"  # "auto": bf16 autocast where native (CUDA; CPU with AVX512-BF16/AMX), "bf16", "off" = fp32
 
@@ -96,6 +105,8 @@ class Config:
             raise ValueError(f"image_size={self.image_size} must be a multiple of 32 (MotionNet downsamples by 32)")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer={self.optimizer!r}; expected 'sgd' or 'adam'")
+        if self.tvl1_preset not in TVL1_PRESETS:
+            raise ValueError(f"tvl1_preset={self.tvl1_preset!r}; expected one of {TVL1_PRESETS}")
         if self.test_crops not in (1, 5, 10):
             raise ValueError(f"test_crops={self.test_crops}; expected 1, 5 or 10")
         if self.stack_length < 2:
@@ -110,6 +121,9 @@ class Config:
             object.__setattr__(self, "amp", "auto" if self.amp else "off")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"amp={self.amp!r}; expected 'auto', 'bf16' or 'off' (or true/false)")
+        for key in ("max_steps_per_epoch", "max_eval_videos", "max_train_videos", "bench_repeats", "num_workers"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}={getattr(self, key)}; expected >= 0 (0 = no cap / the default)")
         if self.frame_size and self.frame_size < self.image_size:
             raise ValueError(f"frame_size={self.frame_size} is smaller than image_size={self.image_size}")
 

@@ -81,6 +81,19 @@ def cpu_hardware_bf16() -> bool:
     return any(f in flags for f in CPU_BF16_FLAGS)
 
 
+def cuda_bf16_native(device) -> bool:
+    """Does this CUDA device compute bf16 natively (compute capability 8.0 and up: Ampere, Hopper, ...)?
+
+    Asked of the device when CUDA is there; without CUDA (planning a GPU run on a CPU machine, the tests)
+    the answer is yes, for the GPUs the paper profile is planned on (``htsc plan``: A100, H100)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return True
+    index = device.index if getattr(device, "index", None) is not None else torch.cuda.current_device()
+    return tuple(torch.cuda.get_device_capability(index)) >= (8, 0)
+
+
 @dataclass(frozen=True)
 class Precision:
     """How a network runs in training: autocast dtype (``None`` = fp32) and memory layout."""
@@ -90,7 +103,23 @@ class Precision:
 
     @property
     def name(self) -> str:
-        return "fp32" if self.autocast_dtype is None else "bf16"  # the policy's only autocast dtype
+        import torch
+
+        return {None: "fp32", torch.float16: "fp16"}.get(self.autocast_dtype, "bf16")
+
+    @property
+    def needs_grad_scaler(self) -> bool:
+        """fp16 autocast needs loss scaling (its 5-bit exponent underflows small gradients); bf16 has fp32's."""
+        import torch
+
+        return self.autocast_dtype == torch.float16
+
+    def grad_scaler(self, device):
+        """A ``torch.amp.GradScaler`` for ``device``, enabled only where :attr:`needs_grad_scaler` (a disabled
+        scaler passes ``scale``/``step``/``update`` straight through, so the trainer always uses one)."""
+        import torch
+
+        return torch.amp.GradScaler(device.type, enabled=self.needs_grad_scaler)
 
     def autocast(self, device):
         """The autocast context for ``device`` (a disabled one in fp32)."""
@@ -104,9 +133,11 @@ def precision_policy(device, amp: Any = "auto") -> Precision:
     """The one place that decides precision and layout for training (and anything that runs the networks).
 
     ``amp`` is a config's ``amp`` value (or the Config itself): "auto" -> bf16 autocast where the device
-    has native bf16 (CUDA; a CPU per :func:`cpu_has_native_bf16`), else fp32; "bf16" -> bf16 autocast
-    even where it is emulated; "off" -> fp32. The flow losses, warping and flow normalisation leave
-    autocast and run in fp32 themselves (models/flow_losses.py, models/temporal.py).
+    has native bf16 (a CUDA device of compute capability 8.0+, :func:`cuda_bf16_native`; a CPU per
+    :func:`cpu_has_native_bf16`), fp16 autocast with a GradScaler on an older CUDA device (V100, T4: no
+    bf16 units, fp16 tensor cores), else fp32; "bf16" -> bf16 autocast even where it is emulated;
+    "off" -> fp32. The flow losses, warping and flow normalisation leave autocast and run in fp32
+    themselves (models/flow_losses.py, models/temporal.py).
     channels_last: on CUDA and on CPUs with oneDNN, where conv kernels run in NHWC without the
     reorders NCHW needs (measured by ``htsc bench train``: VGG16 faster, MotionNet on par).
     """
@@ -114,12 +145,17 @@ def precision_policy(device, amp: Any = "auto") -> Precision:
 
     device = resolve_device(device) if isinstance(device, str) else device
     mode = normalise_amp(getattr(amp, "amp", amp))
-    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
-    use_bf16 = mode == "bf16" or (mode == "auto" and native)
-    if use_bf16 and device.type not in ("cuda", "cpu"):
-        use_bf16 = False  # other backends: no bf16 autocast guarantee
-    cl = device.type == "cuda" or (device.type == "cpu" and torch.backends.mkldnn.is_available())
-    return Precision(torch.bfloat16 if use_bf16 else None, cl)
+    cuda = device.type == "cuda"
+    native = (cuda and cuda_bf16_native(device)) or (device.type == "cpu" and cpu_has_native_bf16())
+    dtype = None
+    if mode == "bf16" and device.type in ("cuda", "cpu"):  # other backends: no bf16 autocast guarantee
+        dtype = torch.bfloat16
+    elif mode == "auto" and native:
+        dtype = torch.bfloat16
+    elif mode == "auto" and cuda:
+        dtype = torch.float16  # pre-Ampere GPU: fp16 with loss scaling (Precision.grad_scaler)
+    cl = cuda or (device.type == "cpu" and torch.backends.mkldnn.is_available())
+    return Precision(dtype, cl)
 
 
 def machine_info() -> dict[str, Any]:

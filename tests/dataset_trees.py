@@ -39,8 +39,8 @@ def clip(seed: int, label: int, frames: int = FRAMES) -> np.ndarray:
     return out
 
 
-def write_clip(path: Path, seed: int, label: int, codec: str = "mpeg4") -> Path:
-    return write_video(path, clip(seed, label), codec)
+def write_clip(path: Path, seed: int, label: int, codec: str = "mpeg4", frames: int = FRAMES) -> Path:
+    return write_video(path, clip(seed, label, frames), codec)
 
 
 def truncate(path: Path, seed: int, label: int, keep: float = 0.4, codec: str = "mpeg4") -> Path:
@@ -60,8 +60,9 @@ UCF_FOLDERS = {"HandStandPushups": "HandstandPushups"}  # the folder on disk dif
 UCF_TRAIN_GROUPS = (8, 9, 10)
 
 
-def ucf101_tree(root: Path) -> tuple[Path, Path]:
-    """ROOT/UCF-101/<Folder>/v_<Class>_gGG_c01.avi + ROOT/ucfTrainTestlist (CRLF), one truncated training video."""
+def ucf101_tree(root: Path, frames: int = FRAMES) -> tuple[Path, Path]:
+    """ROOT/UCF-101/<Folder>/v_<Class>_gGG_c01.avi + ROOT/ucfTrainTestlist (CRLF), one truncated training video;
+    ``frames`` per video (the paper-profile dry run: 12, one more than its 11-frame stacks)."""
     videos, lists = root / "UCF-101", root / "ucfTrainTestlist"
     lists.mkdir(parents=True, exist_ok=True)
     (lists / "classInd.txt").write_bytes(crlf([f"{i} {c}" for i, c in enumerate(UCF_CLASSES, 1)]).encode())
@@ -70,7 +71,7 @@ def ucf101_tree(root: Path) -> tuple[Path, Path]:
         for g in (1, *UCF_TRAIN_GROUPS):
             name = f"v_{c}_g{g:02d}_c01.avi"
             seed += 1
-            write_clip(videos / UCF_FOLDERS.get(c, c) / name, seed, i - 1)
+            write_clip(videos / UCF_FOLDERS.get(c, c) / name, seed, i - 1, frames=frames)
             (test if g == 1 else train).append((f"{c}/{name}", i))
     bad_rel = f"YoYo/v_YoYo_g{UCF_TRAIN_GROUPS[-1]:02d}_c02.avi"  # a second clip of a group
     bad = truncate(videos / bad_rel, 999, 2)

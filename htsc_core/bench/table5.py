@@ -26,6 +26,7 @@ from pathlib import Path
 from collections.abc import Sequence
 
 import cv2
+import numpy as np
 import torch
 
 from htsc_core import stats
@@ -34,6 +35,7 @@ from htsc_core.bench.table5_networks import compile_trial, network_efficiency
 from htsc_core.bench.table5_pipelines import RATIO_TOLERANCE, benchmark_resolution
 from htsc_core.config import Config
 from htsc_core.precision import precision_policy
+from htsc_core.flow.estimators import tvl1_preset_params
 from htsc_core.train.streams import num_classes as dataset_num_classes
 from htsc_core.utils import atomic_write_json, resolve_device, run_metadata
 
@@ -77,8 +79,9 @@ def default_resolutions(cfg: Config) -> list[int]:
 
 
 def default_repeats(cfg: Config) -> int:
-    """Five interleaved repeats: the fewest :func:`htsc_core.stats.ratio_ci` accepts for a timing claim."""
-    return stats.MIN_TIMINGS
+    """Five interleaved repeats: the fewest :func:`htsc_core.stats.ratio_ci` accepts for a timing claim;
+    ``cfg.bench_repeats`` (> 0) sets another number (a dry run's timings prove shapes, not speed)."""
+    return int(getattr(cfg, "bench_repeats", 0) or stats.MIN_TIMINGS)
 
 
 def default_max_repeats(cfg: Config) -> int:
@@ -102,11 +105,16 @@ TABLE5_COLUMNS = ("method", "resolution", "width", "stack_length", "precision", 
 
 def table5_rows(run: dict, seed: int = 0) -> list[dict]:
     """Table 5 rows of one resolution's run: fps (median of the repeats) and the ratio to two-stream with its
-    95% interval (bootstrap of the ratio of medians over the interleaved repeats)."""
+    95% interval (bootstrap of the ratio of medians over the interleaved repeats); with fewer than
+    ``stats.MIN_TIMINGS`` repeats (``bench_repeats``, a dry run) the ratio of medians without an interval."""
     by = {r["method"]: r for r in run["rows"]}
     rows = []
     for m, r in by.items():
-        est, lo, hi = stats.ratio_ci(r["fps_repeats"], by["two_stream"]["fps_repeats"], seed=seed)
+        a, b = r["fps_repeats"], by["two_stream"]["fps_repeats"]
+        if min(len(a), len(b)) >= stats.MIN_TIMINGS:
+            est, lo, hi = stats.ratio_ci(a, b, seed=seed)
+        else:
+            est, lo, hi = float(np.median(a) / np.median(b)), None, None
         rows.append({"method": m, "resolution": run["resolution"],
                      "width": "paper" if run["label"] == "paper_width" else f"vgg {run['vgg_width']:g}, "
                                                                              f"motion {run['motion_width']:g}",
@@ -188,22 +196,28 @@ def table5_benchmark(cfg: Config, resolutions: Sequence[int] | None = None, repe
     common = dict(segments=cfg.test_segments, rgbdiff_length=cfg.rgbdiff_length, num_classes=num_classes,
                   cln_hidden=cfg.cln_hidden, cln_rounds=cfg.cln_rounds, repeats=repeats, videos=videos,
                   threads=threads, device=device, seed=cfg.seed, precision=precision, max_repeats=max_repeats,
-                  ratio_tolerance=ratio_tolerance)
+                  ratio_tolerance=ratio_tolerance, tvl1_params=tvl1_preset_params(cfg))
     smoke = cfg.profile == "smoke"
     t_start = time.perf_counter()
     runs = [benchmark_resolution(cfg.image_size, vgg_width=cfg.vgg_width, motion_width=cfg.motion_width,
                                  vgg_batch_norm=cfg.vgg_batch_norm, label="profile",
                                  stack_length=stack_length_for(cfg, cfg.image_size, "profile"), **common)]
+    paper_profile = all(getattr(cfg, k) == v for k, v in PAPER_WIDTH.items())
     for r in resolutions:
-        runs.append(benchmark_resolution(r, label="paper_width", stack_length=stack_length_for(cfg, r, "paper_width"),
-                                         **PAPER_WIDTH, **common))
+        length = stack_length_for(cfg, r, "paper_width")
+        if paper_profile and r == cfg.image_size and length == runs[0]["stack_length"]:  # the profile's run: once
+            runs.append({**runs[0], "label": "paper_width"})
+        else:
+            runs.append(benchmark_resolution(r, label="paper_width", stack_length=length, **PAPER_WIDTH, **common))
 
     n_mm = 512 if smoke else 4096
     mm_before = matmul_throughput(n_mm, repeats, device)
     efficiency = (not smoke) if efficiency is None else bool(efficiency)
     if efficiency:
+        # at most the profile's batch: a dry run (batch_size=1) times one input per forward, the paper's (32) eight
+        batch = min(EFFICIENCY_BATCH, cfg.batch_size)
         eff_args = (num_classes, stack_length_for(cfg, PAPER_SIZE, "paper_width"), PAPER_SIZE, 1.0, 1.0, False,
-                    EFFICIENCY_BATCH, repeats, device)
+                    batch, repeats, device)
     else:  # smoke: the profile's tiny networks, to keep the notebook at seconds
         eff_args = (num_classes, cfg.stack_length, cfg.image_size, cfg.vgg_width, cfg.motion_width,
                     cfg.vgg_batch_norm, 2, 1, device)

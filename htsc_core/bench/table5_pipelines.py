@@ -237,13 +237,14 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
                          repeats: int, videos: int, threads: int, device: torch.device, seed: int = 0,
                          label: str = "", rgbdiff_length: int = 5, precision: Precision | None = None,
                          max_repeats: int | None = None, ratio_tolerance: float = RATIO_TOLERANCE,
-                         share_flow: bool = True) -> dict:
+                         share_flow: bool = True, tvl1_params: dict | None = None) -> dict:
     """Time the pipelines of :data:`METHODS` at one resolution (interleaved per repeat, after one warm-up each).
 
     After ``repeats`` rounds of every pipeline, rounds of HTS and HTSC alone (interleaved, order alternating)
     are added until the interval of HTSC / HTS is within ``ratio_tolerance`` of its estimate or
     ``max_repeats`` rounds of them were run (default: ``repeats``, no extra round); ``htsc_over_hts`` records
     the interval reached and whether it is resolved. Networks run under ``precision`` (None: fp32).
+    ``tvl1_params``: OpenCV Dual TV-L1 settings (``cfg.tvl1_preset``; None = the library's defaults).
     ``share_flow``: two-stream fusion takes the flow two-stream computed, stored and read back in the same round
     (the same work on the same clips) and is charged that round's flow-stage seconds, rather than computing
     TV-L1 a second time (at 224 px, L = 11, TV-L1 is most of a round); False runs its own flow stage.
@@ -258,7 +259,7 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
     clips = make_clips(videos, segments, stack_length, size, seed)
     nets = build_networks(num_classes, stack_length, vgg_width, motion_width, vgg_batch_norm, cln_hidden,
                           cln_rounds, seed, device, rgbdiff_length)
-    estimator = TVL1Estimator(threads=threads)
+    estimator = TVL1Estimator(threads=threads, **(tvl1_params or {}))  # None: OpenCV's defaults (denseflow)
     frames_per_video = segments * stack_length
     totals: dict[str, list[float]] = {m: [] for m in METHODS}
     steps: dict[str, list[dict]] = {m: [] for m in METHODS}

@@ -231,16 +231,35 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+def host_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, as under a batch scheduler)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def loader_workers(requested: int) -> int:
+    """DataLoader workers for ``cfg.num_workers`` = ``requested`` on this host: at most the cores each rank gets
+    (the host's cores over ``LOCAL_WORLD_SIZE``, the processes torchrun starts here) less one for the rank's own
+    training loop. The paper profile's 8 workers suit a GPU server's 8+ cores per GPU; on a 2-core machine they
+    only oversubscribe it (issue 25: 8 workers on 2 cores, each holding decoded 256-px clips)."""
+    if requested < 0:
+        raise ValueError(f"num_workers={requested}; expected >= 0")
+    per_rank = host_cpus() // max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+    return min(int(requested), max(per_rank - 1, 0))
+
+
 def make_loader(dataset: Dataset, cfg, shuffle: bool, drop_last: bool = False, sampler=None,
                 seed: int | None = None) -> DataLoader:
     """DataLoader with collate_skip_none, cfg.batch_size / cfg.num_workers, reproducible from ``seed``.
 
     ``seed`` defaults to cfg.seed; the trainer passes a per-epoch seed so that augmentation
-    differs between epochs yet a resumed run repeats an uninterrupted one exactly.
+    differs between epochs yet a resumed run repeats an uninterrupted one exactly. Workers are
+    ``cfg.num_workers`` bounded by the host (:func:`loader_workers`); pinned memory on CUDA, so that the
+    trainer's ``non_blocking`` copies overlap the step.
     """
-    workers = int(cfg.num_workers)
-    if workers < 0:
-        raise ValueError(f"num_workers={workers}; expected >= 0")
+    workers = loader_workers(int(cfg.num_workers))
     generator = torch.Generator()
     generator.manual_seed(int(cfg.seed if seed is None else seed))  # shuffling and worker base seeds
     return DataLoader(

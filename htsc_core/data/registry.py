@@ -194,13 +194,30 @@ def load_split(cfg, subset: str, screen: bool | None = None) -> tuple[list[Video
                               f"choice made from measurements use 'train' and 'val' only")
     screen = cfg.dataset != "synthetic" if screen is None else bool(screen)
     if not screen:
-        return _parse(cfg, subset, None)
+        records, names = _parse(cfg, subset, None)
+        return cap_records(records, video_cap(cfg, subset)), names
     bad = {p["path"]: p for p in screen_dataset(cfg)["problems"]}
     excluded: list[dict] = []
     records, names = _parse(cfg, subset, excluded, bad, excluded)
     if excluded:
         warn_excluded(excluded, f"{cfg.dataset} split {cfg.split}")
-    return records, names
+    return cap_records(records, video_cap(cfg, subset)), names
+
+
+def video_cap(cfg, subset: str) -> int:
+    """The dry-run cap on ``subset``'s videos (0 = none): ``max_train_videos`` for "train", ``max_eval_videos``
+    for "val" and "test" (docs/DESIGN.md section 6). Every reader of a subset goes through :func:`load_split`,
+    so one cap bounds training, validation, scoring, feature extraction and flow extraction alike."""
+    key = "max_train_videos" if subset == "train" else "max_eval_videos"
+    return int(getattr(cfg, key, 0) or 0)
+
+
+def cap_records(records: list[VideoRecord], cap: int) -> list[VideoRecord]:
+    """At most ``cap`` records (0 = all), taken at an even stride over the listing so that a list sorted by
+    class keeps several classes, in listing order."""
+    if not cap or len(records) <= cap:
+        return records
+    return [records[(i * len(records)) // cap] for i in range(cap)]
 
 
 def is_multilabel(cfg) -> bool:

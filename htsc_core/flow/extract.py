@@ -22,7 +22,7 @@ from htsc_core import utils
 from htsc_core.data import flow_storage as storage
 from htsc_core.data.registry import load_split
 from htsc_core.data.video import read_frames, video_length
-from htsc_core.flow.estimators import TVL1Estimator
+from htsc_core.flow.estimators import TVL1_PRESET_PARAMS, TVL1Estimator, tvl1_preset_params
 from htsc_core.utils import atomic_write_json, run_metadata
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,13 @@ CHUNK_FRAMES = 64  # frames decoded at once; bounds memory on long (THUMOS14) vi
 # default synthetic set: EPE 0.160 px vs 0.142 px with the library defaults, at a third of the CPU time
 # (22 vs 66 ms/pair; docs/SYNTHETIC.md). The paper profile keeps denseflow's defaults. Flow evaluation
 # (``htsc flow eval``, flow.csv) always scores TV-L1 with the defaults.
-FAST_TVL1 = {"nscales": 3, "warps": 3, "epsilon": 0.02}
+FAST_TVL1 = TVL1_PRESET_PARAMS["fast"]
 
 
 def tvl1_params(cfg) -> dict:
-    """TV-L1 parameters used for extraction under ``cfg`` (empty = OpenCV's defaults, as denseflow)."""
-    return dict(FAST_TVL1) if getattr(cfg, "profile", None) in ("smoke", "default") else {}
+    """TV-L1 parameters used for extraction under ``cfg`` (empty = OpenCV's defaults, as denseflow); a
+    ``tvl1_preset`` other than "auto" overrides the profile's choice (:func:`tvl1_preset_params`)."""
+    return tvl1_preset_params(cfg, extraction=True)
 SUMMARY_NAME = "extract_summary.json"
 
 

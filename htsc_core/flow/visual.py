@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from htsc_core.data.registry import load_split
 from htsc_core.data.video import read_frames, video_length
-from htsc_core.flow.estimators import TVL1Estimator, load_motionnet
+from htsc_core.flow.estimators import TVL1Estimator, load_motionnet, tvl1_preset_params
 from htsc_core.flow.evaluate import gt_path
 from htsc_core.models.motionnet import FLOW_SCALES, SCALES, flow_in_pixels
 
@@ -41,6 +41,6 @@ def example_flows(cfg, checkpoint: str | Path, video: int = 0, pairs: int = 3) -
         gt = np.load(gt_file).astype(np.float32)[:k, top:top + side, left:left + side]
         flows["ground truth"] = gt
     flows["MotionNet"] = full[:k]
-    flows["TV-L1"] = TVL1Estimator().estimate(frames[:k + 1])
+    flows["TV-L1"] = TVL1Estimator(**tvl1_preset_params(cfg)).estimate(frames[:k + 1])
     scales = {f"flow{s}": (o[0, :2] * FLOW_SCALES[s]).permute(1, 2, 0).numpy() for s, o in zip(SCALES, outs)}
     return {"frames": frames[:k], "flows": flows, "scales": scales, "video_id": rec.video_id}

@@ -17,7 +17,7 @@ from htsc_core.config import Config
 from htsc_core.fusion import TEMPORAL_WEIGHT
 from htsc_core.models.cln import CollaborativeLearning, cln_loss
 from htsc_core.train.scores import align_streams, extract_scores, load_scores, scores_path
-from htsc_core.train.engine import Trainer, load_checkpoint, load_state
+from htsc_core.train.engine import Trainer, load_checkpoint, load_state, rank_and_world
 from htsc_core.train.streams import correct_count, make_optimizer, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz
 
@@ -25,7 +25,7 @@ from htsc_core.utils import atomic_save_npz
 def feature_pairs(cfg: Config, subset: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
     """(F^s (n, S, d), F^o (n, S, d), labels, video_ids) of ``subset``, in one video order (:func:`align_streams`)."""
     for stream in ("spatial", "temporal"):
-        if not scores_path(cfg, subset, stream).exists():
+        if not scores_path(cfg, subset, stream).exists():  # scored by train_cln (or a notebook) before
             extract_scores(cfg, stream, subset)
     pair = align_streams({"spatial": load_scores(cfg, subset, "spatial"),
                           "temporal": load_scores(cfg, subset, "temporal")})
@@ -47,16 +47,25 @@ def load_cln(cfg: Config, feature_dim: int, n_classes: int) -> CollaborativeLear
 
 
 def _cln_loader(fs, fo, labels, batch_size: int, generator: torch.Generator | None):
+    """Batches of the cached features: shuffled by ``generator`` (training), in order without one (validation).
+
+    Under ``torchrun`` (W ranks) ``batch_size`` is per rank, as for the video stages: each global batch of
+    W x ``batch_size`` features is split over the ranks, whose gradients DDP averages; a last global batch too
+    small to give every rank a part is left out of training (a rank without a step would stall the others'
+    all-reduce). Validation batches are split the same way, the trainer all-reducing the sums: every video once.
+    """
+    rank, world = rank_and_world()
     idx = torch.randperm(len(labels), generator=generator) if generator is not None else torch.arange(len(labels))
-    return [{"fs": fs[i], "fo": fo[i], "label": labels[i]} for i in idx.split(batch_size)]
+    parts = [chunk[rank::world] for chunk in idx.split(batch_size * world)
+             if len(chunk) >= world or generator is None]
+    return [{"fs": fs[i], "fo": fo[i], "label": labels[i]} for i in parts if len(i)]
 
 
 def train_cln(cfg: Config, resume: bool = True, device: str | None = None) -> Path:
     """Train the CLN with cross-entropy on both heads (sec. 4.2.2); returns its run directory."""
     for subset in ("train", "val"):
         for stream in ("spatial", "temporal"):
-            if not scores_path(cfg, subset, stream).exists():
-                extract_scores(cfg, stream, subset, device)
+            extract_scores(cfg, stream, subset, device)  # kept when made from these checkpoints and settings
     fs, fo, y, _ = feature_pairs(cfg, "train")
     vfs, vfo, vy, _ = feature_pairs(cfg, "val")
     model = build_cln(cfg, fs.shape[-1], num_classes(cfg))

@@ -30,7 +30,7 @@ from torch import nn
 from htsc_core.precision import (  # noqa: F401 - re-exported: the trainers' precision policy
     AMP_MODES, CPU_BF16_FLAGS, FP32_SWITCH, Precision, cpu_hardware_bf16, cpu_has_native_bf16, fp32_forced,
     machine_info, normalise_amp, precision_policy)
-from htsc_core.utils import atomic_torch_save, atomic_write_text, resolve_device
+from htsc_core.utils import atomic_link, atomic_torch_save, atomic_write_text, resolve_device
 from htsc_core.utils import progress as utils_progress
 
 StepFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict[str, float]]]
@@ -86,6 +86,44 @@ def init_distributed(device: torch.device) -> bool:
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     return True
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside ``torchrun``."""
+    return (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """Evaluation under ``torchrun``: rank r takes items r, r + W, r + 2W, ... of ``n``, with no padding, so that
+    the ranks' sums (all-reduced by the trainer) or their gathered scores (:func:`gather_rows`) cover every
+    video exactly once. ``DistributedSampler`` pads the last round with repeats: right for training (equal steps
+    per rank), wrong for a count of correct videos."""
+
+    def __init__(self, n: int, rank: int | None = None, world: int | None = None):
+        r, w = rank_and_world()
+        self.n, self.rank, self.world = int(n), r if rank is None else rank, w if world is None else world
+
+    def __iter__(self):
+        return iter(range(self.rank, self.n, self.world))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world))
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing outside ``torchrun``)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def gather_rows(rows: list) -> list:
+    """Every rank's ``rows`` (picklable items), concatenated in rank order, on every rank; ``rows`` itself
+    outside ``torchrun``."""
+    if not is_distributed():
+        return rows
+    gathered: list[list] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(gathered, rows)
+    return [row for part in gathered for row in part]
 
 
 def shutdown_distributed() -> None:
@@ -150,6 +188,7 @@ class Trainer:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.distributed = init_distributed(self.device)
         self.precision = precision_policy(self.device, amp)
+        self.scaler = self.precision.grad_scaler(self.device)  # enabled for fp16 autocast only (pre-Ampere GPUs)
         self.model = model.to(self.device)
         if self.precision.channels_last:
             to_channels_last(self.model)
@@ -177,6 +216,7 @@ class Trainer:
     def _state(self, epoch: int, metrics: dict) -> dict:
         return {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 "epoch": epoch, "best": self.best, "stage": self.stage, "config": self.config,
                 "metrics": metrics}
 
@@ -195,6 +235,8 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             if self.scheduler and ckpt.get("scheduler"):
                 self.scheduler.load_state_dict(ckpt["scheduler"])
+            if self.scaler.is_enabled() and ckpt.get("scaler"):
+                self.scaler.load_state_dict(ckpt["scaler"])
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"optimizer state in {self.last_path} does not match: {exc}") from exc
         self.start_epoch = int(ckpt["epoch"]) + 1
@@ -219,8 +261,9 @@ class Trainer:
                     raise FloatingPointError(f"{self.stage}: non-finite loss {loss.item()} at epoch {epoch + 1}")
                 if train:
                     self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.optimizer.step()
+                    self.scaler.scale(loss).backward()  # fp16: scaled loss, unscaled step skipped on inf/nan
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
                 n = float(stats.get("count", 1.0))
                 sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * n
                 for k, v in stats.items():
@@ -277,8 +320,8 @@ class Trainer:
             if is_main_process():
                 state = self._state(epoch, record)
                 atomic_torch_save(state, self.last_path)
-                if improved:
-                    atomic_torch_save(state, self.best_path)
+                if improved:  # the same state: a second name for last.pt's bytes, not a second write
+                    atomic_link(self.last_path, self.best_path)
                 with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(record) + "\n")
             history.append(EpochResult(epoch + 1, train_stats, val_stats))

@@ -10,6 +10,8 @@ for matching videos across streams.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from collections.abc import Mapping
 
@@ -21,7 +23,8 @@ from htsc_core.config import Config
 from htsc_core.data.dataset import VideoDataset, make_loader
 from htsc_core.data.registry import load_split
 from htsc_core.models.htsc import segment_features, video_scores
-from htsc_core.train.engine import precision_policy, progress
+from htsc_core.train.engine import (ShardSampler, barrier, gather_rows, is_main_process,
+                                    precision_policy, progress)
 from htsc_core.train.streams import MODALITY, build_stream, clip_config, flow_root, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz, resolve_device
 
@@ -39,7 +42,30 @@ def load_scores(cfg: Config, subset: str, stream: str) -> dict[str, np.ndarray]:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `htsc evaluate` after training the {stream!r} stage")
     with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+        return {k: z[k] for k in z.files if k != SCORES_KEY}
+
+
+SCORES_KEY = "made_from"  # what a scores file was computed from (:func:`scores_key`), stored beside the arrays
+SCORE_NEUTRAL = frozenset({"device", "num_workers", "clip_cache_mb", "results_dir", "runs_dir"})
+
+
+def scores_key(cfg: Config, stream: str) -> str:
+    """A digest of what a stream's scores depend on: its ``best.pt`` (inode, modification time and size: a new
+    best epoch, a retrained stream; not the change time, which a hard link to ``last.pt`` moves) and every
+    setting but where it runs and with how many workers (the data root and the precision count)."""
+    st = (run_dir(cfg, stream) / "best.pt").stat()
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in SCORE_NEUTRAL}
+    blob = json.dumps([st.st_ino, st.st_mtime_ns, st.st_size, settings], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def scores_current(cfg: Config, stream: str, subset: str) -> bool:
+    """Are the saved scores of ``stream`` on ``subset`` those its current checkpoint and settings give?"""
+    path = scores_path(cfg, subset, stream)
+    if not path.exists() or not (run_dir(cfg, stream) / "best.pt").exists():
+        return False
+    with np.load(path, allow_pickle=False) as z:
+        return SCORES_KEY in z.files and str(z[SCORES_KEY]) == scores_key(cfg, stream)
 
 
 def align_streams(streams: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
@@ -91,14 +117,21 @@ def view_loader(cfg: Config, subset: str, modalities: tuple[str, ...], skip_stag
     dataset = VideoDataset(records, cfg, mode="test", modalities=modalities,
                            skip_log=run_dir(cfg, skip_stage) / "skipped.jsonl",
                            flow_root=flow_root(cfg) if flow else None)
-    return records, make_loader(dataset, cfg, shuffle=False)
+    # under torchrun each rank scores its share of the videos (extract_scores gathers them)
+    return records, make_loader(dataset, cfg, shuffle=False, sampler=ShardSampler(len(dataset)))
 
 
 @torch.inference_mode()
-def extract_scores(cfg: Config, stream: str, subset: str, device: str | None = None) -> Path:
-    """Run a trained stream over ``subset`` with the multi-view test protocol; save scores + features."""
+def extract_scores(cfg: Config, stream: str, subset: str, device: str | None = None, reuse: bool = True) -> Path:
+    """Run a trained stream over ``subset`` with the multi-view test protocol; save scores + features.
+
+    ``reuse``: keep saved scores made from the same checkpoint and settings (:func:`scores_current`) rather than
+    run S x C views of every video again (the notebooks score val and test in several places; at the paper
+    profile each pass over UCF101's test split is 3783 videos x 250 views)."""
     if stream not in STREAMS:
         raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
+    if reuse and scores_current(cfg, stream, subset):
+        return scores_path(cfg, subset, stream)
     dev = resolve_device(device or cfg.device)
     # C3D reads clips of its own length (clip_config); every other stream the config's stacks
     records, loader = view_loader(clip_config(cfg, stream), subset, MODALITY[stream], stream,
@@ -108,7 +141,7 @@ def extract_scores(cfg: Config, stream: str, subset: str, device: str | None = N
     for batch in progress(loader, desc=f"{stream} {subset}", leave=False):
         if batch is None:
             continue
-        batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch = {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
         b = batch["index"].shape[0]
         with precision_policy(dev, cfg).autocast(dev):  # the training policy: bf16 where native
             if stream == "conv_fusion":  # no per-view logits or fc7: video scores, no features (B, S, 0)
@@ -120,8 +153,16 @@ def extract_scores(cfg: Config, stream: str, subset: str, device: str | None = N
                 feats.append(segment_features(fc7.float(), b, cfg.test_segments).cpu().numpy())  # (B, S, d)
         labels.append(batch["label"].cpu().numpy())
         ids.extend(records[i].video_id for i in batch["index"].tolist())
-    if not scores:
+    # under torchrun: every rank's videos, each scored on exactly one rank, in the listing's order on every rank
+    rows = gather_rows(list(zip(ids, *(np.concatenate(a) if a else [] for a in (scores, feats, labels)))))
+    if not rows:
         raise RuntimeError(f"no readable video in {subset} of {cfg.data_root}; see the skipped.jsonl files")
-    return atomic_save_npz(scores_path(cfg, subset, stream), scores=np.concatenate(scores),
-                           features=np.concatenate(feats), labels=np.concatenate(labels),
-                           video_ids=np.array(ids))
+    order = {r.video_id: i for i, r in enumerate(records)}
+    rows.sort(key=lambda row: order[row[0]])
+    path = scores_path(cfg, subset, stream)
+    if is_main_process():
+        atomic_save_npz(path, scores=np.stack([r[1] for r in rows]), features=np.stack([r[2] for r in rows]),
+                        labels=np.stack([r[3] for r in rows]), video_ids=np.array([r[0] for r in rows]),
+                        **{SCORES_KEY: np.array(scores_key(cfg, stream))})
+    barrier()  # the other ranks read the file only once it is written
+    return path

@@ -35,7 +35,9 @@ from htsc_core.data.registry import load_split, test_split_sealed
 from htsc_core.models.flow_losses import MotionNetLoss
 from htsc_core.models.vgg import require_pretrained
 from htsc_core.train.cln import train_cln
-from htsc_core.train.engine import Trainer, is_distributed, shutdown_distributed, is_main_process
+from htsc_core.train.engine import (ShardSampler, Trainer, init_distributed, is_distributed, is_main_process,
+                                    shutdown_distributed)
+from htsc_core.utils import resolve_device
 from htsc_core.train.streams import (MODALITY, build_stream, classification_loss, clip_config, consensus, correct_count,
                                      flow_root, imagenet_needed, make_optimizer, num_classes, run_dir)
 from htsc_core.data.check import log_excluded
@@ -142,9 +144,11 @@ def _optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimiz
 
 
 def _loader(cfg: Config, dataset, epoch: int, shuffle: bool) -> DataLoader:
-    if is_distributed():
-        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=cfg.seed, drop_last=False)
+    if is_distributed() and shuffle:  # training: every rank the same number of steps (padded with repeats)
+        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.seed, drop_last=False)
         sampler.set_epoch(epoch)
+    elif is_distributed():  # validation: every video on exactly one rank, the sums all-reduced (engine.py)
+        sampler = ShardSampler(len(dataset))
     elif shuffle:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
     else:
@@ -166,6 +170,9 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
     """Train one stage; returns its run directory. The test split is sealed meanwhile (data/registry.py)."""
     if imagenet_needed(cfg, stage):  # before any data is read: no silent from-scratch start (issue 25)
         require_pretrained(cfg)
+    # under torchrun: the process group before any loader, so that validation loaders (and the CLN's feature
+    # extraction) are sharded from the first stage on, not only once the Trainer starts
+    init_distributed(resolve_device(device or cfg.device))
     with test_split_sealed(f"training of the {stage!r} stage"):
         return _train(cfg, stage, resume, device)
 

@@ -1,0 +1,118 @@
+"""The paper profile end to end on the CPU: `htsc reproduce --profile paper` on a small UCF101-shaped tree (issue 25).
+
+Every notebook and every stage runs with the paper's shapes (224 px crops of 256 px frames, full-width VGG16 and
+MotionNet, L = 11, 10-crop test views, SGD, ImageNet initialisation from the hub cache), capped by documented
+config keys (docs/DESIGN.md section 6, "A paper-profile dry run") so that it fits a 2-core machine in minutes:
+one step per epoch, one epoch per stage, one training video and one video per evaluation subset, one test
+segment, one Table 5 repeat, the "minimal" TV-L1 preset. The counts of steps, videos and views are loops; the
+shapes, the memory of one paper-sized batch, the loaders, the checkpoints and the notebooks' non-smoke branches
+are what this proves. A stand-in ImageNet file (random weights, torchvision's names and shapes) in a temporary
+TORCH_HOME lets the missing-weights guard (models/vgg.py) pass; the guard itself: tests/test_pretrained_weights.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dataset_trees import ucf101_tree
+
+# The budget the issue sets for this run on the 2-core CPU; the run's own wall time is asserted against it.
+# HTSC_DRY_RUN_BUDGET_S sets another (measured: docs/DESIGN.md section 6; not yet within 300 s here).
+BUDGET_S = float(os.environ.get("HTSC_DRY_RUN_BUDGET_S", 300))
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+# docs/DESIGN.md section 6: the dry-run caps, each a config key; everything else is the paper profile.
+DRY_RUN = {"max_steps_per_epoch": 1, "batch_size": 1, "num_segments": 1, "test_segments": 1, "max_eval_videos": 1,
+           "max_train_videos": 1, "bench_repeats": 1, "tvl1_preset": "minimal",
+           **{f"epochs_{s}": 1 for s in ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln")}}
+STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln")
+
+
+def stand_in_imagenet(torch_home: Path) -> Path:
+    """Random weights under torchvision's VGG16 names and shapes, where torch.hub caches the real file."""
+    import torchvision
+
+    from htsc_core.models.vgg import _TORCHVISION_FILES
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in torchvision.models.vgg16().state_dict().items()}
+    gen = torch.Generator().manual_seed(0)
+    state = {k: torch.empty(s).normal_(0, 0.01, generator=gen) if k.endswith("weight") else torch.zeros(s)
+             for k, s in shapes.items()}
+    path = torch_home / "hub" / "checkpoints" / _TORCHVISION_FILES[False]
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    return path
+
+
+def conv_in_channels(ckpt: Path) -> dict[str, tuple[int, ...]]:
+    """The 4-D weights' shapes of a checkpoint (memory-mapped: the paper-width files are about 1 GB)."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["model"]
+    return {k: tuple(v.shape) for k, v in state.items() if v.dim() == 4}
+
+
+@pytest.mark.slow
+def test_paper_profile_dry_run(tmp_path):
+    root, bad = ucf101_tree(tmp_path / "ucf101", frames=12)  # 12 frames: one 11-frame stack and a spare
+    stand_in_imagenet(tmp_path / "torch")
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    sets = [a for k, v in DRY_RUN.items() for a in ("--set", f"{k}={v}")]
+    env = {**os.environ, "TQDM_DISABLE": "1", "TORCH_HOME": str(tmp_path / "torch")}
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "htsc_core.cli", "reproduce", "--profile", "paper", "--dataset",
+                          "ucf101", "--data-root", str(root), "--results-dir", str(results), "--runs-dir", str(runs),
+                          *sets], env=env, capture_output=True, text=True, timeout=max(3 * BUDGET_S, 900))
+    seconds = time.perf_counter() - t0
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    print(f"paper-profile dry run: {seconds:.0f}s\n{out.stdout}")
+
+    # every notebook ran, with the paper's shapes and the caps recorded in the config it saved
+    record = json.loads((results / "metrics" / "reproduce.json").read_text())
+    assert sorted(record["seconds_per_notebook"]) == sorted(p.name for p in NOTEBOOKS.glob("[0-9]*.ipynb"))
+    cfg = json.loads((results / "metrics" / "config.json").read_text())
+    paper = {"profile": "paper", "image_size": 224, "frame_size": 256, "vgg_width": 1.0, "motion_width": 1.0,
+             "vgg_batch_norm": False, "stack_length": 11, "test_crops": 10, "optimizer": "sgd", "pretrained": True}
+    assert {k: cfg[k] for k in paper} == paper
+    assert {k: cfg[k] for k in DRY_RUN} == DRY_RUN
+    # every stage trained one epoch and checkpointed it, with the paper's input channels
+    for stage in STAGES:
+        log = [json.loads(line) for line in (runs / stage / "log.jsonl").read_text().splitlines()]
+        assert [r["epoch"] for r in log] == [1], stage
+        assert (runs / stage / "last.pt").is_file() and (runs / stage / "best.pt").is_file(), stage
+    first = {s: next(iter(conv_in_channels(runs / s / "best.pt").values())) for s in ("spatial", "tvl1", "rgbdiff")}
+    assert first == {"spatial": (64, 3, 3, 3), "tvl1": (64, 20, 3, 3), "rgbdiff": (64, 12, 3, 3)}  # 2(L-1), 3(D-1)
+    temporal = conv_in_channels(runs / "temporal" / "best.pt")
+    assert temporal["vgg.body.0.weight"] == (64, 20, 3, 3)
+    assert temporal["motion.conv1.0.weight"][1] == 33  # 11 RGB frames stacked (Tab. 2)
+    # the SGD momentum of the spatial stream's last step is in its checkpoint (what a resume continues from)
+    ckpt = torch.load(runs / "spatial" / "last.pt", map_location="cpu", weights_only=True, mmap=True)
+    assert ckpt["epoch"] == 0 and ckpt["config"]["optimizer"] == "sgd"
+    assert all("momentum_buffer" in s for s in ckpt["optimizer"]["state"].values())
+    # test views: 1 segment x 10 crops of 224 px per video, scored into 4096-d fc7 features (VGG16 width 1.0)
+    with open(runs / "scores" / "test_spatial.npz", "rb") as fh:
+        import numpy as np
+
+        scores = dict(np.load(fh))
+    assert scores["features"].shape == (1, 1, 4096) and scores["scores"].shape == (1, 3)
+    # TV-L1 JPEGs at the paper's frame size (256 px short side) for the capped videos only
+    flow_videos = [d for d in (root / "flow_tvl1").rglob("*") if (d / ".complete").exists()]
+    assert len(flow_videos) == 3  # one train, one val, one test video
+    table5 = json.loads((results / "metrics" / "bench_table5.json").read_text())["metrics"]
+    assert [r["resolution"] for r in table5["runs"]] == [224, 224]
+    # resume: `htsc train spatial` with the run's own config loads the paper-sized last.pt (model and SGD state)
+    # into a fresh paper-width VGG16, finds the epoch done and neither trains nor rewrites it
+    before = (runs / "spatial" / "last.pt").stat()
+    again = subprocess.run([sys.executable, "-m", "htsc_core.cli", "train", "spatial", "--config",
+                            str(runs / "spatial" / "config.json")], env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = (runs / "spatial" / "last.pt").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert len((runs / "spatial" / "log.jsonl").read_text().splitlines()) == 1
+    assert seconds <= BUDGET_S, f"the dry run took {seconds:.0f}s, over its {BUDGET_S}s budget"
