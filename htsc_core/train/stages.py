@@ -79,16 +79,17 @@ def temporal_step(loss_fn: nn.Module):
     return step
 
 
-def flow_loss(stage: str, pyramid: str = "area") -> MotionNetLoss:
+def flow_loss(stage: str, pyramid: str = "area", smooth_weight: float = 1.0) -> MotionNetLoss:
     """MotionNet's unsupervised loss (Eq. 1-6) for ``stage``: SSIM / 10 end to end (``temporal``); ``pyramid``:
     how each scale's frames are made (``cfg.motion_pyramid``, :class:`MotionNetLoss`)."""
-    return MotionNetLoss(ssim_weight_scale=0.1 if stage == "temporal" else 1.0, pyramid=pyramid)
+    return MotionNetLoss(ssim_weight_scale=0.1 if stage == "temporal" else 1.0, pyramid=pyramid,
+                         smooth_weight=smooth_weight)
 
 
-def stage_step(stage: str, pyramid: str = "area"):
+def stage_step(stage: str, pyramid: str = "area", smooth_weight: float = 1.0):
     """The step function of ``stage`` (what the trainer and ``htsc bench train`` run)."""
     if stage in ("motion", "temporal"):
-        return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage, pyramid))
+        return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage, pyramid, smooth_weight))
     return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff"}[stage])
 
 
@@ -163,7 +164,7 @@ def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
     train_set = VideoDataset(train_records, data_cfg, mode="train", **kw)
     val_set = VideoDataset(val_records, data_cfg, mode="test", **kw) if val_records else None
     model = build_stream(cfg, stage, num_classes(cfg))
-    step = stage_step(stage, cfg.motion_pyramid)
+    step = stage_step(stage, cfg.motion_pyramid, cfg.motion_smooth_weight)
     epochs = getattr(cfg, f"epochs_{stage}")
     optimizer = _optimizer(cfg, stage, model)
     if stage == "motion":  # MotionNet: hold the rate while it learns, then step down (never to zero)
