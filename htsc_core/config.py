@@ -51,6 +51,7 @@ class Config:
     vgg_width: float = 0.25  # VGG16 channel multiplier (1.0 = Tab. 1); 1/8 learned too slowly (measured)
     vgg_batch_norm: bool = True  # BN makes from-scratch CPU training stable; paper VGG16 has none
     motion_width: float = 0.25  # MotionNet channel multiplier (1.0 = Tab. 2)
+    motion_smooth_weight: float = 1.0  # Eq. 5's weight of the smoothness loss (release: 1; issue 24 trial)
     motion_pyramid: str = "area"  # frames of each loss scale: "area" 2x2 means, "release" Downsample tent (issue 24)
     dropout: float = 0.2  # two-stream: 0.9 temporal / 0.5 spatial; 0.2 here: 0.5 stalled from-scratch CPU runs
     pretrained: bool = False  # ImageNet VGG16 weights from the hub cache; they exist only for width 1.0, so the

@@ -383,3 +383,14 @@ def test_release_downsample_hand_values_and_pyramid_option():
     a, _ = MotionNetLoss(pyramid="area")(stack, flows)
     b, _ = MotionNetLoss(pyramid="release")(stack, flows)
     assert float(a) == pytest.approx(float(b), rel=1e-5)
+
+
+def test_smooth_weight_adds_the_smoothness_terms_once_more():
+    torch.manual_seed(0)
+    stack = torch.rand(1, 3, 3, 64, 64)
+    flows = [0.1 * torch.randn(1, 4, 64 // 2 ** (s - 1), 64 // 2 ** (s - 1)) for s in (6, 5, 4, 3, 2)]
+    t1, parts = MotionNetLoss()(stack, flows)
+    t2, _ = MotionNetLoss(smooth_weight=2.0)(stack, flows)
+    assert float(t2 - t1) == pytest.approx(sum(float(parts[f"smooth{s}"]) for s in (6, 5, 4, 3, 2)), rel=1e-4)
+    with pytest.raises(ValueError, match="smooth_weight"):
+        MotionNetLoss(smooth_weight=-1.0)

@@ -360,7 +360,8 @@ class MotionNetLoss(nn.Module):
     """
 
     def __init__(self, ssim_weight_scale: float = 1.0, border_ratio: float = BORDER_RATIO,
-                 ssim_window: str = "gaussian", weighting: str = "release", pyramid: str = "area") -> None:
+                 ssim_window: str = "gaussian", weighting: str = "release", pyramid: str = "area",
+                 smooth_weight: float = 1.0) -> None:
         super().__init__()
         _check_weighting(weighting)
         if pyramid not in PYRAMIDS:
@@ -371,6 +372,9 @@ class MotionNetLoss(nn.Module):
             raise ValueError(f"MotionNetLoss: ssim_weight_scale={ssim_weight_scale} must be >= 0")
         _window_1d(2, ssim_window, torch.float32, "cpu")  # validates the name
         self.ssim_weight_scale = float(ssim_weight_scale)
+        if not smooth_weight >= 0:
+            raise ValueError(f"MotionNetLoss: smooth_weight={smooth_weight} must be >= 0")
+        self.smooth_weight = float(smooth_weight)  # Eq. 5's lambda on L_smooth (release and default: 1)
         self.border_ratio = float(border_ratio)
         self.ssim_window = ssim_window
         self.scale_weights = {s: 1.0 for s in SCALES}  # Eq. 6 delta_s; release: 1 at every scale
@@ -414,7 +418,7 @@ class MotionNetLoss(nn.Module):
                                  f"{(n, 2 * (L - 1), h, w)} for a {H}x{W} stack of {L} frames")
             lp, lsm, lss = scale_terms(pyramid[(h, w)].reshape(n, L, 3, h, w), flow * FLOW_SCALES[s], wt,
                                        self.border_ratio, self.ssim_window)
-            l_s = lp + lsm + SSIM_WEIGHTS[s] * self.ssim_weight_scale * lss  # Eq. 5, lambda1 = lambda2 = 1
+            l_s = lp + self.smooth_weight * lsm + SSIM_WEIGHTS[s] * self.ssim_weight_scale * lss  # Eq. 5, lambda1 = 1
             total = total + self.scale_weights[s] * l_s  # Eq. 6
             parts.update({f"photo{s}": lp.detach(), f"smooth{s}": lsm.detach(), f"ssim{s}": lss.detach(),
                           f"scale{s}": l_s.detach()})

@@ -102,22 +102,23 @@ def conv_fusion_step(test_segments: int):
     return step
 
 
-def flow_loss(stage: str, pyramid: str = "area") -> MotionNetLoss:
+def flow_loss(stage: str, pyramid: str = "area", smooth_weight: float = 1.0) -> MotionNetLoss:
     """MotionNet's unsupervised loss (Eq. 1-6) for ``stage``: SSIM / 10 end to end (``temporal``); ``pyramid``:
     how each scale's frames are made (``cfg.motion_pyramid``, :class:`MotionNetLoss`)."""
-    return MotionNetLoss(ssim_weight_scale=0.1 if stage == "temporal" else 1.0, pyramid=pyramid)
+    return MotionNetLoss(ssim_weight_scale=0.1 if stage == "temporal" else 1.0, pyramid=pyramid,
+                         smooth_weight=smooth_weight)
 
 
 def stage_step(stage: str, cfg: Config | None = None):
     """The step function of ``stage`` (what the trainer and ``htsc bench train`` run); ``conv_fusion`` needs
-    ``cfg`` (its test segments), MotionNet's loss follows ``cfg.motion_pyramid`` (default "area")."""
+    ``cfg`` (its test segments), MotionNet's loss follows ``cfg.motion_pyramid`` and ``cfg.motion_smooth_weight``."""
     if stage == "conv_fusion":
         if cfg is None:
             raise ValueError("stage_step('conv_fusion') needs the config (its test_segments)")
         return conv_fusion_step(cfg.test_segments)
     if stage in ("motion", "temporal"):
-        pyramid = cfg.motion_pyramid if cfg is not None else "area"
-        return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage, pyramid))
+        pyramid, smooth = (cfg.motion_pyramid, cfg.motion_smooth_weight) if cfg is not None else ("area", 1.0)
+        return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage, pyramid, smooth))
     return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff", "c3d": "stack"}[stage])
 
 
