@@ -1,0 +1,60 @@
+"""What the smoke study writes, checked on the outputs of nbval's run of all ten notebooks (``results/smoke``).
+
+`make test` runs the notebooks under nbval (their default parameters: the synthetic smoke set, ``runs/smoke``,
+``results/smoke``) and then this file (marker ``smoke_outputs``), so the ten notebooks are executed once per
+test run, not once for nbval and once more for these checks.
+"""
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from htsc_core.bench.table5 import TABLE5_COLUMNS
+from htsc_core.tables import TABLE3_COLUMNS, TABLE_COLUMNS
+
+pytestmark = pytest.mark.smoke_outputs
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "smoke"
+
+
+@pytest.fixture(scope="module")
+def results() -> Path:
+    if not (RESULTS / "metrics" / "claims.json").exists():
+        pytest.fail(f"{RESULTS} holds no smoke study: `make test` runs the notebooks under nbval first "
+                    f"(or `make notebooks`)")
+    return RESULTS
+
+
+def _rows(path: Path) -> list[list[str]]:
+    with open(path) as fh:
+        return list(csv.reader(fh))
+
+
+def test_every_table_with_its_columns(results):
+    expected = {"table3": list(TABLE3_COLUMNS), "table4": list(TABLE_COLUMNS), "table5": list(TABLE5_COLUMNS),
+                "table5_profile": list(TABLE5_COLUMNS), "per_family": None, "flow": None, "cln_cue": None}
+    for name, columns in expected.items():
+        rows = _rows(results / "tables" / f"{name}.csv")
+        assert columns is None or rows[0] == columns, name
+        assert len(rows) > 1, name
+    with open(results / "tables" / "table4.csv") as fh:
+        table4 = list(csv.DictReader(fh))
+    assert [r["method"] for r in table4] == ["spatial", "hidden_temporal", "hts", "hts_cln", "hts_cln_awl"]
+    assert all(float(r["ci_low"]) <= float(r["ours"]) <= float(r["ci_high"]) for r in table4)
+    with open(results / "tables" / "table3.csv") as fh:
+        trained = {r["method"] for r in csv.DictReader(fh) if r["ours"] != ""}
+    assert {"two_stream", "two_stream_fusion", "c3d", "tsn_rgb_diff", "hts", "htsc"} <= trained
+    with open(results / "tables" / "flow.csv") as fh:
+        flow = {r["method"]: r for r in csv.DictReader(fh)}
+    assert {"epe", "epe_moving", "epe_background", "epe_border"} <= set(flow["motionnet"])
+
+
+def test_figures_claims_and_the_release_study(results):
+    for fig in ("00_sample_frames", "02_flow_methods", "04_cln_coefficients", "04_cln_cue_aligned", "05_awl_weights",
+                "06_table4"):
+        assert (results / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    claims = json.loads((results / "metrics" / "claims.json").read_text())
+    assert claims and all(c["verdict"] in ("holds", "reversed", "not resolved") for c in claims)
+    assert any("cue" in c["claim"] for c in claims)
+    assert "cue_probe_accuracy" in json.loads((results / "metrics" / "04_cln.json").read_text())["metrics"]
+    assert (results / "hts_release" / "tables" / "fusion.csv").exists()  # notebook 09 under the smoke results
