@@ -93,7 +93,8 @@ def _segments(features: np.ndarray, ids, masks: dict) -> tuple[np.ndarray, np.nd
     for f, vid in zip(features, ids):
         m = masks.get(str(vid))
         if m is not None:
-            xs.append(np.asarray(f)), ys.append(np.asarray(m, bool))
+            xs.append(np.asarray(f))
+            ys.append(np.asarray(m, bool))
     if not xs:
         return np.zeros((0, features.shape[-1])), np.zeros(0, bool)
     return np.concatenate(xs), np.concatenate(ys)

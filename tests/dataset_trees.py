@@ -144,3 +144,14 @@ def thumos14_tree(root: Path) -> tuple[Path, Path]:
         for k, (video, label) in enumerate(sorted(labels.items())):
             write_clip(root / folders[subset] / f"{video}.mp4", 500 + 10 * len(subset) + k, label, "libx264")
     return root, bad
+
+
+def ucf101_smoke_config(tmp_path: Path, max_steps_per_epoch: int = 1):
+    """A UCF101-shaped tree under ``tmp_path/ucf`` and the smoke config a stage test trains on it (fp32 on the
+    CPU, ``max_steps_per_epoch`` steps an epoch, runs and results under ``tmp_path``)."""
+    from htsc_core.config import from_params
+
+    root, _ = ucf101_tree(tmp_path / "ucf")
+    return from_params(profile="smoke", dataset="ucf101", data_root=str(root), runs_dir=str(tmp_path / "runs"),
+                       results_dir=str(tmp_path / "results"), max_steps_per_epoch=max_steps_per_epoch, device="cpu",
+                       amp="off")

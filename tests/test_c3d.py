@@ -72,14 +72,12 @@ def test_a_few_training_steps_reduce_the_loss_and_reach_conv1():
 
 
 def test_c3d_stage_trains_on_clips_of_its_length_and_is_scored_as_a_table3_row(tmp_path):
-    from dataset_trees import ucf101_tree
+    from dataset_trees import ucf101_smoke_config
     from htsc_core.tables import baseline_scores
     from htsc_core.train.scores import extract_scores, load_scores
     from htsc_core.train.stages import build_stream, stage_data_config, train
 
-    root, _ = ucf101_tree(tmp_path / "ucf")
-    cfg = from_params(profile="smoke", dataset="ucf101", data_root=str(root), runs_dir=str(tmp_path / "runs"),
-                      results_dir=str(tmp_path / "results"), max_steps_per_epoch=1, device="cpu", amp="off")
+    cfg = ucf101_smoke_config(tmp_path, max_steps_per_epoch=1)
     data_cfg = stage_data_config(cfg, "c3d")
     assert (data_cfg.stack_length, data_cfg.num_segments) == (cfg.c3d_clip_length, 1) == (8, 1)
     assert cfg.stack_length != 8

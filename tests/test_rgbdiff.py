@@ -143,12 +143,10 @@ def test_rgbdiff_stage_trains_a_step_from_the_spatial_stream(tmp_path):
     import json
     import warnings
 
-    from dataset_trees import ucf101_tree
+    from dataset_trees import ucf101_smoke_config
     from htsc_core.train.stages import build_stream, train
 
-    root, _ = ucf101_tree(tmp_path / "ucf")
-    cfg = from_params(profile="smoke", dataset="ucf101", data_root=str(root), runs_dir=str(tmp_path / "runs"),
-                      results_dir=str(tmp_path / "results"), max_steps_per_epoch=2, device="cpu", amp="off")
+    cfg = ucf101_smoke_config(tmp_path, max_steps_per_epoch=2)
     torch.set_num_threads(1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tree's truncated video is screened out with a warning

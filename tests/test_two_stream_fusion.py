@@ -141,15 +141,13 @@ def test_conv_fusion_stage_trains_and_is_scored_as_a_table3_row(tmp_path):
 
     import numpy as np
 
-    from dataset_trees import ucf101_tree
+    from dataset_trees import ucf101_smoke_config
     from htsc_core.flow.extract import extract_flow
     from htsc_core.tables import baseline_scores
     from htsc_core.train.scores import extract_scores, load_scores
     from htsc_core.train.stages import train
 
-    root, _ = ucf101_tree(tmp_path / "ucf")
-    cfg = from_params(profile="smoke", dataset="ucf101", data_root=str(root), runs_dir=str(tmp_path / "runs"),
-                      results_dir=str(tmp_path / "results"), max_steps_per_epoch=1, device="cpu", amp="off")
+    cfg = ucf101_smoke_config(tmp_path, max_steps_per_epoch=1)
     torch.set_num_threads(1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tree's truncated video is screened out with a warning

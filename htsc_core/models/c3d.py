@@ -20,15 +20,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from htsc_core.models.vgg import FC_WIDTH, IMAGENET_MEAN, IMAGENET_STD
+from htsc_core.models.vgg import FC_WIDTH, IMAGENET_MEAN, IMAGENET_STD, _scaled, check_network_args
 
 # (filters of each conv in a block); a pool after every block, 1x2x2 after the first, 2x2x2 after the others
 C3D_BLOCKS = ((64,), (128,), (256, 256), (512, 512), (512, 512))
 POOL5 = (1, 4, 4)  # pool5's output at the paper's 16 x 112 x 112 input (fc6 takes 512 x 1 x 4 x 4 = 8192)
-
-
-def _scaled(channels: int, width: float) -> int:
-    return max(1, int(round(channels * width)))
 
 
 class C3D(nn.Module):
@@ -37,12 +33,7 @@ class C3D(nn.Module):
 
     def __init__(self, num_classes: int, width: float = 1.0, batch_norm: bool = False, dropout: float = 0.5) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"C3D: num_classes={num_classes} must be >= 1")
-        if not width > 0:
-            raise ValueError(f"C3D: width={width} must be > 0")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"C3D: dropout={dropout} must be in [0, 1)")
+        check_network_args("C3D", num_classes, width, dropout)
         self.num_classes, self.width, self.batch_norm = num_classes, float(width), bool(batch_norm)
         blocks = []
         c_in = 3

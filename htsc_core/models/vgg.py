@@ -46,7 +46,18 @@ _TORCHVISION_FILES = {False: "vgg16-397923af.pth", True: "vgg16_bn-6c64b313.pth"
 
 
 def _scaled(channels: int, width: float) -> int:
+    """A layer's channels under a width multiplier (at least 1): VGG16, C3D and MotionNet share it."""
     return max(1, int(round(channels * width)))
+
+
+def check_network_args(name: str, num_classes: int, width: float, dropout: float) -> None:
+    """The arguments every classification network of the study checks (VGG16, C3D), named in the error."""
+    if num_classes < 1:
+        raise ValueError(f"{name}: num_classes={num_classes} must be >= 1")
+    if not width > 0:
+        raise ValueError(f"{name}: width={width} must be > 0")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"{name}: dropout={dropout} must be in [0, 1)")
 
 
 class VGG16(nn.Module):
@@ -59,14 +70,9 @@ class VGG16(nn.Module):
     def __init__(self, num_classes: int, in_channels: int = 3, width: float = 1.0,
                  batch_norm: bool = False, dropout: float = 0.5) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"VGG16: num_classes={num_classes} must be >= 1")
+        check_network_args("VGG16", num_classes, width, dropout)
         if in_channels < 1:
             raise ValueError(f"VGG16: in_channels={in_channels} must be >= 1")
-        if not width > 0:
-            raise ValueError(f"VGG16: width={width} must be > 0")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"VGG16: dropout={dropout} must be in [0, 1)")
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.width = float(width)
