@@ -2,8 +2,9 @@
 
     htsc plan --profile paper --dataset ucf101 [--gpu A100] [--flow-workers 8] [--json PATH]
 
-Per training stage (spatial, motion, temporal end to end, tvl1, rgbdiff, cln), for the test-protocol
-scoring and in total. Every figure but the FLOPs is an estimate; how each is derived:
+Per training stage (spatial, motion, temporal end to end, tvl1, rgbdiff, cln, and the Table 3 baselines
+conv_fusion and c3d), for the test-protocol scoring and in total. Every figure but the FLOPs is an
+estimate; how each is derived:
 
 - steps: optimiser steps = ceil(training videos / batch_size) per epoch (capped by max_steps_per_epoch)
   x the stage's epochs, for one process (under ``torchrun`` each of N processes takes 1/N of them: the
@@ -27,7 +28,7 @@ scoring and in total. Every figure but the FLOPs is an estimate; how each is der
   from the videos on the fly, never stored; ``frames_jpeg_bytes`` says what RGB JPEGs would take.
 - scores: the test-protocol forward passes (S segments x C crops per video): the two HTSC streams over
   train, val and test (the CLN's features, AWL on val, the tables) and over test once more
-  (``tables.htsc_scores``), the TV-L1 and RGB-difference streams over test; approximate.
+  (``tables.htsc_scores``), the TV-L1 and RGB-difference streams, conv fusion and C3D over test; approximate.
 - memory per batch: parameters + gradients + optimiser state (SGD momentum 1, AdamW 2 fp32 copies) + the
   activations autograd saves for backward (counted by saved-tensor hooks on the meta device, fp32, each
   storage once, parameters excluded). bf16 autocast stores most activations in half the bytes; cuDNN
@@ -46,7 +47,7 @@ from htsc_core.cli_args import add_config_arguments, config_from_args
 from htsc_core.utils import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln")
+STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln", "conv_fusion", "c3d")  # = train/stages
 # Dense (no sparsity) tensor-core TFLOP/s, bf16 (fp16 where the GPU has no bf16), NVIDIA spec sheets; H100 = SXM.
 # V100 and T4 have no bf16 tensor cores and the trainer autocasts to bf16 on CUDA: their figures hold for fp16 only.
 GPUS = {"V100": 125.0, "T4": 65.0, "A10": 125.0, "L4": 121.0, "A100": 312.0, "H100": 989.0, "H200": 989.0}
@@ -110,9 +111,11 @@ def _count(cfg, stage: str, classes: int) -> dict:
     import torch  # here, not at the top: `htsc --help` imports this module and must not load torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from htsc_core.models.c3d import C3D
     from htsc_core.models.cln import CollaborativeLearning, cln_loss
     from htsc_core.models.motionnet import build_motionnet
     from htsc_core.models.temporal import HiddenTemporalStream
+    from htsc_core.models.two_stream_fusion import TwoStreamConvFusion
     from htsc_core.models.vgg import VGG16
     from htsc_core.train.stages import flow_loss, stage_data_config
     from htsc_core.train.streams import classification_loss, consensus
@@ -122,11 +125,22 @@ def _count(cfg, stage: str, classes: int) -> dict:
     vgg = lambda ch: VGG16(classes, ch, c.vgg_width, c.vgg_batch_norm, c.dropout)  # noqa: E731
     with torch.device("meta"):
         label = torch.zeros(B, dtype=torch.long)
+        views_per_forward = 1  # views one forward of ``view`` covers (conv fusion: one video's segments)
         if stage == "cln":
             d = vgg(3).feature_dim
             model = CollaborativeLearning(d, c.cln_hidden, classes, rounds=c.cln_rounds, dropout=c.dropout)
             view = (torch.empty(1, c.test_segments, d), torch.empty(1, c.test_segments, d))
             feats = (torch.empty(B, c.test_segments, d), torch.empty(B, c.test_segments, d))
+        elif stage == "conv_fusion":  # K segments of RGB and TV-L1 stacks per video, fused over the segments
+            model = TwoStreamConvFusion(vgg(3), vgg(2 * c.num_flows))
+            flow = (2 * c.num_flows, S, S)
+            batch = {"rgb": torch.empty(B, K, 3, S, S), "flow": torch.empty(B, K, *flow), "label": label}
+            views_per_forward = c.test_segments
+            view = (torch.empty(1, c.test_segments, 3, S, S), torch.empty(1, c.test_segments, *flow), c.test_segments)
+        elif stage == "c3d":  # one clip of c3d_clip_length frames per video (stage_data_config)
+            model = C3D(classes, c.vgg_width, c.vgg_batch_norm, c.dropout)
+            batch = {"stack": torch.empty(B, K, L, 3, S, S), "label": label}
+            view = (torch.empty(1, L, 3, S, S),)
         else:
             channels = {"spatial": 3, "tvl1": 2 * c.num_flows, "rgbdiff": 3 * (c.rgbdiff_length - 1)}
             model = (build_motionnet(c) if stage == "motion" else
@@ -138,6 +152,11 @@ def _count(cfg, stage: str, classes: int) -> dict:
     def loss():
         if stage == "cln":
             return cln_loss(model(*feats), label)
+        if stage == "conv_fusion":  # train/stages.conv_fusion_step: fused + temporal cross-entropy
+            out = model(batch["rgb"], batch["flow"], K)
+            return classification_loss(out["logits"], label) + classification_loss(out["logits_temporal"], label)
+        if stage == "c3d":  # train/stages.image_step on the clips
+            return classification_loss(consensus(model(batch["stack"].flatten(0, 1)), B), label)
         out = model(x)
         if stage == "motion":
             return flow_loss(stage)(x, out)[0]
@@ -165,7 +184,8 @@ def _count(cfg, stage: str, classes: int) -> dict:
         model(*view)
     params = sum(p.numel() for p in model.parameters())
     adam = stage in ("motion", "cln") or c.optimizer == "adam"  # train/stages._optimizer, train/cln
-    return {"flops_per_step": step_flops, "forward_flops_per_view": int(counter.get_total_flops()),
+    per_view = counter.get_total_flops() / views_per_forward
+    return {"flops_per_step": step_flops, "forward_flops_per_view": int(per_view),
             "params": params, "optimizer": "adamw" if adam else "sgd", "activation_bytes": sum(saved.values()),
             "param_bytes": 4 * params, "optimizer_bytes": 4 * params * (2 if adam else 1)}
 
@@ -233,9 +253,11 @@ def make_plan(cfg, gpu: str = "A100", flow_workers: int = 8) -> dict:
     feature_bytes = 2 * all_videos * cfg.test_segments * _scaled(FC_WIDTH, cfg.vgg_width) * 4  # two streams' fc7
     stages["cln"].update(feature_bytes=feature_bytes, disk_bytes=stages["cln"]["disk_bytes"] + feature_bytes)
     views = cfg.test_segments * cfg.test_crops
-    f = {k: counts[k]["forward_flops_per_view"] for k in ("spatial", "temporal", "tvl1", "rgbdiff")}
+    f = {k: counts[k]["forward_flops_per_view"] for k in ("spatial", "temporal", "tvl1", "rgbdiff", "conv_fusion",
+                                                          "c3d")}
     score_flops = views * ((f["spatial"] + f["temporal"]) * (all_videos + ds.test.videos)
-                           + (f["tvl1"] + f["rgbdiff"]) * ds.test.videos)
+                           + (f["tvl1"] + f["rgbdiff"] + f["conv_fusion"]) * ds.test.videos)
+    score_flops += cfg.test_segments * f["c3d"] * ds.test.videos  # C3D: S clips per video, centre crop
     scoring = {"views_per_video": views, "videos": all_videos, "flops": score_flops,
                "gpu_hours": score_flops / rate / 3600}
     total_flops = sum(s["flops"] for s in stages.values()) + score_flops
