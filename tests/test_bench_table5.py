@@ -166,3 +166,44 @@ def test_two_stream_fusion_pipeline_matches_the_model_on_stored_tvl1(tmp_path):
         want = nets["conv_fusion"](rgb, flow.view(2, 3, *flow.shape[1:]), 3)["scores"].numpy()
     np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-6)
     assert TABLE5_FPS["two_stream_fusion"] == 33.2
+
+
+def test_two_stream_and_rgb_diff_pipelines_score_as_the_scoring_path(tmp_path):
+    """Table 5's two-stream and TSN RGB-difference pipelines give the scores the study's scoring path would give
+    the same views (train/scores._forward, models/htsc.video_scores, fusion.hts_fusion: the path of Tables 3-4),
+    with inputs built here by hand: centre frames, TV-L1 JPEGs read back as value - 128, RGB differences of the
+    D frames centred on the stack centre (first / last frame repeated at the ends)."""
+    from htsc_core.bench.common import StepTimer
+    from htsc_core.bench.table5_networks import build_networks
+    from htsc_core.bench.table5_pipelines import make_clips, run_tsn_rgb_diff, run_two_stream
+    from htsc_core.data.flow_storage import read_flow_stack
+    from htsc_core.flow.estimators import TVL1Estimator
+    from htsc_core.fusion import hts_fusion
+    from htsc_core.models.htsc import video_scores
+    from htsc_core.train.scores import _forward
+
+    torch.set_num_threads(1)
+    B, S, L, H, D = 2, 3, 3, 32, 5
+    clips = make_clips(B, S, L, H, seed=3)  # (B, S, L, H, W, 3) uint8
+    nets = build_networks(4, L, 1 / 16, 1 / 16, False, 8, 1, seed=1, rgbdiff_length=D)
+    rgb = torch.from_numpy(clips[:, :, L // 2]).permute(0, 1, 4, 2, 3).float() / 255  # (B, S, 3, H, W)
+
+    def scoring_path(stream, net, batch):
+        with torch.inference_mode():
+            return video_scores(_forward(stream, net, batch)[0].float(), B).numpy()
+
+    spatial = scoring_path("spatial", nets["spatial"], {"rgb": rgb})
+
+    got, _ = run_two_stream(clips, nets, TVL1Estimator(1), tmp_path / "flow", StepTimer(CPU), CPU)
+    ids = [f"v{b:03d}_s{s:03d}" for b in range(B) for s in range(S)]  # where the pipeline stored each stack
+    flow = torch.from_numpy(np.stack([read_flow_stack(tmp_path / "flow", i, range(L - 1)) for i in ids]))
+    flow = (flow.float() - 128).view(B, S, 2 * (L - 1), H, H)
+    want = hts_fusion(spatial, scoring_path("tvl1", nets["temporal"], {"flow": flow}))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+    got = run_tsn_rgb_diff(clips, nets, StepTimer(CPU), CPU, diff_length=D)
+    window = np.clip(L // 2 - D // 2 + np.arange(D), 0, L - 1)  # [0, 0, 1, 2, 2] at L = 3, D = 5
+    frames = clips[:, :, window].astype(np.float32)  # (B, S, D, H, W, 3)
+    diff = np.diff(frames, axis=2).transpose(0, 1, 2, 5, 3, 4).reshape(B, S, 3 * (D - 1), H, H)
+    want = hts_fusion(spatial, scoring_path("rgbdiff", nets["rgbdiff"], {"rgbdiff": torch.from_numpy(diff)}))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
