@@ -41,7 +41,8 @@ test: smoke-data
 	# The notebooks under nbval (runs/smoke, results/smoke) and the tests (temporary folders, two xdist workers)
 	# share no files, so they run side by side on the two cores; nbval's report is printed after the tests'.
 	# Then the checks of what nbval's run of the notebooks wrote (tests/test_smoke_outputs.py), and the
-	# paper-profile dry run (tests/test_paper_dry_run.py) alone: its time is reported on its own.
+	# paper-profile dry run (tests/test_paper_dry_run.py) alone: its time is reported on its own, and -rP prints what
+	# reproduce printed (each notebook's seconds).
 	start=$$SECONDS; \
 	TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
 		notebooks > .nbval.log 2>&1 & nbval=$$!; \
@@ -49,7 +50,7 @@ test: smoke-data
 	wait $$nbval; notebooks=$$?; echo "--- notebooks under nbval"; cat .nbval.log; \
 	TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m smoke_outputs tests; outputs=$$?; \
 	echo "--- unit, end-to-end and notebook tests: $$((SECONDS - start)) s"; start=$$SECONDS; \
-	TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m paper tests; paper=$$?; \
+	TQDM_DISABLE=1 $(BIN)/python -m pytest -q -rP -p no:cacheprovider -m paper tests; paper=$$?; \
 	echo "--- paper-profile dry run: $$((SECONDS - start)) s"; exit $$(( tests || notebooks || outputs || paper ))
 
 # Re-execute the committed notebooks in place with their default (smoke) parameters, for nbval.
