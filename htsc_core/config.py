@@ -92,7 +92,8 @@ class Config:
     tvl1_preset: str = "auto"  # TV-L1 parameters (flow/estimators.py): "auto" = "fast" for extraction on the CPU
     # profiles and OpenCV's (denseflow's) defaults elsewhere; a named preset applies to every TV-L1 run (extraction,
     # flow evaluation, Table 5); "minimal" (1 scale, 1 warp) proves storage and shapes only: dry runs
-    bench_repeats: int = 0  # Table 5 timing repeats; 0 = stats.MIN_TIMINGS (5), the fewest a timing claim takes
+    bench_repeats: int = 0  # Table 5 timing repeats; 0 = stats.MIN_TIMINGS (5), the fewest a timing claim takes,
+    # then HTS / HTSC rounds until their ratio is resolved; > 0: exactly this many rounds (bench/table5.py)
     awl_c: float = 5e-3  # Eq. 10/13, c = 5e-3
     amp: str = "auto"  # "auto": bf16 autocast where native (CUDA; CPU with AVX512-BF16/AMX), "bf16", "off" = fp32
 

@@ -48,6 +48,16 @@ def _tiny(size=32, **kw):
     return benchmark_resolution(size, **{**args, **kw})
 
 
+def test_set_bench_repeats_fix_the_rounds_and_the_default_adapts():
+    assert t5.default_repeats(from_params(profile="default")) == 5  # stats.MIN_TIMINGS
+    assert t5.default_max_repeats(from_params(profile="default")) == 30
+    assert t5.default_max_repeats(from_params(profile="smoke")) == 10
+    # a dry run (bench_repeats=1): one round, no HTS / HTSC rounds chasing an interval one round cannot have
+    one = from_params(profile="paper", bench_repeats=1)
+    assert t5.default_repeats(one) == t5.default_max_repeats(one) == 1
+    assert t5.default_max_repeats(from_params(profile="default", bench_repeats=8)) == 8
+
+
 def test_adaptive_rounds_run_until_resolved_or_the_cap():
     never = _tiny(max_repeats=7, ratio_tolerance=1e-12)  # no real timing is that tight: runs to the cap
     fps = {r["method"]: r["fps_repeats"] for r in never["rows"]}

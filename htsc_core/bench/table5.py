@@ -86,7 +86,11 @@ def default_repeats(cfg: Config) -> int:
 
 def default_max_repeats(cfg: Config) -> int:
     """At most this many HTS / HTSC rounds while their ratio is not resolved: 10 for smoke (seconds), else 30
-    (at 224 px, paper width, on 2 cores a round of the two is about 10 s)."""
+    (at 224 px, paper width, on 2 cores a round of the two is about 10 s). A set ``cfg.bench_repeats`` fixes
+    the rounds (no extra ones): below ``stats.MIN_TIMINGS`` no ratio can be resolved anyway, and a dry run's
+    timings prove shapes, not speed."""
+    if int(getattr(cfg, "bench_repeats", 0) or 0) > 0:
+        return int(cfg.bench_repeats)
     return 10 if cfg.profile == "smoke" else 30
 
 
