@@ -1,5 +1,6 @@
 """Choose on validation, report on test: training cannot read the test split (issue 23, item 1)."""
 import pytest
+import torch
 
 from htsc_core.config import from_params
 from htsc_core.data import registry
@@ -37,3 +38,24 @@ def test_every_stage_trains_with_the_test_split_sealed(cfg, monkeypatch, stage):
         stages.train(cfg, stage)
     assert seen and f"training of the '{stage}' stage" in seen[0]
     assert registry.load_split(cfg, "test")[0]  # and it reopens afterwards, even after an error
+
+
+@pytest.mark.parametrize("stage", ["spatial", "motion", "temporal", "tvl1", "rgbdiff", "conv_fusion", "c3d"])
+def test_every_stream_stage_keeps_its_lowest_validation_loss_epoch(cfg, monkeypatch, stage):
+    """best.pt is chosen on the validation loss (docs/DESIGN.md section 3), for every stage the trainer runs;
+    the Trainer itself links best.pt to the epoch of lowest monitored loss (tests/test_engine.py)."""
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_trainer(*args, **kw):
+        seen.update(kw, has_val=kw.get("val_loader") is not None)
+        raise Stop
+
+    monkeypatch.setattr(stages, "Trainer", fake_trainer)
+    monkeypatch.setattr(stages, "build_stream", lambda *a, **k: torch.nn.Linear(1, 1))
+    monkeypatch.setattr(stages, "_optimizer", lambda *a, **k: torch.optim.SGD([torch.zeros(1, requires_grad=True)]))
+    with pytest.raises(Stop):
+        stages.train(cfg, stage)
+    assert seen["monitor"] == "loss" and seen["has_val"]

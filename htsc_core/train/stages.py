@@ -49,6 +49,10 @@ __all__ = ["STAGES", "MODALITY", "train", "run_dir", "flow_root", "build_stream"
            "add_config_arguments", "config_from_args", "add_arguments", "command"]
 
 STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln", "conv_fusion", "c3d")
+# best.pt of every stage: the epoch of lowest validation loss (the stage's training objective over every validation
+# video: cross-entropy, + MotionNet's losses end to end), not of highest accuracy, which on ~5 videos a class
+# moves in steps of one video and ties between epochs (docs/DESIGN.md section 3; the CLN: train/cln.py)
+SELECTION_MONITOR = "loss"
 
 
 # --- step functions: (model, batch) -> (loss, stats) ------------------------------
@@ -212,7 +216,7 @@ def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
     trainer = Trainer(out, stage, model, optimizer, step, lambda e: _loader(data_cfg, train_set, e, True), epochs,
                       seed=cfg.seed, device=device or cfg.device, amp=cfg.amp,
                       val_loader=_loader(data_cfg, val_set, 0, False) if val_set is not None else None,
-                      monitor="loss" if stage == "motion" else "accuracy",
+                      monitor=SELECTION_MONITOR,
                       max_steps_per_epoch=cfg.max_steps_per_epoch, config=cfg.to_dict(), scheduler=scheduler)
     with cache:
         trainer.fit(resume=resume)
