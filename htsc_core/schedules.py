@@ -39,8 +39,8 @@ def read_run_log(path: str | Path) -> list[dict]:
 
 def reading(best_epoch: int, epochs: int) -> str:
     """Where the lowest validation loss falls in a schedule of ``epochs``, in words."""
-    if epochs <= 1:
-        return "one epoch: nothing to read"
+    if epochs < 4:  # a quarter of the schedule would be less than one epoch
+        return f"{epochs} epoch{'s' if epochs > 1 else ''}: too few to read"
     share = best_epoch / epochs
     if share > LATE:
         return "lowest in the last quarter: the validation loss still falls or is flat at the end"

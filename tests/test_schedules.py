@@ -33,7 +33,8 @@ def test_row_by_hand_and_the_readings(tmp_path):
     assert schedules.reading(7, 8).startswith("lowest in the last quarter")  # 7/8 > 0.75
     assert schedules.reading(6, 8).startswith("lowest at epoch 6 of 8, between half")  # 0.75 is not after it
     assert schedules.reading(4, 8).startswith("lowest at epoch 4 of 8")  # 0.5 is not before the half
-    assert schedules.reading(1, 1) == "one epoch: nothing to read"
+    assert schedules.reading(1, 1) == "1 epoch: too few to read"
+    assert schedules.reading(1, 3) == "3 epochs: too few to read"
     # a NaN validation loss (an epoch without validation videos) is skipped, not the minimum
     assert schedules.schedule_row("x", epochs([3.0, math.nan, 2.0]))["best_epoch"] == 3
 
