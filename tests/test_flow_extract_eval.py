@@ -268,3 +268,25 @@ def test_cli_extract_and_eval(root, tmp_path, capsys):
     assert data["methods"] == ["zero", "farneback"] and data["max_videos"] == 1
     assert {"git_commit", "torch", "profile", "config"} <= set(data["metadata"])
     assert "farneback" in capsys.readouterr().out
+
+
+def test_cli_eval_on_every_kth_validation_video_with_a_tvl1_preset(smoke_set_source, tmp_path):
+    """What chose the extraction preset (docs/SYNTHETIC.md section 6): `htsc flow eval --subset val --every K
+    --tvl1-preset P` scores every K-th validation video with that preset and records both."""
+    from htsc_core.cli import main
+    from htsc_core.data.registry import load_split
+
+    runs = {}
+    for preset in ("denseflow", "minimal"):
+        js = tmp_path / f"{preset}.json"
+        assert main(["flow", "eval", "--data-root", str(smoke_set_source), "--profile", "smoke", "--subset", "val",
+                     "--every", "2", "--max-videos", "2", "--methods", "tvl1", "--tvl1-preset", preset,
+                     "--out", str(js)]) == 0
+        runs[preset] = json.loads(js.read_text())
+    val = load_split(cfg_for(smoke_set_source), "val")[0]
+    assert runs["minimal"]["videos"] == [r.video_id for r in val[::2][:2]] and len(val) > 2
+    assert runs["minimal"]["every"] == 2 and runs["minimal"]["subset"] == "val"
+    assert runs["minimal"]["tvl1_preset"] == "minimal" and runs["denseflow"]["tvl1_preset"] == "denseflow"
+    assert runs["minimal"]["rows"][0]["epe"] != runs["denseflow"]["rows"][0]["epe"]  # the preset was applied
+    assert main(["flow", "eval", "--data-root", str(smoke_set_source), "--profile", "smoke", "--every", "0",
+                 "--out", str(tmp_path / "x.json")]) == 2  # a user error, said as such

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from htsc_core.config import DATASETS, PROFILES, from_params
+from htsc_core.data.registry import load_split
 from htsc_core.flow.evaluate import evaluate_flow, format_rows, parse_methods, write_flow_eval
 from htsc_core.flow.extract import SUMMARY_NAME, extract_flow
 from htsc_core.flow.diagnose import VARIANTS, diagnose_background, format_diagnosis
@@ -40,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="comma list of tvl1,dis,farneback,zero,motionnet (default: all; motionnet "
                          "only when --checkpoint is given)")
     ev.add_argument("--max-videos", type=int, default=None, help="only the first N videos of --subset")
+    ev.add_argument("--every", type=int, default=1,
+                    help="every K-th video of --subset (before --max-videos): the listing is class by class, so "
+                         "a stride covers the classes (default 1: all)")
+    ev.add_argument("--tvl1-preset", default="auto", choices=("auto", "denseflow", "fast", "minimal"),
+                    help="TV-L1 parameters (flow/estimators.py; default auto: OpenCV's defaults for evaluation)")
     ev.add_argument("--subset", default="test", choices=("test", "val"),
                     help="videos to score (default test; val for choices, docs/SYNTHETIC.md section 7)")
     ev.add_argument("--out", default=None, help="JSON out (default <results_dir>/flow_eval.json)")
@@ -56,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _config(args):
     params = {"profile": args.profile, "data_root": args.data_root}
+    if getattr(args, "tvl1_preset", "auto") != "auto":
+        params["tvl1_preset"] = args.tvl1_preset
     if args.dataset:
         params["dataset"] = args.dataset
     return from_params(params)
@@ -87,11 +95,15 @@ def command(args: argparse.Namespace) -> int:
         return 0
     default = "tvl1,dis,farneback,zero" + (",motionnet" if args.checkpoint else "")
     methods = parse_methods(args.methods or default)
+    if args.every < 1:
+        raise ValueError(f"--every {args.every}; expected >= 1")
+    records = load_split(cfg, args.subset)[0][::args.every]
     rows = evaluate_flow(cfg, methods, checkpoint=args.checkpoint, max_videos=args.max_videos,
-                         threads=args.threads, subset=args.subset)
+                         threads=args.threads, records=records, subset=args.subset)
     out = Path(args.out) if args.out else Path(cfg.results_dir) / "flow_eval.json"
     write_flow_eval(out, rows, cfg, methods=methods, max_videos=args.max_videos, checkpoint=args.checkpoint,
-                    subset=args.subset)
+                    subset=args.subset, every=args.every, tvl1_preset=cfg.tvl1_preset,
+                    videos=[r.video_id for r in records][: args.max_videos or None])
     print(format_rows(rows))
     print(f"wrote {out}")
     return 0
