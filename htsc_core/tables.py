@@ -23,9 +23,10 @@ from htsc_core.config import Config
 from htsc_core.fusion import awl_scores, equal_fusion, fit_awl, hts_fusion
 from htsc_core.models.htsc import HTSC
 from htsc_core.paper import NOT_REPRODUCED, PAPER_COLUMNS, TABLE3, TABLE4
-from htsc_core.train.scores import (STREAMS, align_streams, extract_scores, load_scores, scores_path, view_loader)
+from htsc_core.train.scores import (STREAMS, align_streams, extract_scores, gather_videos, load_scores, scores_path,
+                                    view_loader)
 from htsc_core.train.cln import cln_scores, load_cln
-from htsc_core.train.engine import precision_policy, progress
+from htsc_core.train.engine import barrier, is_main_process, precision_policy, progress
 from htsc_core.train.streams import build_stream, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz, atomic_write_json, resolve_device, run_metadata
 
@@ -58,10 +59,12 @@ def htsc_scores(cfg: Config, awl_weights, subset: str = "test", device: str | No
             parts[k].append(out[k].float().cpu().numpy())
         parts["labels"].append(batch["label"].numpy())
         ids.extend(records[i].video_id for i in batch["index"].tolist())
-    if not ids:
+    result = gather_videos(records, ids, parts)  # under torchrun: every rank's share, in the listing's order
+    if result is None:
         raise RuntimeError(f"no readable video in {subset} of {cfg.data_root}; see the skipped.jsonl files")
-    result = {k: np.concatenate(v) for k, v in parts.items()} | {"video_ids": np.array(ids)}
-    atomic_save_npz(scores_path(cfg, subset, "htsc"), **result)
+    if is_main_process():
+        atomic_save_npz(scores_path(cfg, subset, "htsc"), **result)
+    barrier()
     return result
 
 

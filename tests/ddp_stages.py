@@ -4,7 +4,7 @@
     torchrun --nproc_per_node 2 tests/ddp_stages.py DATA_ROOT RUNS_DIR --batch 1   # 2 ranks x 1 = the same 2
 
 The stages run through their real recipes (``stages.train``: spatial, motion, temporal, tvl1, rgbdiff, cln) with
-the settings of :func:`ddp_config`. Two things are arranged so that both launches see the same data, which is the
+the settings of :func:`ddp_config`, then the whole HTSC network scores "val" (``tables.htsc_scores``). Two things are arranged so that both launches see the same data, which is the
 premise of "DDP equals one process with the same global batch":
 
 - the one-process run draws its training order from ``DistributedSampler`` with one replica, i.e. the same
@@ -69,6 +69,12 @@ def main() -> None:
     cfg = ddp_config(args.data_root, args.runs_dir, args.batch)
     for stage in STAGES:
         stages.train(cfg, stage, resume=False)
+    # the whole HTSC network over "val" (tables.htsc_scores, as Tables 3-4 score "test"): every rank's videos,
+    # gathered once, in the listing's order; AWL weights 1:1 for every class
+    from htsc_core.tables import htsc_scores
+    from htsc_core.train.streams import num_classes
+
+    htsc_scores(cfg, np.full((num_classes(cfg), 2), 0.5), "val", device="cpu")
     shutdown_distributed()
 
 

@@ -93,3 +93,9 @@ def test_scores_gathered_under_torchrun_cover_every_video_once(two_runs):
                     np.load(single / "scores" / f"{subset}_{stream}.npz") as y:
                 assert z["video_ids"].tolist() == expected  # each once, in the listing's order
                 np.testing.assert_allclose(z["scores"], y["scores"], rtol=1e-3, atol=1e-5)
+    # the HTSC pass of Tables 3-4 (tables.htsc_scores), on "val" here: gathered from both ranks too
+    expected = [r.video_id for r in load_split(ddp_config(str(root), str(ddp), 2), "val")[0]]
+    with np.load(ddp / "scores" / "val_htsc.npz") as z, np.load(single / "scores" / "val_htsc.npz") as y:
+        assert z["video_ids"].tolist() == y["video_ids"].tolist() == expected
+        for key in ("spatial", "temporal", "hts", "htsc"):
+            np.testing.assert_allclose(z[key], y[key], rtol=1e-3, atol=1e-5)

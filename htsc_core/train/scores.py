@@ -153,16 +153,26 @@ def extract_scores(cfg: Config, stream: str, subset: str, device: str | None = N
                 feats.append(segment_features(fc7.float(), b, cfg.test_segments).cpu().numpy())  # (B, S, d)
         labels.append(batch["label"].cpu().numpy())
         ids.extend(records[i].video_id for i in batch["index"].tolist())
-    # under torchrun: every rank's videos, each scored on exactly one rank, in the listing's order on every rank
-    rows = gather_rows(list(zip(ids, *(np.concatenate(a) if a else [] for a in (scores, feats, labels)))))
-    if not rows:
+    gathered = gather_videos(records, ids, {"scores": scores, "features": feats, "labels": labels})
+    if gathered is None:
         raise RuntimeError(f"no readable video in {subset} of {cfg.data_root}; see the skipped.jsonl files")
-    order = {r.video_id: i for i, r in enumerate(records)}
-    rows.sort(key=lambda row: order[row[0]])
     path = scores_path(cfg, subset, stream)
     if is_main_process():
-        atomic_save_npz(path, scores=np.stack([r[1] for r in rows]), features=np.stack([r[2] for r in rows]),
-                        labels=np.stack([r[3] for r in rows]), video_ids=np.array([r[0] for r in rows]),
-                        **{SCORES_KEY: np.array(scores_key(cfg, stream))})
+        atomic_save_npz(path, **gathered, **{SCORES_KEY: np.array(scores_key(cfg, stream))})
     barrier()  # the other ranks read the file only once it is written
     return path
+
+
+def gather_videos(records, ids: list[str], columns: Mapping[str, list[np.ndarray]]) -> dict[str, np.ndarray] | None:
+    """Per-video arrays of this rank's batches -> every rank's videos in the listing's order (``records``), on
+    every rank: under torchrun each video is scored on exactly one rank (:class:`ShardSampler`); outside it,
+    this process's videos. ``columns``: name -> batches (B, ...) in the order of ``ids``. Returns the columns
+    stacked plus ``video_ids``; None when no rank read a video."""
+    names = list(columns)
+    rows = gather_rows(list(zip(ids, *(np.concatenate(columns[k]) if columns[k] else [] for k in names))))
+    if not rows:
+        return None
+    order = {r.video_id: i for i, r in enumerate(records)}
+    rows.sort(key=lambda row: order[row[0]])
+    return {**{k: np.stack([r[i + 1] for r in rows]) for i, k in enumerate(names)},
+            "video_ids": np.array([r[0] for r in rows])}
