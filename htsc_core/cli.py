@@ -24,7 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("htsc_core.data.synthetic_check", "generate the synthetic action set (docs/DESIGN.md section 5)"),
     "check-videos": ("htsc_core.data.check", "scan a dataset for unreadable, empty, short or odd videos"),
     "flow": ("htsc_core.flow.cli", "TV-L1 flow extraction (`flow extract`) and flow scoring (`flow eval`)"),
-    "train": ("htsc_core.train.stages", "train one stage: spatial | motion | temporal | tvl1 | rgbdiff | cln"),
+    "train": ("htsc_core.train.stages", "train one stage: spatial | motion | temporal | tvl1 | rgbdiff | cln | "
+              "conv_fusion | c3d"),
     "evaluate": ("htsc_core.tables", "multi-view testing of trained stages, every fusion of Tables 3-4"),
     "bench": ("htsc_core.bench", "benchmarks (Table 5 efficiency, data pipeline, scaling); JSON out"),
     "reproduce": ("htsc_core.reproduce", "run the ordered notebooks with papermill into results/<dataset>/"),
