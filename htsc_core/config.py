@@ -68,12 +68,13 @@ class Config:
     num_workers: int = 1  # decoding is cheap at 64 px; more workers oversubscribe 2 cores
     clip_cache_mb: int = 1024  # decode each training clip once and keep it (main process) up to this many MB;
     # short CPU-profile clips made decoding bound the MotionNet epochs (docs/SYNTHETIC.md); 0 = off
-    epochs_spatial: int = 20  # validation accuracy flat from about epoch 15 (docs/SYNTHETIC.md section 10)
-    epochs_motion: int = 250  # x 15 steps of 16 stacks = 3750 Adam steps; EPE still falls (docs/SYNTHETIC.md 7)
-    epochs_temporal: int = 30  # training accuracy was still rising at 16 epochs (docs/SYNTHETIC.md 10)
-    epochs_tvl1: int = 30  # training accuracy was still rising at epoch 20 (docs/SYNTHETIC.md 10)
+    # the default profile's epochs, each read on validation loss in tables/schedules.csv (docs/SYNTHETIC.md 10)
+    epochs_spatial: int = 20  # validation loss flat from epoch 11
+    epochs_motion: int = 250  # x 15 steps of 16 stacks = 3750 Adam steps; validation loss still falls (SYNTHETIC 7)
+    epochs_temporal: int = 30  # validation loss lowest at epoch 21, flat after
+    epochs_tvl1: int = 30  # validation loss still falling at epoch 30
     epochs_rgbdiff: int = 15  # TSN RGB-difference stream (docs/RGBDIFF.md), initialised from the trained spatial one
-    epochs_cln: int = 30
+    epochs_cln: int = 30  # validation loss lowest at epoch 3 (best.pt keeps it): the CLN overfits at once
     epochs_c3d: int = 20  # C3D (Tran et al. 2015) from scratch on RGB clips (docs/DESIGN.md), at lr_spatial
     c3d_clip_length: int = 16  # frames per C3D clip (Tran et al. 2015: 16)
     epochs_conv_fusion: int = 10  # two-stream conv fusion (docs/DESIGN.md): fine-tunes trained spatial + TV-L1 streams
