@@ -256,8 +256,7 @@ def make_plan(cfg, gpu: str = "A100", flow_workers: int = 8) -> dict:
     f = {k: counts[k]["forward_flops_per_view"] for k in ("spatial", "temporal", "tvl1", "rgbdiff", "conv_fusion",
                                                           "c3d")}
     score_flops = views * ((f["spatial"] + f["temporal"]) * (all_videos + ds.test.videos)
-                           + (f["tvl1"] + f["rgbdiff"] + f["conv_fusion"]) * ds.test.videos)
-    score_flops += cfg.test_segments * f["c3d"] * ds.test.videos  # C3D: S clips per video, centre crop
+                           + (f["tvl1"] + f["rgbdiff"] + f["conv_fusion"] + f["c3d"]) * ds.test.videos)
     scoring = {"views_per_video": views, "videos": all_videos, "flops": score_flops,
                "gpu_hours": score_flops / rate / 3600}
     total_flops = sum(s["flops"] for s in stages.values()) + score_flops

@@ -4,8 +4,9 @@
     torchrun --nproc_per_node 2 tests/ddp_stages.py DATA_ROOT RUNS_DIR --batch 1   # 2 ranks x 1 = the same 2
 
 The stages run through their real recipes (``stages.train``: spatial, motion, temporal, tvl1, rgbdiff, cln) with
-the settings of :func:`ddp_config`, then the whole HTSC network scores "val" (``tables.htsc_scores``). Two things are arranged so that both launches see the same data, which is the
-premise of "DDP equals one process with the same global batch":
+the settings of :func:`ddp_config`, then the whole HTSC network scores "val" (``tables.htsc_scores``). Two things
+are arranged so that both launches see the same data, which is the premise of "DDP equals one process with the
+same global batch":
 
 - the one-process run draws its training order from ``DistributedSampler`` with one replica, i.e. the same
   permutation torchrun's two ranks split (rank r takes positions r, r + 2, ...; a global batch of the two ranks

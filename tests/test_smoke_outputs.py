@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from htsc_core.bench.table5 import TABLE5_COLUMNS
+from htsc_core import schedules
 from htsc_core.tables import TABLE3_COLUMNS, TABLE_COLUMNS
 
 pytestmark = pytest.mark.smoke_outputs
@@ -47,6 +48,11 @@ def test_every_table_with_its_columns(results):
     with open(results / "tables" / "flow.csv") as fh:
         flow = {r["method"]: r for r in csv.DictReader(fh)}
     assert {"epe", "epe_moving", "epe_background", "epe_border"} <= set(flow["motionnet"])
+    # notebook 07: every trained stage's schedule read on validation (htsc_core/schedules.py)
+    with open(results / "tables" / "schedules.csv") as fh:
+        schedule = {r["stage"]: r for r in csv.DictReader(fh)}
+    assert list(schedule) == list(schedules.STAGES)
+    assert all(1 <= int(r["best_epoch"]) <= int(r["epochs"]) and r["val_loss_best"] != "" for r in schedule.values())
 
 
 def test_figures_claims_and_the_release_study(results):
