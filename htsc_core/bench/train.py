@@ -46,6 +46,7 @@ from htsc_core.models.vgg import build_vgg16
 from htsc_core.stats import ratio_ci, wilson_interval
 from htsc_core.train.scores import extract_scores, load_scores
 from htsc_core.train.streams import make_optimizer
+from htsc_core.schedules import read_run_log
 
 STAGES = ("spatial", "motion", "temporal", "tvl1", "cln")
 VARIANTS = ("fp32", "fp32_channels_last", "bf16", "bf16_channels_last")
@@ -264,12 +265,7 @@ def train_benchmark(cfg: Config, stages: tuple[str, ...] = STAGES, repeats: int 
 # ----------------------------------------------------------------------------- fp32 vs bf16 training
 def summarise_run(run_dir: str | Path, monitor: str = "val_accuracy") -> dict:
     """Final and best epoch of a run's log.jsonl (the last contiguous run if it was appended to)."""
-    path = Path(run_dir) / "log.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the run did not finish an epoch")
-    log = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    starts = [i for i, r in enumerate(log) if r["epoch"] == 1]
-    log = log[starts[-1]:] if starts else log
+    log = read_run_log(Path(run_dir) / "log.jsonl")
     last = log[-1]
     out = {"epochs": last["epoch"], "precision": last.get("precision"), "channels_last": last.get("channels_last"),
            "epoch_seconds_median": spread([r["seconds"] for r in log])["median"],

@@ -11,7 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from htsc_core.config import DATASETS, PROFILES, from_params
+from htsc_core.config import DATASETS, PROFILES, TVL1_PRESETS, from_params
 from htsc_core.data.registry import load_split
 from htsc_core.flow.evaluate import evaluate_flow, format_rows, parse_methods, write_flow_eval
 from htsc_core.flow.extract import SUMMARY_NAME, extract_flow
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev.add_argument("--every", type=int, default=1,
                     help="every K-th video of --subset (before --max-videos): the listing is class by class, so "
                          "a stride covers the classes (default 1: all)")
-    ev.add_argument("--tvl1-preset", default="auto", choices=("auto", "denseflow", "fast", "minimal"),
+    ev.add_argument("--tvl1-preset", default="auto", choices=TVL1_PRESETS,
                     help="TV-L1 parameters (flow/estimators.py; default auto: OpenCV's defaults for evaluation)")
     ev.add_argument("--subset", default="test", choices=("test", "val"),
                     help="videos to score (default test; val for choices, docs/SYNTHETIC.md section 7)")
