@@ -141,7 +141,7 @@ def stream_correct(cfg: Config, stream: str, subset: str = "test", family: str |
 
 
 def cue_coefficients(cfg: Config, out: dict) -> dict | None:
-    """Do the CLN's coefficients find the segments that see the cue? (synthetic set, joint family)
+    """Do the CLN's coefficients find the segments that see the cue? (synthetic set, cue family)
 
     For every test video whose object acts during part of the clip (docs/SYNTHETIC.md), the mean
     coefficient of its test segments that overlap the cue and of those that do not, for c^s and c^o

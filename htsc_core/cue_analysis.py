@@ -1,6 +1,6 @@
 """Does the CLN find the cue? Per-class contrasts, cue-aligned coefficients and a linear probe (notebook 04).
 
-On the synthetic set the joint family's object acts during about a third of the clip, at a time drawn
+On the synthetic set the cue family's object acts during about a third of the clip, at a time drawn
 per video (docs/SYNTHETIC.md section 4), so some of a video's test segments see the action and the
 others do not. :func:`htsc_core.analysis.cue_coefficients` pairs, per video, the mean coefficient of
 the two kinds of segment. Here:
@@ -101,7 +101,7 @@ def _segments(features: np.ndarray, ids, masks: dict) -> tuple[np.ndarray, np.nd
 
 
 def cue_probe(cfg: Config) -> dict | None:
-    """The linear probe on temporal fc7: cue vs idle segments of the joint family, trained on the
+    """The linear probe on temporal fc7: cue vs idle segments of the cue family, trained on the
     training subset's videos, scored on the test videos' segments. None off the synthetic set."""
     if cfg.dataset != "synthetic":
         return None

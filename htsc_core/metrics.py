@@ -3,7 +3,7 @@ docs/DESIGN.md section 7).
 
 UCF101 / HMDB51 are scored by top-1 accuracy (Tab. 3-4); THUMOS14 by mean
 average precision (mAP). ``per_family_accuracy`` splits the synthetic set's
-accuracy by class family (appearance / motion / joint, docs/DESIGN.md section 5).
+accuracy by class family (appearance / motion / cue, docs/DESIGN.md section 5).
 
 All functions take numpy arrays (or anything ``np.asarray`` accepts, e.g. CPU
 torch tensors): ``scores`` (n, M) of any monotone kind (logits or softmax
@@ -162,7 +162,7 @@ def per_family_accuracy(scores, labels, class_names: Sequence[str],
                         families: Mapping[str, str]) -> dict[str, float]:
     """Top-1 accuracy over the videos of each class family (synthetic set, docs/DESIGN.md section 5).
 
-    ``families`` maps class name -> family ("appearance" | "motion" | "joint"), as
+    ``families`` maps class name -> family ("appearance" | "motion" | "cue"), as
     returned by ``registry.class_families(cfg)``. A video belongs to its true
     class's family; the prediction may be any class. Families without videos are
     left out of the result.

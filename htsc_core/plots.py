@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 from htsc_core.fusion import TEMPORAL_WEIGHT  # noqa: E402
 from htsc_core.utils import atomic_write_bytes
 
-FAMILY_COLOURS = {"appearance": "tab:orange", "motion": "tab:blue", "joint": "tab:green", None: "tab:gray"}
+FAMILY_COLOURS = {"appearance": "tab:orange", "motion": "tab:blue", "cue": "tab:green", None: "tab:gray"}
 
 
 def _save(fig, path: str | Path | None):

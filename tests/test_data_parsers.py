@@ -236,7 +236,7 @@ def test_synthetic_layout_and_families(tmp_path):
         (ucf / "UCF-101" / FOLDER[c]).rename(root / "videos" / FOLDER[c])
     for f in ("classInd.txt", "trainlist01.txt", "testlist01.txt"):
         (ucf / "ucfTrainTestlist" / f).rename(root / "splits" / f)
-    fam = ["appearance", "motion", "joint"]
+    fam = ["appearance", "motion", "cue"]
     (root / "classes.json").write_text(json.dumps(
         {"classes": [{"index": i + 1, "name": c, "family": fam[i]} for i, c in enumerate(CLASSES)],
          "seed": 0, "profile": "smoke"}))

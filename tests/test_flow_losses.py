@@ -307,15 +307,15 @@ def test_release_normalise_is_mean_subtraction_and_cross_channel_lrn():
 
 
 def test_loss_pyramid_equals_area_resizing_the_full_frames():
-    # MotionNetLoss area-averages each scale from the next finer one; resizing the full frames to every
-    # scale's size (the direct definition) must give the same loss
+    # MotionNetLoss(pyramid="area") area-averages each scale from the next finer one; resizing the full frames
+    # to every scale's size (the direct definition) must give the same loss
     import htsc_core.models.flow_losses as fl
 
     torch.manual_seed(0)
     stack = torch.rand(2, 3, 3, 64, 64, dtype=torch.float64)
     flows = [0.05 * torch.randn(2, 4, 64 // 2 ** (s - 1), 64 // 2 ** (s - 1), dtype=torch.float64)
              for s in (6, 5, 4, 3, 2)]
-    got, parts = MotionNetLoss()(stack, flows)
+    got, parts = MotionNetLoss(pyramid="area")(stack, flows)
     frames = fl.release_normalise(stack.reshape(6, 3, 64, 64))
     want = 0.0
     for s, flow in zip((6, 5, 4, 3, 2), flows):
@@ -374,7 +374,11 @@ def test_release_downsample_hand_values_and_pyramid_option():
     row = release_downsample(torch.tensor([[[0.0, 3.0, 6.0], [0.0, 3.0, 6.0], [0.0, 3.0, 6.0]]]), (2, 2))
     np.testing.assert_allclose(row[0, 0], [1.5 / 1.5, (1.5 + 6.0) / 1.5], rtol=1e-6)
     with pytest.raises(ValueError, match="output size"):
-        release_downsample(torch.zeros(1, 4, 4), (1, 1))
+        release_downsample(torch.zeros(1, 4, 4), (5, 5))
+    # no 1-pixel output in the release (it divides by out - 1): the mean, as the area pyramid
+    x = torch.arange(16.0).reshape(1, 4, 4)
+    assert release_downsample(x, (1, 1)).item() == pytest.approx(7.5)
+    assert MotionNetLoss().pyramid == "release"  # the default (docs/SYNTHETIC.md section 7)
     with pytest.raises(ValueError, match="pyramid"):
         MotionNetLoss(pyramid="box")
     # a constant stack with zero flow: both pyramids give the same (zero-photometric) loss

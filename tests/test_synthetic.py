@@ -133,7 +133,7 @@ def test_layout_splits_and_classes_json(tiny_set):
     meta = json.loads((tiny_set / "classes.json").read_text())
     assert meta["seed"] == 0 and meta["profile"] == "smoke" and meta["fps"] == synth.FPS
     assert meta["size"] == 32 and meta["frames"] == 6 and meta["generator_version"] == synth.GENERATOR_VERSION
-    assert meta["families"] == {"appearance": 2, "motion": 2, "joint": 2}
+    assert meta["families"] == {"appearance": 2, "motion": 2, "cue": 2}
     assert [(c["index"], c["name"]) for c in meta["classes"]] == sorted((i, n) for n, i in classes.items())
     assert "frame_{t+1}(p + flow_t(p))" in meta["flow_convention"]
 
@@ -144,10 +144,12 @@ def test_class_table_default_families_and_names():
     assert all(re.fullmatch(r"[A-Z][A-Za-z]+", c.name) for c in table)
     assert len({c.name for c in table}) == 12
     fam = [c.family for c in table]
-    assert fam == ["appearance"] * 4 + ["motion"] * 4 + ["joint"] * 4
-    joint = [c for c in table if c.family == "joint"]
-    assert len({c.appearance for c in joint}) == 2 and len({c.motion for c in joint}) == 2  # 2 x 2 grid
-    assert {c.appearance for c in joint}.isdisjoint(synth.APPEARANCES)
+    assert fam == ["appearance"] * 4 + ["motion"] * 4 + ["cue"] * 4
+    cue = [c for c in table if c.family == "cue"]
+    assert {c.appearance for c in cue} == {"Cue"} and len({c.motion for c in cue}) == 4  # one look, four actions
+    assert {c.appearance for c in cue}.isdisjoint(synth.APPEARANCES)
+    # no cue action is a class of the motion family, at any family size
+    assert {c.motion for c in synth.class_table(6) if c.family == "cue"}.isdisjoint(synth.MOTIONS)
     assert all(c.motion is None for c in table if c.family == "appearance")
     assert all(c.appearance is None for c in table if c.family == "motion")
     with pytest.raises(ValueError, match="synth_classes_per_family"):
@@ -207,6 +209,9 @@ def test_ground_truth_flow_warps_frame_t1_onto_frame_t(class_index):
     scene = synth.scene_for(spec)
     # A smoothed background keeps cubic-interpolation error small next to flow error.
     scene = dataclasses.replace(scene, canvas=cv2.GaussianBlur(scene.canvas, (0, 0), 1.5))
+    # The cue family's marker changes the object's colour when the act starts and ends, a photometric change that
+    # no flow describes (docs/SYNTHETIC.md section 4): the geometry is checked without it.
+    scene = dataclasses.replace(scene, obj=dataclasses.replace(scene.obj, lit=None))
     video = synth.render_scene(scene, noise=False)
     for t in range(len(video.flow)):
         err_obj, err_bg = _warp_errors(video, t)
@@ -311,10 +316,10 @@ def test_every_class_keeps_its_label_under_a_horizontal_mirror():
         video = synth.render_video(spec, noise=False)
         frames_m, flow_m = _mirror(video)
         mid = len(video.frames) // 2
-        # appearance: the frame classifier; motion: the flow classifier; joint: both together
+        # appearance: the frame classifier; motion and cue: the flow classifier
         pairs = [(check.frame_features(video.frames[mid]), check.frame_features(frames_m[mid])),
                  (check.flow_features(video.flow), check.flow_features(flow_m))]
-        use = {"appearance": pairs[:1], "motion": pairs[1:], "joint": pairs}[spec.cls.family]
+        use = {"appearance": pairs[:1], "motion": pairs[1:], "cue": pairs[1:]}[spec.cls.family]
         row = (spec.cls.index, np.concatenate([p[0] for p in use]), np.concatenate([p[1] for p in use]))
         feats[spec.split].setdefault(spec.cls.family, []).append(row)
     for family, rows in feats["train"].items():
@@ -347,14 +352,14 @@ def test_left_right_classes_would_fail_the_mirror_check():
 
 
 # ----------------------------------------------------------------------------- temporal structure
-def test_joint_cue_is_a_third_of_the_clip_at_varying_times_and_the_object_idles_otherwise():
+def test_cue_is_a_third_of_the_clip_at_varying_times_lit_while_acting_and_idle_otherwise():
     cfg = synth.synth_config("default", 0, synth_train_per_class=6, synth_test_per_class=3)
-    joint = [s for s in synth.video_specs(cfg) if s.cls.family == "joint"]
-    windows = [synth.cue_window(s) for s in joint]
+    cue = [s for s in synth.video_specs(cfg) if s.cls.family == "cue"]
+    windows = [synth.cue_window(s) for s in cue]
     n_pairs = cfg.synth_frames - 1
-    assert all(e - s == round(n_pairs / 3) and 0 <= s and e <= n_pairs for s, e in windows)
+    assert all(e - s == 8 and 0 <= s and e <= n_pairs for s, e in windows)  # round(23 / 3) = 8 pairs, even
     assert len({s for s, _ in windows}) >= 6  # the timing varies across videos
-    for spec in joint[::4]:
+    for spec in cue[::4]:
         video = synth.render_video(spec, noise=False)
         start, end = synth.cue_window(spec)
         for t in range(n_pairs):
@@ -364,8 +369,40 @@ def test_joint_cue_is_a_third_of_the_clip_at_varying_times_and_the_object_idles_
                 assert np.median(speed) > 0.8, (spec.video_id, t)
             else:  # idle: the object moves only with the camera
                 assert speed.max() < 1e-3, (spec.video_id, t, speed.max())
+        # the marker: the object is lit (brighter) on the act's frames start..end, on no other frame
+        inside = [video.frames[t][video.alpha[t] >= 0.5].mean() for t in range(len(video.frames))]
+        lit = [inside[t] for t in range(start, end + 1)]
+        idle = [inside[t] for t in range(len(inside)) if not start <= t <= end]
+        assert min(lit) > max(idle) + 20, (spec.video_id, lit, idle)
     # Every other family acts over the whole clip.
-    assert all(synth.cue_window(s) == (0, n_pairs) for s in synth.video_specs(cfg) if s.cls.family != "joint")
+    assert all(synth.cue_window(s) == (0, n_pairs) for s in synth.video_specs(cfg) if s.cls.family != "cue")
+
+
+def test_cue_family_idle_frames_and_lit_frames_do_not_tell_the_classes_apart():
+    """A single frame shows when the action happens, not which (docs/SYNTHETIC.md section 2): the family check's
+    frame classifier, fitted on idle frames or on lit frames of training videos, stays near chance on test videos,
+    while the flow classifier tells the actions apart."""
+    cfg = synth.synth_config("default", 0, synth_size=48, synth_frames=12, synth_train_per_class=12,
+                             synth_test_per_class=6)
+    rows = {"train": [], "test": []}
+    for spec in synth.video_specs(cfg):
+        if spec.cls.family != "cue":
+            continue
+        video = synth.render_video(spec, noise=False)
+        start, end = synth.cue_window(spec)
+        idle = next(t for t in range(len(video.frames)) if not start <= t <= end)
+        lit = (start + end) // 2
+        rows[spec.split].append((spec.cls.index, check.frame_features(video.frames[idle]),
+                                 check.frame_features(video.frames[lit]), check.flow_features(video.flow)))
+    labels = sorted({r[0] for r in rows["train"]})
+    y = {k: np.array([labels.index(r[0]) for r in v]) for k, v in rows.items()}
+    acc = {}
+    for i, name in ((1, "idle"), (2, "lit"), (3, "flow")):
+        model = check.fit_logistic(np.stack([r[i] for r in rows["train"]]), y["train"], len(labels))
+        acc[name] = float(np.mean(check.predict_logistic(model, np.stack([r[i] for r in rows["test"]])) == y["test"]))
+    chance = 1 / len(labels)
+    assert acc["idle"] <= chance + 0.2 and acc["lit"] <= chance + 0.2, acc
+    assert acc["flow"] >= 0.8, acc
 
 
 def test_segment_overlaps_cue_hand_cases():
@@ -388,7 +425,7 @@ def test_cues_json_and_cue_segments_vary_across_test_videos(tmp_path):
     for s in specs:
         assert (cues["videos"][s.video_id]["start"], cues["videos"][s.video_id]["end"]) == synth.cue_window(s)
     seg = synth.cue_segments(root, num_segments=5, length=6)
-    assert set(seg) == {s.video_id for s in specs if s.split == "test" and s.cls.family == "joint"}
+    assert set(seg) == {s.video_id for s in specs if s.split == "test" and s.cls.family == "cue"}
     patterns = {tuple(v.tolist()) for v in seg.values()}
     assert len(patterns) >= 3  # the cue falls in different segments in different videos
     starts = test_starts(24, 5, 6)
@@ -432,7 +469,7 @@ def test_logistic_classifier_learns_separable_and_not_random_labels():
 def test_family_separability_reports_and_writes_json(tiny_set, tmp_path):
     out = tmp_path / "check.json"
     result = check.family_separability(tiny_set, psnr_videos=4, json_path=out)
-    assert json.loads(out.read_text())["families"].keys() == {"appearance", "motion", "joint"}
+    assert json.loads(out.read_text())["families"].keys() == {"appearance", "motion", "cue"}
     for fam in result["families"].values():
         assert fam["chance"] == 0.5 and 0.0 <= fam["frame_acc"] <= 1.0 and fam["test_videos"] == 2
     assert result["psnr_db"]["min"] > 30.0 and result["psnr_db"]["videos"] == 4

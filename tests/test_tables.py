@@ -55,10 +55,10 @@ def test_per_family_rows(cfg):
     scores, labels = tables.method_scores(cfg)
     assert columns[0] == "method" and "motion_ci_low" in columns
     spatial = next(r for r in rows if r["method"] == "spatial")
-    n_total = sum(spatial[f"{f}_n"] for f in ("appearance", "motion", "joint"))
+    n_total = sum(spatial[f"{f}_n"] for f in ("appearance", "motion", "cue"))
     assert n_total == 60
     # the families' accuracies recombine into the overall accuracy
-    overall = sum(spatial[f] * spatial[f"{f}_n"] for f in ("appearance", "motion", "joint")) / n_total
+    overall = sum(spatial[f] * spatial[f"{f}_n"] for f in ("appearance", "motion", "cue")) / n_total
     assert overall == pytest.approx(float((scores["spatial"].argmax(1) == labels).mean()))
 
 
@@ -83,7 +83,7 @@ def test_tables_and_writer_survive_edge_rows(tmp_path):
         assert r["ours"] in (0.0, 1.0)
     fam_rows, columns = tables.per_family_rows(cfg)
     spatial = next(r for r in fam_rows if r["method"] == "spatial")
-    empty = [f for f in ("appearance", "motion", "joint") if spatial[f"{f}_n"] == 0]
+    empty = [f for f in ("appearance", "motion", "cue") if spatial[f"{f}_n"] == 0]
     assert len(empty) == 1 and np.isnan(spatial[empty[0]])
     rows[0]["paper_ucf101"] = None  # a missing paper value
     for name, rs, cols in (("t4", rows, tables.TABLE_COLUMNS), ("fam", fam_rows, columns)):

@@ -30,7 +30,7 @@ from htsc_core.data.ucf101 import UCF_LIST_DIR, UCF_VIDEO_DIR, parse_ucf101, rea
 from htsc_core.data.probe import MIN_FRAMES, screen_listing, warn_excluded
 
 VAL_FRACTION = 0.2  # share of training groups (or videos) held out for "val"
-FAMILIES = ("appearance", "motion", "joint")
+FAMILIES = ("appearance", "motion", "cue")
 
 _SEALED: list[str] = []  # why the test split is closed now, innermost last (test_split_sealed)
 
@@ -226,7 +226,7 @@ def is_multilabel(cfg) -> bool:
 
 
 def class_families(cfg) -> dict[str, str] | None:
-    """Synthetic only: class name -> "appearance" | "motion" | "joint" from ROOT/classes.json."""
+    """Synthetic only: class name -> "appearance" | "motion" | "cue" from ROOT/classes.json."""
     if cfg.dataset != "synthetic":
         return None
     path = require_file(_root(cfg) / "classes.json", "synthetic class list classes.json")

@@ -13,11 +13,15 @@ reasons for every number, is docs/SYNTHETIC.md. Classes come in three families:
   zoom, horizontal or vertical oscillation); the object is a grey texture drawn from
   one shared distribution, and every trajectory is symmetric about the clip's centre
   frame, so a single frame carries no information about the class;
-- ``joint``: class = one appearance with one motion (a grid of appearances x
-  motions), so both streams are needed. The motion is the *temporal cue*: the
-  object acts during a third of the clip, at a random time, and idles (moves only
-  with the camera) otherwise. Each video's cue frames are stored in ROOT/cues.json
-  and :func:`cue_segments` says which test segments overlap them.
+- ``cue``: class = what the object does during its act, a motion no other family
+  has as its class (orbit, wobble, hop, shake, ...). Every class looks the same; the
+  object acts during a third of the clip, at a random time, is *lit* (one colour
+  turns bright) exactly while it acts and idles (moves only with the camera)
+  otherwise. So a single frame shows *when* the action happens but not *which*, and
+  the idle segments carry nothing that tells the classes apart: the family is built
+  for the CLN's claim that one stream's features guide the other's pooling (section
+  3.2). Each video's cue frames are stored in ROOT/cues.json and :func:`cue_segments`
+  says which test segments overlap them.
 
 Label rule (training augmentation, htsc_core/data/transforms.py: horizontal flip,
 multi-scale corner crops): **every class is invariant under a horizontal mirror and
@@ -66,7 +70,7 @@ from htsc_core.data.synthetic_cues import CUES_NAME, cue_segments, read_cues, se
 from htsc_core.data.synthetic_render import RenderedVideo, render_scene, render_video
 from htsc_core.data.synthetic_scene import ObjectModel, Scene, scene_for
 from htsc_core.data.synthetic_spec import (APPEARANCES, CUE_FRACTION, FAMILIES, FLOW_CONVENTION, GENERATOR_VERSION,
-                                           JOINT_APPEARANCES, JOINT_MOTIONS, MAX_CLASSES_PER_FAMILY, MOTIONS,
+                                           CUE_APPEARANCE, CUE_LIT_COLOUR, CUE_MOTIONS, MAX_CLASSES_PER_FAMILY, MOTIONS,
                                            NUM_TEST_GROUPS, NUM_TRAIN_GROUPS, TEST_BACKGROUNDS, TRAIN_BACKGROUNDS,
                                            SynthClass, VideoSpec, class_table, cue_window, video_specs)
 from htsc_core.data.synthetic_video import CRF, FPS, encode_h264, rgb_to_i420
@@ -75,7 +79,8 @@ from htsc_core.utils import progress as progress_bar
 
 __all__ = [  # the generator's public names, wherever they live
     "APPEARANCES", "CRF", "CUES_NAME", "CUE_FRACTION", "FAMILIES", "FLOW_CONVENTION", "FPS", "GENERATOR_VERSION",
-    "JOINT_APPEARANCES", "JOINT_MOTIONS", "MAX_CLASSES_PER_FAMILY", "MOTIONS", "NUM_TEST_GROUPS", "NUM_TRAIN_GROUPS",
+    "CUE_APPEARANCE", "CUE_LIT_COLOUR", "CUE_MOTIONS", "MAX_CLASSES_PER_FAMILY", "MOTIONS", "NUM_TEST_GROUPS",
+    "NUM_TRAIN_GROUPS",
     "TEST_BACKGROUNDS", "TRAIN_BACKGROUNDS", "ObjectModel", "RenderedVideo", "Scene", "SynthClass", "VideoSpec",
     "class_table", "config_from_root", "cue_segments", "cue_window", "encode_h264", "generate", "read_classes_json",
     "read_cues", "render_scene", "render_video", "rgb_to_i420", "scene_for", "segment_overlaps_cue", "synth_config",

@@ -1,6 +1,6 @@
-"""Synthetic action set, part 5: the joint family's temporal cues on disk (docs/SYNTHETIC.md).
+"""Synthetic action set, part 5: the cue family's temporal cues on disk (docs/SYNTHETIC.md).
 
-In the joint family the object acts during a third of the clip, at a random time
+In the cue family the object acts during a third of the clip, at a random time
 (:func:`htsc_core.data.synthetic_spec.cue_window`), and idles otherwise. ``ROOT/cues.json`` records
 every video's window; :func:`cue_segments` says which test segments (the test protocol's stacks,
 :func:`htsc_core.data.sampling.test_starts`) overlap it, for the CLN's coefficient analysis.
@@ -62,7 +62,7 @@ def segment_overlaps_cue(starts: np.ndarray, length: int, cue: tuple[int, int]) 
 
 
 def cue_segments(root: str | Path, num_segments: int, length: int, subset: str = "test",
-                 family: str | None = "joint") -> dict[str, np.ndarray]:
+                 family: str | None = "cue") -> dict[str, np.ndarray]:
     """For every ``subset`` video (of ``family``; None = all), which of its test segments overlap its cue.
 
     Segments are those of :func:`htsc_core.data.sampling.test_starts` (``num_segments`` stacks of

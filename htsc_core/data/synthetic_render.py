@@ -27,8 +27,8 @@ class RenderedVideo:
 
 
 
-def _texture(obj: ObjectModel, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
-    """RGB colour (…, 3) of object-local points (smooth patterns, no aliasing at 80 px)."""
+def _texture(obj: ObjectModel, qx: np.ndarray, qy: np.ndarray, t: int = 0) -> np.ndarray:
+    """RGB colour (…, 3) of object-local points at frame t (smooth patterns, no aliasing at 80 px)."""
     f = obj.freq
     px, py = qx + obj.phase[0], qy + obj.phase[1]
     if obj.pattern == "stripes":
@@ -49,7 +49,7 @@ def _texture(obj: ObjectModel, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
     else:
         raise ValueError(f"unknown pattern {obj.pattern!r}")
     w = 0.5 + 0.5 * np.tanh(2.0 * v)  # soft edges: band-limited enough for 4:2:0 chroma
-    return w[..., None] * obj.colour_a + (1.0 - w[..., None]) * obj.colour_b
+    return w[..., None] * obj.colour_a_at(t) + (1.0 - w[..., None]) * obj.colour_b
 
 
 def _object_local(obj: ObjectModel, t: int, wx: np.ndarray, wy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +106,7 @@ def render_scene(scene: Scene, noise: bool = True) -> RenderedVideo:
             dist_px = (outline - rho) * obj.scale[t]  # ~ signed distance to the outline (px)
             a_t = np.clip(dist_px + 0.5, 0.0, 1.0)  # one-pixel anti-aliased edge
             shade = 1.0 - 0.18 * np.minimum(rho, 1.5) ** 2  # rigid with the object: brightness constancy holds
-            colour = _texture(obj, qx, qy) * shade[..., None]
+            colour = _texture(obj, qx, qy, t) * shade[..., None]
             img = img * (1.0 - a_t[..., None]) + colour * a_t[..., None]
             alpha[t] = a_t
         img = _bandlimit_chroma(img)

@@ -16,8 +16,9 @@ from functools import cache
 import cv2
 import numpy as np
 
-from htsc_core.data.synthetic_spec import (APPEARANCES, JOINT_APPEARANCES, MOTIONS, NUM_TEST_GROUPS, TEST_BACKGROUNDS,
-                                           TRAIN_BACKGROUNDS, VideoSpec, _rng, cue_window)
+from htsc_core.data.synthetic_spec import (APPEARANCES, CUE_APPEARANCE, CUE_LIT_COLOUR, CUE_MOTIONS, MOTIONS,
+                                           NUM_TEST_GROUPS, TEST_BACKGROUNDS, TRAIN_BACKGROUNDS, VideoSpec, _rng,
+                                           cue_window)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,14 @@ class ObjectModel:
     freq: float  # pattern cycles per object unit
     phase: np.ndarray  # (2,) pattern offsets (object units)
     waves: np.ndarray  # (M, 4) rows (fx, fy, phase, amplitude) of the neutral grey texture
+    lit: np.ndarray | None = None  # (T,) in [0, 1]: colour_a blends to lit_colour (cue family: 1 while it acts)
+    lit_colour: np.ndarray | None = None  # (3,) RGB
+
+    def colour_a_at(self, t: int) -> np.ndarray:
+        """The first colour at frame t: ``colour_a``, or its blend with ``lit_colour`` by ``lit[t]``."""
+        if self.lit is None or self.lit_colour is None:
+            return self.colour_a
+        return (1.0 - self.lit[t]) * self.colour_a + self.lit[t] * self.lit_colour
 
 
 @dataclass(frozen=True)
@@ -113,9 +122,50 @@ def _motion_trajectory(motion: str | None, rng: np.random.Generator, tau: np.nda
         phi = rng.uniform(0, 2 * np.pi)
         axis = 0 if motion == "OscillateHorizontal" else 1
         off[:, axis] = amp * (np.sin(2 * np.pi * tau / period + phi) - np.sin(phi))
+    elif motion in CUE_MOTIONS:
+        return _cue_trajectory(motion, rng, tau, radius, n_active, k)
     else:
-        raise ValueError(f"unknown motion {motion!r}; expected one of {MOTIONS}")
+        raise ValueError(f"unknown motion {motion!r}; expected one of {MOTIONS + CUE_MOTIONS}")
     return off, dang, dlog
+
+
+def _cue_trajectory(motion: str, rng: np.random.Generator, tau: np.ndarray, radius: float, n_active: int,
+                    k: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cue family's actions, each done within the act and back at the idle pose by its end.
+
+    ``s`` runs 0 -> 1 over the act (0 before it, 1 after it). Orbit runs once round a circle; the others go out
+    and back at constant speed (a triangle wave, twice for Shake and Bob when the act has a multiple of 4 frame
+    pairs), so every frame pair of the act moves (the act has an even number of pairs, :func:`cue_window`):
+    2-3.2 px/frame at the input size (rim speed 2.6-4 px for Wobble). Directions a mirror changes (the orbit's
+    and the wobble's sense, the shake's and the sway's side) are drawn per video: the label rule holds.
+    """
+    n = max(n_active, 1)
+    s = (tau - tau.min()) / max(tau.max() - tau.min(), 1e-9)
+    off = np.zeros((tau.size, 2))
+    dang = np.zeros(tau.size)
+    side = 1.0 if rng.integers(2) else -1.0
+    speed = rng.uniform(2.0, 3.2) * k  # px/frame
+    if motion == "Orbit":  # constant speed 2 pi r / n
+        r = speed * n / (2 * np.pi)
+        phi0 = rng.uniform(0, 2 * np.pi)
+        theta = phi0 + side * 2 * np.pi * s
+        off = r * np.stack([np.cos(theta) - np.cos(phi0), np.sin(theta) - np.sin(phi0)], axis=1)
+        return off, dang, np.zeros(tau.size)
+    cycles = 2 if motion in ("Shake", "Bob") and n % 4 == 0 else 1
+    phase = (cycles * s) % 1.0
+    tri = np.where((cycles * s) >= cycles, 0.0, 1.0 - np.abs(2.0 * phase - 1.0))  # 0 -> 1 -> 0, c times
+    reach = speed * n / (2.0 * cycles)  # so each frame pair moves by ``speed``
+    if motion == "Wobble":  # turn away and back (either sense)
+        dang = side * rng.uniform(2.6, 4.0) * k / radius * n / 2.0 * tri
+    elif motion == "Hop":  # up and back down
+        off[:, 1] = -reach * tri
+    elif motion == "Shake":  # sideways and back
+        off[:, 0] = side * reach * tri
+    elif motion == "Sway":  # diagonally up and back
+        off = np.outer(tri, [side * reach / np.sqrt(2), -reach / np.sqrt(2)])
+    elif motion == "Bob":  # down and back
+        off[:, 1] = reach * tri
+    return off, dang, np.zeros(tau.size)
 
 
 def scene_for(spec: VideoSpec) -> Scene:
@@ -165,8 +215,7 @@ def scene_for(spec: VideoSpec) -> Scene:
         colour_a = np.clip(g_rng.uniform(0.45, 0.65) * (1.0 + g_rng.uniform(-0.08, 0.08, 3)), 0, 1)
         colour_b = colour_a
     else:
-        table = APPEARANCES if spec.cls.family == "appearance" else JOINT_APPEARANCES
-        pattern, ca, cb = table[spec.cls.appearance]
+        pattern, ca, cb = APPEARANCES[spec.cls.appearance] if spec.cls.family == "appearance" else CUE_APPEARANCE
         colour_a = np.clip(np.asarray(ca) + g_rng.uniform(-0.05, 0.05, 3), 0, 1)
         colour_b = np.clip(np.asarray(cb) + g_rng.uniform(-0.05, 0.05, 3), 0, 1)
     freq = 1.2 * g_rng.uniform(0.9, 1.1)
@@ -186,8 +235,13 @@ def scene_for(spec: VideoSpec) -> Scene:
     off, dang, dlog = _motion_trajectory(spec.cls.motion, c_rng, tau, size, base_radius, end - start)
     # The object moves in the world; the image shows it relative to the panning camera.
     centre = centre_c + off
+    lit = lit_colour = None
+    if spec.cls.family == "cue":  # lit on every frame of the act (start .. end), one colour for every class
+        lit = ((t >= start) & (t <= end)).astype(np.float64)
+        lit_colour = np.clip(np.asarray(CUE_LIT_COLOUR) + g_rng.uniform(-0.03, 0.03, 3), 0, 1)
     obj = ObjectModel(centre=centre, angle=angle_c + dang, scale=scale_c * np.exp(dlog), harmonics=harmonics,
-                      pattern=pattern, colour_a=colour_a, colour_b=colour_b, freq=freq, phase=phase, waves=waves)
+                      pattern=pattern, colour_a=colour_a, colour_b=colour_b, freq=freq, phase=phase, waves=waves,
+                      lit=lit, lit_colour=lit_colour)
     noise_sigma = c_rng.uniform(0.0, 2.5) / 255.0
     noise_seed = int(c_rng.integers(2**31))
     return Scene(canvas=canvas, camera=camera, size=size, obj=obj, noise_sigma=noise_sigma, noise_seed=noise_seed)

@@ -1,22 +1,23 @@
 """Synthetic action set, part 1: the classes and the videos of a set (docs/SYNTHETIC.md).
 
-Which classes exist (three families: appearance, motion, joint; see :mod:`htsc_core.data.synthetic`
+Which classes exist (three families: appearance, motion, cue; see :mod:`htsc_core.data.synthetic`
 for why), which videos a config asks for (:func:`video_specs`: train groups g08.., test groups
-g01..g07, as UCF101 split 1), and when each video's object acts (:func:`cue_window`, the joint
+g01..g07, as UCF101 split 1), and when each video's object acts (:func:`cue_window`, the cue
 family's temporal cue). A :class:`VideoSpec` with ``GENERATOR_VERSION`` determines a video exactly;
 :mod:`htsc_core.data.synthetic_scene` turns it into a scene.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from htsc_core.config import Config
 
-GENERATOR_VERSION = "2"  # 2: mirror-invariant classes, 1-4 px/frame motion, temporal cues
-FAMILIES = ("appearance", "motion", "joint")
+# 2: mirror-invariant classes, 1-4 px/frame motion, temporal cues; 3: the cue family (one shared look, lit while
+# it acts, static otherwise, motions no other family has) replaces the joint family (issue 22)
+GENERATOR_VERSION = "3"
+FAMILIES = ("appearance", "motion", "cue")
 NUM_TEST_GROUPS = 7  # g01..g07, as UCF101 split 1
 NUM_TRAIN_GROUPS = 18  # g08..g25
 MAX_CLASSES_PER_FAMILY = 6
@@ -37,17 +38,17 @@ APPEARANCES: dict[str, tuple[str, tuple[float, float, float], tuple[float, float
     "PinkChecker": ("checker", (0.95, 0.45, 0.70), (0.10, 0.10, 0.10)),
     "TealDots": ("dots", (0.05, 0.55, 0.55), (0.95, 0.75, 0.30)),
 }
-# Joint-family appearances differ from the appearance family's, so no joint video can
-# be mistaken for an appearance-family video (and vice versa) given both streams.
-JOINT_APPEARANCES: dict[str, tuple[str, tuple[float, float, float], tuple[float, float, float]]] = {
-    "Orange": ("dots", (1.00, 0.55, 0.05), (0.05, 0.10, 0.35)),
-    "Purple": ("stripes", (0.55, 0.15, 0.75), (0.85, 1.00, 0.60)),
-    "Cyan": ("rings", (0.10, 0.85, 0.95), (0.50, 0.05, 0.10)),
-}
 # Every motion class is invariant under a horizontal mirror (see the module docstring).
 MOTIONS = ("TranslateUp", "TranslateDown", "Rotate", "Pulse", "OscillateHorizontal", "OscillateVertical")
-JOINT_MOTIONS = ("Rotate", "TranslateUp", "Pulse", "TranslateDown", "OscillateHorizontal", "OscillateVertical")
-CUE_FRACTION = 1 / 3  # joint family: the object acts during this share of the clip, idles otherwise
+# Cue family: every class looks the same (one pattern, colours drawn per group from one distribution), and the
+# object is "lit" (its first colour turns to CUE_LIT_COLOUR) exactly while it acts, so a single frame shows *when*
+# the action happens but not *which* action; idle, it only rides with the camera. Its actions are motions that no
+# other family has as its class, each done once within the act (docs/SYNTHETIC.md section 2).
+CUE_APPEARANCE: tuple[str, tuple[float, float, float], tuple[float, float, float]] = (
+    "rings", (0.50, 0.42, 0.36), (0.22, 0.20, 0.26))
+CUE_LIT_COLOUR = (0.98, 0.98, 0.90)
+CUE_MOTIONS = ("Orbit", "Wobble", "Hop", "Shake", "Sway", "Bob")
+CUE_FRACTION = 1 / 3  # cue family: the object acts during this share of the clip, idles otherwise
 
 
 # ----------------------------------------------------------------------------- classes and specs
@@ -55,9 +56,9 @@ CUE_FRACTION = 1 / 3  # joint family: the object acts during this share of the c
 class SynthClass:
     index: int  # 1-based, as classInd.txt
     name: str  # CamelCase, UCF101 style
-    family: str  # "appearance" | "motion" | "joint"
-    appearance: str | None  # key of APPEARANCES / JOINT_APPEARANCES; None = shared neutral texture
-    motion: str | None  # one of MOTIONS; None = shared random motion
+    family: str  # "appearance" | "motion" | "cue"
+    appearance: str | None  # key of APPEARANCES, or "Cue" (CUE_APPEARANCE); None = shared neutral texture
+    motion: str | None  # one of MOTIONS or CUE_MOTIONS; None = shared random motion
 
 
 @dataclass(frozen=True)
@@ -81,14 +82,8 @@ class VideoSpec:
         return f"{self.cls.name}/{self.stem}"
 
 
-def _joint_grid(n: int) -> tuple[int, int]:
-    """n joint classes as (#appearances, #motions), as square as n allows (2x2 for 4)."""
-    n_app = max(d for d in range(1, int(math.isqrt(n)) + 1) if n % d == 0)
-    return n_app, n // n_app
-
-
 def class_table(classes_per_family: int) -> list[SynthClass]:
-    """The class list: appearance family, then motion, then joint (indices 1..3n)."""
+    """The class list: appearance family, then motion, then cue (indices 1..3n)."""
     n = int(classes_per_family)
     if not 1 <= n <= MAX_CLASSES_PER_FAMILY:
         raise ValueError(f"synth_classes_per_family={classes_per_family}; expected 1..{MAX_CLASSES_PER_FAMILY}")
@@ -97,11 +92,8 @@ def class_table(classes_per_family: int) -> list[SynthClass]:
         rows.append((f"Appear{app}", "appearance", app, None))
     for mot in MOTIONS[:n]:
         rows.append((f"Motion{mot}", "motion", None, mot))
-    # With n = 2 (smoke) the grid is 1 x 2, so the joint classes differ by motion only.
-    n_app, n_mot = _joint_grid(n)
-    for app in list(JOINT_APPEARANCES)[:n_app]:
-        for mot in JOINT_MOTIONS[:n_mot]:
-            rows.append((f"Joint{app}{mot}", "joint", app, mot))
+    for mot in CUE_MOTIONS[:n]:
+        rows.append((f"Cue{mot}", "cue", "Cue", mot))
     return [SynthClass(i + 1, name, fam, app, mot) for i, (name, fam, app, mot) in enumerate(rows)]
 
 
@@ -143,14 +135,17 @@ def _rng(*keys: int) -> np.random.Generator:
 def cue_window(spec: VideoSpec) -> tuple[int, int]:
     """Frames (start, end) between which the object acts: it moves from frame ``start`` to ``end``.
 
-    Joint family: a window of round(CUE_FRACTION * (T - 1)) frame pairs (at least 1) at a random
+    Cue family: a window of round(CUE_FRACTION * (T - 1)) frame pairs (at least 1; made even when the
+    clip allows, so the out-and-back actions turn on a frame) at a random
     position (own RNG stream, so the rest of the scene does not depend on it); every other class
     acts over the whole clip, (0, T - 1).
     """
     n_pairs = max(spec.frames - 1, 1)
-    if spec.cls.family != "joint":
+    if spec.cls.family != "cue":
         return 0, n_pairs
     length = min(n_pairs, max(1, int(round(CUE_FRACTION * n_pairs))))
+    if length % 2 and length + 1 <= n_pairs:  # even, so an out-and-back action turns on a frame, not mid-pair
+        length += 1
     start = int(_rng(spec.seed, 3, spec.cls.index, spec.group, spec.clip).integers(0, n_pairs - length + 1))
     return start, start + length
 

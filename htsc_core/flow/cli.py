@@ -24,6 +24,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default=None, choices=DATASETS, help="dataset layout (default: the profile's)")
     p.add_argument("--profile", default="default", choices=PROFILES, help="config profile (frame size etc.)")
     p.add_argument("--threads", type=int, default=1, help="OpenCV/torch threads per estimator (default 1)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="the run's seed, which also draws its train/val split (use the training run's seed with "
+                        "--subset val, so validation videos are the ones that run held out; default 0)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args):
-    params = {"profile": args.profile, "data_root": args.data_root}
+    params = {"profile": args.profile, "data_root": args.data_root, "seed": args.seed}
     if getattr(args, "tvl1_preset", "auto") != "auto":
         params["tvl1_preset"] = args.tvl1_preset
     if args.dataset:

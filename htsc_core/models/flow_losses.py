@@ -34,10 +34,10 @@ comment says otherwise):
   left out on purpose: its "valid pixels" come from a mask blob shaped like the whole batch
   (N x 30 channels), which would divide both Charbonnier terms by a further N x 30; we take
   the layer's stated intent (batch x valid pixels), as the issue describing it does.
-- Pyramid: each scale's frames are 2 x 2 area means of the next finer scale (``pyramid="area"``, the
-  default) or, with ``pyramid="release"``, the release's ``WarpDownsampleK`` layers: FlowNet's Caffe
-  ``Downsample``, a tent filter of radius (S - 1) / (s - 1) with corners aligned, from the full frames
-  (:func:`release_downsample`; docs/SYNTHETIC.md section 7, background diagnosis).
+- Pyramid: with ``pyramid="release"`` (the default, chosen on validation: docs/SYNTHETIC.md section 7) the
+  release's ``WarpDownsampleK`` layers: FlowNet's Caffe ``Downsample``, a tent filter of radius
+  (S - 1) / (s - 1) with corners aligned, from the full frames (:func:`release_downsample`); with
+  ``pyramid="area"`` (our first reading, kept for comparison) 2 x 2 area means of the next finer scale.
 - Per scale (Eq. 5): L_s = Lp + Lsm + w_s * Lss with w_s = 0.16, 0.08, 0.04, 0.02,
   0.01 for scales 6..2 (release loss_weight of SSIMLoss6..2) times
   ``ssim_weight_scale`` (0.1 during end-to-end training, docs/DESIGN.md section 2).
@@ -325,10 +325,14 @@ def _downsample_weights(size: int, out: int, dtype, device) -> torch.Tensor:
     FlowNet's Caffe ``Downsample`` (the release's ``WarpDownsampleK`` layers, each straight from the
     full-size normalised frame): output o sits at input position c = o (size - 1) / (out - 1) (corners
     aligned) and averages the input with a tent of radius r = (size - 1) / (out - 1),
-    max(0, 1 - |x - c| / r), over the in-frame pixels, renormalised to sum 1.
+    max(0, 1 - |x - c| / r), over the in-frame pixels, renormalised to sum 1. The layer divides by out - 1,
+    so it has no 1-pixel output (grids that small occur only in the tiny test profiles): there the column is
+    the mean of the input, as the area pyramid's.
     """
-    if out < 2 or out > size:
-        raise ValueError(f"release downsampling: output size {out} must be in [2, {size}]")
+    if out < 1 or out > size:
+        raise ValueError(f"release downsampling: output size {out} must be in [1, {size}]")
+    if out == 1:
+        return torch.full((size, 1), 1.0 / size, dtype=dtype, device=device)
     r = (size - 1) / (out - 1)
     with torch.inference_mode(False):
         x = torch.arange(size, dtype=torch.float64)[:, None]
@@ -360,7 +364,7 @@ class MotionNetLoss(nn.Module):
     """
 
     def __init__(self, ssim_weight_scale: float = 1.0, border_ratio: float = BORDER_RATIO,
-                 ssim_window: str = "gaussian", weighting: str = "release", pyramid: str = "area",
+                 ssim_window: str = "gaussian", weighting: str = "release", pyramid: str = "release",
                  smooth_weight: float = 1.0) -> None:
         super().__init__()
         _check_weighting(weighting)
