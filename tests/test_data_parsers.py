@@ -249,3 +249,7 @@ def test_synthetic_layout_and_families(tmp_path):
     (root / "classes.json").write_text(json.dumps({"classes": [{"index": 1, "name": "A", "family": "colour"}]}))
     with pytest.raises(ValueError, match="unknown families"):
         class_families(cfg)
+    # a set made by an older generator (other classes) is refused with what to do, before any training
+    (root / "classes.json").write_text(json.dumps({"classes": [], "generator_version": "2"}))
+    with pytest.raises(ValueError, match="generator version '2'.*regenerate"):
+        load_split(cfg, "train")

@@ -25,12 +25,13 @@ import numpy as np
 
 from htsc_core.data.hmdb51 import HMDB_SPLIT_DIR, HMDB_VIDEO_DIR, parse_hmdb51
 from htsc_core.data.records import SUBSETS, VideoRecord, require_dir, require_file
+from htsc_core.data.synthetic_spec import GENERATOR_VERSION
 from htsc_core.data.thumos14 import THUMOS_ANNOTATION_DIRS, THUMOS_VIDEO_DIRS, parse_thumos14
 from htsc_core.data.ucf101 import UCF_LIST_DIR, UCF_VIDEO_DIR, parse_ucf101, read_class_index
 from htsc_core.data.probe import MIN_FRAMES, screen_listing, warn_excluded
 
 VAL_FRACTION = 0.2  # share of training groups (or videos) held out for "val"
-FAMILIES = ("appearance", "motion", "cue")
+FAMILIES = ("appearance", "motion", "cue")  # = data.synthetic_spec.FAMILIES
 
 _SEALED: list[str] = []  # why the test split is closed now, innermost last (test_split_sealed)
 
@@ -58,9 +59,27 @@ def _root(cfg) -> Path:
     return require_dir(Path(cfg.data_root).expanduser(), f"{cfg.dataset} dataset root (cfg.data_root)")
 
 
+def _check_generator_version(root: Path) -> None:
+    """A synthetic set made by another generator version has other classes: refuse it with what to do.
+    (A classes.json without the key was not written by the generator, e.g. a hand-made test tree.)"""
+    path = root / "classes.json"
+    if not path.is_file():
+        return  # an incomplete set: the split files' own checks name what is missing
+    try:
+        meta = json.loads(path.read_text())
+        version = meta.get("generator_version", GENERATOR_VERSION)
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a JSON object ({exc})") from exc
+    if version != GENERATOR_VERSION:
+        raise ValueError(f"{path}: this set was made by generator version {version!r}, this code's is "
+                         f"{GENERATOR_VERSION!r} (docs/SYNTHETIC.md): delete {root} and regenerate it "
+                         f"(`htsc synth --out {root}`, or `make data`)")
+
+
 def _layout(cfg) -> tuple[Path, Path]:
     root = _root(cfg)
     if cfg.dataset == "synthetic":
+        _check_generator_version(root)
         return root / "videos", root / "splits"
     if cfg.dataset == "hmdb51":
         return root / HMDB_VIDEO_DIR, root / HMDB_SPLIT_DIR
