@@ -34,7 +34,7 @@ class Config:
     # --- synthetic set (docs/DESIGN.md section 5) -----------------------------
     synth_size: int = 64  # frame side of generated videos (px) = image_size: motion sizes hold at the input
     synth_frames: int = 24  # frames per video: >= 3 x stack_length, so training and test segments differ
-    synth_classes_per_family: int = 4  # appearance / motion / joint families
+    synth_classes_per_family: int = 4  # appearance / motion / cue families
     synth_train_per_class: int = 24  # training videos per class (~20 % of the groups go to "val")
     synth_test_per_class: int = 30  # test videos per class: 360 resolve a 3-4 point difference (docs/SYNTHETIC.md)
 
@@ -52,13 +52,18 @@ class Config:
     vgg_batch_norm: bool = True  # BN makes from-scratch CPU training stable; paper VGG16 has none
     motion_width: float = 0.25  # MotionNet channel multiplier (1.0 = Tab. 2)
     motion_smooth_weight: float = 1.0  # Eq. 5's weight of the smoothness loss (release: 1; issue 24 trial)
-    motion_pyramid: str = "area"  # frames of each loss scale: "area" 2x2 means, "release" Downsample tent (issue 24)
+    # frames of each loss scale: "release" = the release's Downsample layer (tent filter; chosen on validation,
+    # docs/SYNTHETIC.md section 7), "area" = 2x2 means (our first reading, kept for comparison)
+    motion_pyramid: str = "release"
     dropout: float = 0.2  # two-stream: 0.9 temporal / 0.5 spatial; 0.2 here: 0.5 stalled from-scratch CPU runs
     pretrained: bool = False  # ImageNet VGG16 weights from the hub cache; they exist only for width 1.0, so the
     # CPU profiles train from scratch and only the paper profile asks for them; absent -> the run stops before
     # training (models/vgg.MissingPretrainedWeights), never a silent from-scratch run
     cln_hidden: int = 64  # k, rows of H^s/H^o in Eq. 7
     cln_rounds: int = 2  # alternations of the two attention updates (section 3.2.2 step 7)
+    # TCLSTA (Peng et al. 2018; docs/TCLSTA.md): its heads on the frozen spatial / TV-L1 streams' conv5 maps
+    tclsta_attention: int = 64  # channels of the spatial-level attention's 3x3 conv (release: 1024 on ResNet-50)
+    tclsta_lstm: int = 64  # hidden units of the temporal-level attention's LSTM (release: 512)
 
     # --- optimisation ----------------------------------------------------
     optimizer: str = "adam"  # "sgd" (momentum 0.9: two-stream/TSN practice, paper profile) or "adam" (= AdamW,
@@ -78,12 +83,14 @@ class Config:
     epochs_c3d: int = 20  # C3D (Tran et al. 2015) from scratch on RGB clips (docs/DESIGN.md), at lr_spatial
     c3d_clip_length: int = 16  # frames per C3D clip (Tran et al. 2015: 16)
     epochs_conv_fusion: int = 10  # two-stream conv fusion (docs/DESIGN.md): fine-tunes trained spatial + TV-L1 streams
+    epochs_tclsta: int = 30  # TCLSTA's heads on cached conv5 maps (docs/TCLSTA.md); best.pt on validation loss
     lr_spatial: float = 3e-4
     lr_motion: float = 1e-3  # Adam, unsupervised MotionNet pre-training
     lr_temporal: float = 3e-4
     lr_rgbdiff: float = 3e-4  # as lr_temporal (a 12-channel VGG16 cross-modality initialised from the spatial one)
     lr_motion_e2e: float = 1e-5  # MotionNet during end-to-end stacking, 30x lower (release: 1e-6 vs 1e-3)
     lr_cln: float = 1e-3
+    lr_tclsta: float = 1e-3  # Adam, as the CLN (both train on cached features)
     weight_decay: float = 5e-4
     max_steps_per_epoch: int = 0  # 0 = full epoch; >0 caps training steps per epoch (smoke profile, dry runs)
     # dry-run caps (docs/DESIGN.md section 6, "A paper-profile dry run"): 0 = every video. They bound what
@@ -118,6 +125,8 @@ class Config:
             raise ValueError(f"c3d_clip_length={self.c3d_clip_length} must be >= 2")
         if self.motion_pyramid not in ("area", "release"):
             raise ValueError(f"motion_pyramid={self.motion_pyramid!r}; expected 'area' or 'release'")
+        if self.tclsta_attention < 1 or self.tclsta_lstm < 1:
+            raise ValueError(f"tclsta_attention={self.tclsta_attention}, tclsta_lstm={self.tclsta_lstm}; expected >= 1")
         if self.rgbdiff_length < 2:
             raise ValueError(f"rgbdiff_length={self.rgbdiff_length} must be >= 2 (at least one frame difference)")
         if isinstance(self.amp, bool):  # configs saved before amp was a mode: true/false
@@ -158,19 +167,20 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         synth_size=40, synth_frames=15, synth_classes_per_family=2,
         synth_train_per_class=4, synth_test_per_class=2,
         frame_size=40, image_size=32, num_segments=2, test_segments=2, stack_length=5,
-        vgg_width=1 / 16, motion_width=1 / 16, cln_hidden=16, dropout=0.5, pretrained=False, batch_size=4,
+        vgg_width=1 / 16, motion_width=1 / 16, cln_hidden=16, tclsta_attention=16, tclsta_lstm=16, dropout=0.5,
+        pretrained=False, batch_size=4,
         num_workers=0,
         epochs_spatial=1, epochs_motion=1, epochs_temporal=1, epochs_tvl1=1, epochs_rgbdiff=1, epochs_cln=2,
-        epochs_conv_fusion=1, epochs_c3d=1, c3d_clip_length=8, max_steps_per_epoch=3,
+        epochs_conv_fusion=1, epochs_c3d=1, epochs_tclsta=2, c3d_clip_length=8, max_steps_per_epoch=3,
     ),
     "default": {},
     "paper": dict(
         dataset="ucf101", data_root="data/ucf101", runs_dir="runs/paper", results_dir="results/ucf101",
         frame_size=256, image_size=224, num_segments=3, test_segments=25, test_crops=10, stack_length=11,
         vgg_width=1.0, vgg_batch_norm=False, pretrained=True, clip_cache_mb=0, motion_width=1.0,
-        dropout=0.9, cln_hidden=512, optimizer="sgd",
+        dropout=0.9, cln_hidden=512, tclsta_attention=256, tclsta_lstm=512, optimizer="sgd",
         batch_size=32, num_workers=8, epochs_spatial=80, epochs_motion=40, epochs_temporal=80,
-        epochs_tvl1=80, epochs_rgbdiff=80, epochs_cln=50, epochs_conv_fusion=30, epochs_c3d=80,
+        epochs_tvl1=80, epochs_rgbdiff=80, epochs_cln=50, epochs_conv_fusion=30, epochs_c3d=80, epochs_tclsta=50,
         lr_spatial=1e-3, lr_motion=1e-4, lr_temporal=1e-3, lr_rgbdiff=1e-3,
         lr_motion_e2e=1e-6, lr_cln=1e-3,
     ),

@@ -30,7 +30,8 @@ NOT_REPRODUCED = {
     "c3d": "the c3d stage was not trained in this run (`htsc train c3d`, then `htsc evaluate`; issue 26)",
     "two_stream_fusion": "the conv_fusion stage was not trained in this run (`htsc train conv_fusion`, then "
                          "`htsc evaluate`; issue 26)",
-    "tclsta": "not implemented yet (issue 26)",
+    "tclsta": "the tclsta stage was not trained in this run (`htsc train tclsta`, then `htsc evaluate`; "
+              "docs/TCLSTA.md)",
 }
 # Table 4: ablation, same metrics.
 TABLE4 = {

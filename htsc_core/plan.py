@@ -3,7 +3,7 @@
     htsc plan --profile paper --dataset ucf101 [--gpu A100] [--flow-workers 8] [--json PATH]
 
 Per training stage (spatial, motion, temporal end to end, tvl1, rgbdiff, cln, and the Table 3 baselines
-conv_fusion and c3d), for the test-protocol scoring and in total. Every figure but the FLOPs is an
+conv_fusion, c3d and tclsta), for the test-protocol scoring and in total. Every figure but the FLOPs is an
 estimate; how each is derived:
 
 - steps: optimiser steps = ceil(training videos / batch_size) per epoch (capped by max_steps_per_epoch)
@@ -24,11 +24,13 @@ estimate; how each is derived:
   metrics/02_motionnet.json) and scaled by pixel count to the extraction size (short side = frame_size);
   ``htsc flow extract --workers N`` runs N video processes, so the wall time is about CPU time / N.
 - disk: checkpoints (last.pt + best.pt: parameters and optimiser state, fp32), TV-L1 flow JPEGs (two
-  per pair, :data:`FLOW_JPEG_BYTES_PER_PIXEL`), the CLN's cached fc7 features (float32). Frames are decoded
+  per pair, :data:`FLOW_JPEG_BYTES_PER_PIXEL`), the CLN's cached fc7 features (float32), TCLSTA's cached conv5
+  maps of the spatial and TV-L1 streams (float16, every view of every video). Frames are decoded
   from the videos on the fly, never stored; ``frames_jpeg_bytes`` says what RGB JPEGs would take.
 - scores: the test-protocol forward passes (S segments x C crops per video): the two HTSC streams over
   train, val and test (the CLN's features, AWL on val, the tables) and over test once more
-  (``tables.htsc_scores``), the TV-L1 and RGB-difference streams, conv fusion and C3D over test; approximate.
+  (``tables.htsc_scores``), the TV-L1 and RGB-difference streams, conv fusion and C3D over test, the TV-L1
+  stream over train and val too and TCLSTA's heads over every video (its conv5 maps); approximate.
 - memory per batch: parameters + gradients + optimiser state (SGD momentum 1, AdamW 2 fp32 copies) + the
   activations autograd saves for backward (counted by saved-tensor hooks on the meta device, fp32, each
   storage once, parameters excluded). bf16 autocast stores most activations in half the bytes; cuDNN
@@ -47,7 +49,7 @@ from htsc_core.cli_args import add_config_arguments, config_from_args
 from htsc_core.utils import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln", "conv_fusion", "c3d")  # = train/stages
+STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln", "conv_fusion", "c3d", "tclsta")  # = train/stages
 # Dense (no sparsity) tensor-core TFLOP/s, bf16 (fp16 where the GPU has no bf16), NVIDIA spec sheets; H100 = SXM.
 # V100 and T4 have no bf16 tensor cores and the trainer autocasts to bf16 on CUDA: their figures hold for fp16 only.
 GPUS = {"V100": 125.0, "T4": 65.0, "A10": 125.0, "L4": 121.0, "A100": 312.0, "H100": 989.0, "H200": 989.0}
@@ -114,6 +116,7 @@ def _count(cfg, stage: str, classes: int) -> dict:
     from htsc_core.models.c3d import C3D
     from htsc_core.models.cln import CollaborativeLearning, cln_loss
     from htsc_core.models.motionnet import build_motionnet
+    from htsc_core.models.tclsta import TCLSTAHeads, conv5_channels, tclsta_loss
     from htsc_core.models.temporal import HiddenTemporalStream
     from htsc_core.models.two_stream_fusion import TwoStreamConvFusion
     from htsc_core.models.vgg import VGG16
@@ -137,6 +140,12 @@ def _count(cfg, stage: str, classes: int) -> dict:
             batch = {"rgb": torch.empty(B, K, 3, S, S), "flow": torch.empty(B, K, *flow), "label": label}
             views_per_forward = c.test_segments
             view = (torch.empty(1, c.test_segments, 3, S, S), torch.empty(1, c.test_segments, *flow), c.test_segments)
+        elif stage == "tclsta":  # TCLSTA's heads on the two streams' cached conv5 maps, every test-protocol view
+            ch, side, V, T = conv5_channels(vgg(3)), S // 16, c.test_segments * c.test_crops, c.test_segments
+            model = TCLSTAHeads(ch, classes, c.tclsta_attention, c.tclsta_lstm, c.cln_hidden, c.cln_rounds, c.dropout)
+            maps = (torch.empty(B, V, ch, side, side), torch.empty(B, V, ch, side, side))
+            views_per_forward = T
+            view = (torch.empty(1, T, ch, side, side), torch.empty(1, T, ch, side, side), T)
         elif stage == "c3d":  # one clip of c3d_clip_length frames per video (stage_data_config)
             model = C3D(classes, c.vgg_width, c.vgg_batch_norm, c.dropout)
             batch = {"stack": torch.empty(B, K, L, 3, S, S), "label": label}
@@ -152,6 +161,8 @@ def _count(cfg, stage: str, classes: int) -> dict:
     def loss():
         if stage == "cln":
             return cln_loss(model(*feats), label)
+        if stage == "tclsta":  # train/tclsta.tclsta_step: every head's loss
+            return tclsta_loss(model(*maps, c.test_segments), label)
         if stage == "conv_fusion":  # train/stages.conv_fusion_step: fused + temporal cross-entropy
             out = model(batch["rgb"], batch["flow"], K)
             return classification_loss(out["logits"], label) + classification_loss(out["logits_temporal"], label)
@@ -183,7 +194,7 @@ def _count(cfg, stage: str, classes: int) -> dict:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(*view)
     params = sum(p.numel() for p in model.parameters())
-    adam = stage in ("motion", "cln") or c.optimizer == "adam"  # train/stages._optimizer, train/cln
+    adam = stage in ("motion", "cln", "tclsta") or c.optimizer == "adam"  # train/stages._optimizer, cln, tclsta
     per_view = counter.get_total_flops() / views_per_forward
     return {"flops_per_step": step_flops, "forward_flops_per_view": int(per_view),
             "params": params, "optimizer": "adamw" if adam else "sgd", "activation_bytes": sum(saved.values()),
@@ -252,11 +263,15 @@ def make_plan(cfg, gpu: str = "A100", flow_workers: int = 8) -> dict:
 
     feature_bytes = 2 * all_videos * cfg.test_segments * _scaled(FC_WIDTH, cfg.vgg_width) * 4  # two streams' fc7
     stages["cln"].update(feature_bytes=feature_bytes, disk_bytes=stages["cln"]["disk_bytes"] + feature_bytes)
+    maps_bytes = (2 * all_videos * cfg.test_segments * cfg.test_crops * _scaled(512, cfg.vgg_width)
+                  * (cfg.image_size // 16) ** 2 * 2)  # two streams' conv5 maps, float16 (train/tclsta.py)
+    stages["tclsta"].update(feature_bytes=maps_bytes, disk_bytes=stages["tclsta"]["disk_bytes"] + maps_bytes)
     views = cfg.test_segments * cfg.test_crops
     f = {k: counts[k]["forward_flops_per_view"] for k in ("spatial", "temporal", "tvl1", "rgbdiff", "conv_fusion",
-                                                          "c3d")}
+                                                          "c3d", "tclsta")}
     score_flops = views * ((f["spatial"] + f["temporal"]) * (all_videos + ds.test.videos)
-                           + (f["tvl1"] + f["rgbdiff"] + f["conv_fusion"] + f["c3d"]) * ds.test.videos)
+                           + (f["tvl1"] + f["rgbdiff"] + f["conv_fusion"] + f["c3d"]) * ds.test.videos
+                           + f["tvl1"] * (all_videos - ds.test.videos) + f["tclsta"] * all_videos)
     scoring = {"views_per_video": views, "videos": all_videos, "flops": score_flops,
                "gpu_hours": score_flops / rate / 3600}
     total_flops = sum(s["flops"] for s in stages.values()) + score_flops
@@ -314,7 +329,8 @@ def format_plan(plan: dict) -> str:
              "scores = the test-protocol forward passes "
              f"({sc['views_per_video']} views per video); assumes the data loader keeps up.",
              "mem/batch = saved activations (fp32; bf16 autocast halves most) + parameters + gradients + "
-             "optimiser state; disk = last.pt + best.pt, TV-L1 JPEGs (tvl1), cached fc7 features (cln).",
+             "optimiser state; disk = last.pt + best.pt, TV-L1 JPEGs (tvl1), cached fc7 features (cln), cached "
+             "conv5 maps (tclsta).",
              f"TV-L1 extraction for the two-stream baseline: {ex['pairs']:,} frame pairs, {ex['cpu_hours']:.0f} CPU "
              f"hours at {ex['ms_per_pair_measured']:.1f} ms per pair measured ({ex['source']}) scaled by pixels to "
              f"the extraction size; `htsc flow extract --workers {ex['workers']}`: about {ex['wall_hours']:.0f} h "

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 # every stage the trainer runs, in the notebooks' order (train/stages.STAGES)
-STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "conv_fusion", "c3d", "cln")
+STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "conv_fusion", "c3d", "tclsta", "cln")
 COLUMNS = ("stage", "epochs", "best_epoch", "val_loss_first", "val_loss_best", "val_loss_last",
            "val_accuracy_best", "val_accuracy_last", "val_count", "reading")
 LATE, EARLY = 0.75, 0.5  # shares of the schedule: a minimum after LATE still falls, one before EARLY overfits after

@@ -26,6 +26,7 @@ from htsc_core.paper import NOT_REPRODUCED, PAPER_COLUMNS, TABLE3, TABLE4
 from htsc_core.train.scores import (STREAMS, align_streams, extract_scores, gather_videos, load_scores, scores_path,
                                     view_loader)
 from htsc_core.train.cln import cln_scores, load_cln
+from htsc_core.train.tclsta import tclsta_scores
 from htsc_core.train.engine import barrier, is_main_process, precision_policy, progress
 from htsc_core.train.streams import build_stream, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz, atomic_write_json, resolve_device, run_metadata
@@ -74,8 +75,12 @@ def htsc_scores(cfg: Config, awl_weights, subset: str = "test", device: str | No
 BASELINES = {"tvl1": ("tvl1_temporal", "two_stream"), "rgbdiff": ("rgb_diff", "tsn_rgb_diff")}
 # Baselines whose saved scores are the method's own (no late fusion with the HTSC pass): stream -> row.
 # conv_fusion: two-stream conv fusion (Feichtenhofer et al. 2016), fused in the network (models/two_stream_fusion.py);
-# c3d: C3D, one network on RGB clips (Tran et al. 2015; models/c3d.py).
-FUSED_BASELINES = {"conv_fusion": "two_stream_fusion", "c3d": "c3d"}
+# c3d: C3D, one network on RGB clips (Tran et al. 2015; models/c3d.py); tclsta: TCLSTA's attention and
+# collaborative heads on the spatial and TV-L1 streams (Peng et al. 2018; models/tclsta.py, docs/TCLSTA.md).
+FUSED_BASELINES = {"conv_fusion": "two_stream_fusion", "c3d": "c3d", "tclsta": "tclsta"}
+# what `htsc evaluate --streams` scores: the CNN streams, and TCLSTA's heads (scored by train/tclsta.tclsta_scores
+# from the streams' cached conv5 maps, not by extract_scores)
+EVAL_STREAMS = (*STREAMS, "tclsta")
 
 
 def baseline_scores(cfg: Config, test: dict) -> dict[str, np.ndarray]:
@@ -136,10 +141,14 @@ def fusion_results(cfg: Config, device: str | None = None) -> dict:
             "awl_weights": {"hts": W_hts.tolist(), "cln": W_cln.tolist()}, "n_test": int(len(labels))}
 
 
-def evaluate_all(cfg: Config, device: str | None = None, streams: tuple[str, ...] = STREAMS) -> dict:
+def evaluate_all(cfg: Config, device: str | None = None, streams: tuple[str, ...] = EVAL_STREAMS) -> dict:
     """Score the trained streams (validation for AWL; test for TV-L1), run HTSC on test, write evaluation.json."""
     for stream in streams:
         if not (run_dir(cfg, stream) / "best.pt").exists():
+            continue
+        if stream == "tclsta":  # its heads on the spatial / TV-L1 streams' conv5 maps of each subset
+            for subset in ("val", "test"):
+                tclsta_scores(cfg, subset, device)
             continue
         for subset in (("test",) if stream in BASELINES or stream in FUSED_BASELINES else ("val",)):
             extract_scores(cfg, stream, subset, device)
@@ -199,7 +208,7 @@ def table3_rows(cfg: Config) -> list[dict]:
 
 
 PER_FAMILY_METHODS = ("spatial", "tvl1_temporal", "rgb_diff", "hidden_temporal", "two_stream", "tsn_rgb_diff",
-                      "two_stream_fusion", "c3d", "hts", "hts_cln", "hts_cln_awl")
+                      "two_stream_fusion", "c3d", "tclsta", "hts", "hts_cln", "hts_cln_awl")
 
 
 def per_family_rows(cfg: Config) -> tuple[list[dict], list[str]]:
@@ -232,15 +241,15 @@ def per_family_rows(cfg: Config) -> tuple[list[dict], list[str]]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument("--streams", default=",".join(STREAMS), help="streams to (re)score, comma-separated")
+    p.add_argument("--streams", default=",".join(EVAL_STREAMS), help="streams to (re)score, comma-separated")
 
 
 def command(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     streams = tuple(s for s in args.streams.split(",") if s)
-    unknown = sorted(set(streams) - set(STREAMS))
+    unknown = sorted(set(streams) - set(EVAL_STREAMS))
     if unknown:
-        raise ValueError(f"--streams: unknown {unknown}; expected some of {', '.join(STREAMS)}")
+        raise ValueError(f"--streams: unknown {unknown}; expected some of {', '.join(EVAL_STREAMS)}")
     results = evaluate_all(cfg, streams=streams)
     for k, v in results["test"].items():
         print(f"{k:>16s}  {results['metric']} {v:.4f}")

@@ -78,8 +78,12 @@ def test_adaptive_rounds_run_until_resolved_or_the_cap():
     for k in ("tvl1", "flow_jpeg_write", "flow_jpeg_read"):
         assert step[("two_stream_fusion", k)] == step[("two_stream", k)] > 0
     assert never["two_stream_fusion_flow"].startswith("two-stream's flow stage")
+    for k in ("tvl1", "flow_jpeg_write", "flow_jpeg_read"):  # TCLSTA too (TV-L1 included, as two-stream)
+        assert step[("tclsta", k)] == step[("two_stream", k)] > 0
+    assert never["tclsta_flow"].startswith("two-stream's flow stage")
     own = _tiny(repeats=1, share_flow=False)
     assert {x["step"] for x in own["steps"] if x["method"] == "two_stream_fusion"} >= {"tvl1", "fusion_cnn"}
+    assert {x["step"] for x in own["steps"] if x["method"] == "tclsta"} >= {"tvl1", "tclsta_cnn"}
 
     # MotionNet / TV-L1 per flow field: the per-stack figures over L-1 fields, and the ratio of the medians
     ff, fs = never["flow_per_field"], never["flow_stage"]
@@ -100,18 +104,21 @@ def test_networks_run_under_autocast_iff_the_policy_says_bf16(tmp_path, monkeypa
 
     def hook(module, args):
         if args and torch.is_tensor(args[0]) and args[0].device.type == "cpu":  # not the FLOP count on "meta"
-            seen.append((type(module).__name__, torch.is_autocast_enabled("cpu")))
+            seen.append((type(module).__name__, torch.is_autocast_enabled("cpu"), module))
 
     handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
     try:
         res = t5.table5_benchmark(smoke_cfg(tmp_path), repeats=5, max_repeats=5, threads=1)
     finally:
         handle.remove()
-    convs = [on for name, on in seen if name in ("Conv2d", "Conv3d")]  # Conv3d: C3D, the conv fusion's 3D conv
-    assert {"Conv2d", "Conv3d"} <= {name for name, _ in seen}
+    # TCLSTA's heads run in fp32 as they are scored (train/tclsta.py, on the cached conv5 maps), like the CLN
+    heads = {id(m) for name, _, h in seen if name == "TCLSTAHeads" for m in h.modules()}
+    convs = [on for name, on, m in seen if name in ("Conv2d", "Conv3d") and id(m) not in heads]  # Conv3d: C3D, ...
+    assert {"Conv2d", "Conv3d"} <= {name for name, _, _ in seen}
     assert convs and all(on == native for on in convs)  # every conv of every pipeline and of the FLOP/s runs
-    cln = [on for name, on in seen if name == CollaborativeLearning.__name__]
+    cln = [on for name, on, _ in seen if name == CollaborativeLearning.__name__]
     assert cln and not any(cln)  # the CLN is scored in fp32 (models/htsc.py)
+    assert heads and not any(on for _, on, m in seen if id(m) in heads)
     assert {r["precision"] for r in res["table5"]} == {want}
     assert res["protocol"]["precision"] == want and {n["precision"] for n in res["networks"]} == {want}
     assert all(r["precision"] == want for r in res["runs"])
@@ -217,3 +224,36 @@ def test_two_stream_and_rgb_diff_pipelines_score_as_the_scoring_path(tmp_path):
     diff = np.diff(frames, axis=2).transpose(0, 1, 2, 5, 3, 4).reshape(B, S, 3 * (D - 1), H, H)
     want = hts_fusion(spatial, scoring_path("rgbdiff", nets["rgbdiff"], {"rgbdiff": torch.from_numpy(diff)}))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_tclsta_pipeline_matches_the_model_on_stored_tvl1_and_has_a_table5_row(tmp_path):
+    """Table 5's tclsta row: stored TV-L1 flow (included in its time), both VGG16s to conv5, TCLSTA's heads;
+    its scores are the model's on the same stored flow, and table5_rows gives it the paper's 89.5 fps."""
+    from htsc_core.bench.common import StepTimer
+    from htsc_core.bench.table5_networks import build_networks
+    from htsc_core.bench.table5_pipelines import METHODS, make_clips, run_tclsta, stored_tvl1_input
+    from htsc_core.flow.estimators import TVL1Estimator
+    from htsc_core.models.tclsta import TCLSTA
+
+    torch.set_num_threads(1)
+    clips = make_clips(2, 3, 3, 32, seed=2)
+    nets = build_networks(4, 3, 1 / 16, 1 / 16, False, 8, 1, seed=0, tclsta_attention=6, tclsta_lstm=5)
+    assert isinstance(nets["tclsta"], TCLSTA) and nets["tclsta"].spatial is nets["spatial"]
+    assert nets["tclsta"].heads.static.temporal.lstm.hidden_size == 5
+    timer = StepTimer(CPU)
+    scores, nbytes = run_tclsta(clips, nets, TVL1Estimator(1), tmp_path / "a", timer, CPU)
+    assert scores.shape == (2, 4) and np.allclose(scores.sum(1), 1.0, atol=1e-5) and nbytes > 0
+    assert {"tvl1", "flow_jpeg_write", "flow_jpeg_read", "input", "tclsta_cnn"} <= set(timer.times)
+    flow, _ = stored_tvl1_input(clips, TVL1Estimator(1), tmp_path / "b", StepTimer(CPU), CPU)
+    rgb = torch.from_numpy(clips[:, :, 1]).permute(0, 1, 4, 2, 3).float() / 255
+    with torch.inference_mode():
+        want = nets["tclsta"](rgb, flow.view(2, 3, *flow.shape[1:]), 3)["scores"].numpy()
+    np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-6)
+    assert "tclsta" in METHODS
+    run = {"label": "paper_width", "resolution": 224, "vgg_width": 1.0, "motion_width": 1.0, "stack_length": 11,
+           "precision": "fp32", "device": "cpu",
+           "rows": [{"method": m, "ours_fps": 10.0, "videos_per_s": 0.1, "paper_fps": p, "fps_repeats": [10.0] * 5}
+                    for m, p in (("two_stream", 99.7), ("tclsta", 89.5))]}
+    rows = {r["method"]: r for r in t5.table5_rows(run)}
+    assert rows["tclsta"]["paper_fps"] == 89.5 and rows["tclsta"]["resolution"] == 224
+    assert rows["tclsta"]["stack_length"] == 11 and rows["tclsta"]["ratio_to_two_stream"] == pytest.approx(1.0)

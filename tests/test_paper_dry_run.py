@@ -30,8 +30,8 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 DRY_RUN = {"max_steps_per_epoch": 1, "batch_size": 1, "num_segments": 1, "test_segments": 1, "max_eval_videos": 1,
            "max_train_videos": 1, "bench_repeats": 1, "tvl1_preset": "minimal",
            **{f"epochs_{s}": 1 for s in ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln", "conv_fusion",
-                                         "c3d")}}
-STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln", "conv_fusion", "c3d")
+                                         "c3d", "tclsta")}}
+STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln", "conv_fusion", "c3d", "tclsta")
 
 
 def stand_in_imagenet(torch_home: Path) -> Path:

@@ -112,6 +112,34 @@ def test_baseline_step_flops_equal_the_trainers_step_on_the_real_model(stage):
     assert counted["params"] == sum(p.numel() for p in model.parameters())
 
 
+def test_tclsta_is_counted_on_its_heads_and_cached_conv5_maps():
+    """The tclsta stage: one step of TCLSTA's heads on a batch of the two streams' conv5 maps (every test-protocol
+    view), counted on the meta device; on the real model on the CPU the LSTM's matrix products are a fused
+    kernel FlopCounterMode does not see, so the real count is below the plan's by at most the LSTMs' FLOPs."""
+    from htsc_core.models.tclsta import TCLSTAHeads, conv5_channels, tclsta_loss
+    from htsc_core.models.vgg import build_vgg16
+
+    cfg = from_params(profile="smoke")
+    classes = 3 * cfg.synth_classes_per_family
+    counted = plan._count(cfg, "tclsta", classes)
+    ch, side = conv5_channels(build_vgg16(cfg, classes, 3)), cfg.image_size // 16
+    B, T, V = cfg.batch_size, cfg.test_segments, cfg.test_segments * cfg.test_crops
+    torch.manual_seed(0)
+    model = TCLSTAHeads(ch, classes, cfg.tclsta_attention, cfg.tclsta_lstm, cfg.cln_hidden, cfg.cln_rounds,
+                        cfg.dropout).train()
+    with FlopCounterMode(display=False) as fc:
+        maps = torch.rand(B, V, ch, side, side)
+        tclsta_loss(model(maps, maps.clone(), T), torch.zeros(B, dtype=torch.long)).backward()
+    h = cfg.tclsta_lstm
+    lstm_forward = 2 * B * (V // T) * T * 2 * 4 * h * (ch + h)  # 2 streams, 4 gates, 2 FLOPs per multiply-add
+    assert fc.get_total_flops() < counted["flops_per_step"] <= fc.get_total_flops() + 3 * lstm_forward
+    assert counted["params"] == sum(p.numel() for p in model.parameters()) and counted["optimizer"] == "adamw"
+    result = plan.make_plan(cfg)
+    assert "tclsta" in result["stages"] and result["stages"]["tclsta"]["steps"] > 0
+    videos = result["scoring"]["videos"]
+    assert result["stages"]["tclsta"]["feature_bytes"] == 2 * videos * V * ch * side * side * 2  # float16
+
+
 def test_steps_by_hand():
     result = plan.make_plan(from_params(profile="default"))
     # default synthetic set: 12 classes x 24 training videos = 288, 20% held out -> 230; ceil(230 / 16) = 15
@@ -131,6 +159,8 @@ def test_paper_plan_counts_ucf101(paper):
     ex = result["stages"]["tvl1"]["extraction"]
     assert ex["pairs"] == (9537 + 3783) * 185 and ex["wall_hours"] == pytest.approx(ex["cpu_hours"] / 8)
     assert result["stages"]["cln"]["feature_bytes"] == 2 * 13320 * 25 * 4096 * 4
+    # TCLSTA's conv5 maps: 2 streams x 13320 videos x 250 views x 512 x 14 x 14, float16: 1.3 TB (docs/TCLSTA.md)
+    assert result["stages"]["tclsta"]["feature_bytes"] == 2 * 13320 * 250 * 512 * 14 * 14 * 2
     assert result["total"]["gpu_hours"] > 0 and result["total"]["disk_bytes"] > ex["flow_jpeg_bytes"]
 
 

@@ -22,7 +22,7 @@ def test_sealed_test_split_raises_and_reopens(cfg):
     assert registry.load_split(cfg, "test")[0]
 
 
-@pytest.mark.parametrize("stage", ["spatial", "cln"])
+@pytest.mark.parametrize("stage", ["spatial", "cln", "tclsta"])
 def test_every_stage_trains_with_the_test_split_sealed(cfg, monkeypatch, stage):
     seen = []
 
@@ -33,7 +33,7 @@ def test_every_stage_trains_with_the_test_split_sealed(cfg, monkeypatch, stage):
             seen.append(str(exc))
         raise StopIteration
 
-    monkeypatch.setattr(stages, "train_cln" if stage == "cln" else "build_stream", peek)
+    monkeypatch.setattr(stages, {"cln": "train_cln", "tclsta": "train_tclsta"}.get(stage, "build_stream"), peek)
     with pytest.raises(StopIteration):
         stages.train(cfg, stage)
     assert seen and f"training of the '{stage}' stage" in seen[0]

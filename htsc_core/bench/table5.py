@@ -1,8 +1,8 @@
 """Table 5 efficiency benchmark: test-time fps of two-stream, two-stream fusion, HTS and HTSC (paper section 4.4,
 Table 5; docs/DESIGN.md section 7).
 
-The five pipelines (two-stream with TV-L1 and stored JPEG flow, HTS, HTSC, TSN RGB difference, two-stream conv
-fusion on the same stored flow) and
+The seven pipelines (two-stream with TV-L1 and stored JPEG flow, HTS, HTSC, TSN RGB difference, two-stream conv
+fusion and TCLSTA on the same stored flow, C3D) and
 their timing at one resolution are :mod:`htsc_core.bench.table5_pipelines`; the networks, their FLOPs
 and the ``torch.compile`` trial :mod:`htsc_core.bench.table5_networks`. This module runs them at the
 profile's and the paper's sizes and turns the runs into Table 5's rows and the issue's goals.
@@ -53,13 +53,14 @@ FPS_DEFINITION = (
     "stack centred on its centre frame, and C3D takes each stack's L frames as its clip (its own clips are 16 "
     "frames at 112 px); both are counted with the same S x L, so fps ratios between methods "
     "are ratios of videos per second. Time runs from decoded uint8 frames in memory to video-level class scores, "
-    "including, for two-stream and two-stream fusion, TV-L1 on the L-1 frame pairs of every stack and writing "
+    "including, for two-stream, two-stream fusion and TCLSTA, TV-L1 on the L-1 frame pairs of every stack and writing "
     "the flow as denseflow JPEGs (bound 20) and reading them back (from the OS page cache, the best case for "
-    "two-stream); two-stream fusion is charged the flow stage two-stream measured on the same clips in the "
-    "same round (the same work) plus its own networks; video decoding is excluded for every method. "
+    "two-stream); two-stream fusion and TCLSTA are charged the flow stage two-stream measured on the same clips "
+    "in the same round (the same work) plus their own networks; video decoding is excluded for every method. "
     "Networks are randomly initialised "
     "(timing does not depend on the weights), in inference mode, channels_last, under the precision that "
-    "scoring uses (bf16 autocast where the CPU has native bf16, else fp32; the CLN in fp32; the precision "
+    "scoring uses (bf16 autocast where the CPU has native bf16, else fp32; the CLN and TCLSTA's heads in fp32; "
+    "the precision "
     "column). The paper reports fps "
     "(Table 5, HMDB51) without defining it, so its numbers are shown for reference only: compare the "
     "ratios between methods, which are measured in one run on one machine."
@@ -198,7 +199,8 @@ def table5_benchmark(cfg: Config, resolutions: Sequence[int] | None = None, repe
     precision = precision_policy(device, cfg.amp)  # what scoring runs in (train/scores.py, tables.py)
     num_classes = dataset_num_classes(cfg, from_data=False)  # timing needs no data: the nominal count
     common = dict(segments=cfg.test_segments, rgbdiff_length=cfg.rgbdiff_length, num_classes=num_classes,
-                  cln_hidden=cfg.cln_hidden, cln_rounds=cfg.cln_rounds, repeats=repeats, videos=videos,
+                  cln_hidden=cfg.cln_hidden, cln_rounds=cfg.cln_rounds, tclsta_attention=cfg.tclsta_attention,
+                  tclsta_lstm=cfg.tclsta_lstm, repeats=repeats, videos=videos,
                   threads=threads, device=device, seed=cfg.seed, precision=precision, max_repeats=max_repeats,
                   ratio_tolerance=ratio_tolerance, tvl1_params=tvl1_preset_params(cfg))
     smoke = cfg.profile == "smoke"

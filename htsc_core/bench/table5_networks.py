@@ -20,6 +20,7 @@ from htsc_core.models.c3d import C3D
 from htsc_core.models.cln import CollaborativeLearning
 from htsc_core.models.htsc import HTSC
 from htsc_core.models.motionnet import MotionNet
+from htsc_core.models.tclsta import TCLSTA, TCLSTAHeads, conv5_channels
 from htsc_core.models.temporal import HiddenTemporalStream
 from htsc_core.models.two_stream_fusion import TwoStreamConvFusion
 from htsc_core.models.vgg import VGG16
@@ -28,13 +29,16 @@ from htsc_core.train.engine import to_channels_last
 
 def build_networks(num_classes: int, stack_length: int, vgg_width: float, motion_width: float,
                    vgg_batch_norm: bool, cln_hidden: int, cln_rounds: int, seed: int = 0,
-                   device: torch.device | str = "cpu", rgbdiff_length: int = 5) -> dict:
+                   device: torch.device | str = "cpu", rgbdiff_length: int = 5, tclsta_attention: int = 64,
+                   tclsta_lstm: int = 64) -> dict:
     """Randomly initialised networks of the three pipelines, eval mode, channels_last, on ``device``.
 
     The two-stream and HTS temporal VGG16s have the same architecture (20 input channels), so one
     instance serves both; AWL weights W pick one stream per class (the LP's vertex solutions, fusion.py).
     ``htsc`` is the :class:`HTSC` model built from these parts (the HTS and HTSC pipelines);
     ``rgbdiff`` is TSN's 3(D-1)-channel VGG16, D = ``rgbdiff_length`` (the tsn_rgb_diff pipeline).
+    ``tclsta``: TCLSTA (Peng et al. 2018) on the same spatial and temporal VGG16s to conv5, then its attention and
+    collaborative heads (``tclsta_attention`` and ``tclsta_lstm`` = the config's; the tclsta pipeline).
     """
     torch.manual_seed(seed)
     nf = 2 * (stack_length - 1)
@@ -52,6 +56,8 @@ def build_networks(num_classes: int, stack_length: int, vgg_width: float, motion
     # C3D (Tran et al. 2015) at the same widths (the c3d pipeline); its Conv3d weights stay NCDHW
     nets["c3d"] = C3D(num_classes, vgg_width, vgg_batch_norm).to(device).eval()
     nets["conv_fusion"] = to_channels_last(TwoStreamConvFusion(nets["spatial"], nets["temporal"]).to(device).eval())
+    heads = TCLSTAHeads(conv5_channels(spatial), num_classes, tclsta_attention, tclsta_lstm, cln_hidden, cln_rounds)
+    nets["tclsta"] = TCLSTA(nets["spatial"], nets["temporal"], heads.to(device).eval()).eval()
     nets["htsc"] = HTSC(nets["spatial"], HiddenTemporalStream(nets["motion"], nets["temporal"]), nets["cln"],
                         nets["awl_W"]).to(device).eval()
     return nets

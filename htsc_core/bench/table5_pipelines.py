@@ -1,7 +1,7 @@
-"""Table 5 benchmark, the pipelines: six ways from decoded frames to class scores, timed at one resolution
+"""Table 5 benchmark, the pipelines: seven ways from decoded frames to class scores, timed at one resolution
 (paper section 4.4, Table 5; docs/DESIGN.md section 7).
 
-Six pipelines run in one process, on the same machine, decoded frames, resolution, batch and threads,
+Seven pipelines run in one process, on the same machine, decoded frames, resolution, batch and threads,
 from decoded frames (uint8 arrays in memory) to class scores:
 
 1. ``two_stream``: OpenCV Dual TV-L1 on every frame pair of each segment's stack -> denseflow-style
@@ -18,6 +18,9 @@ from decoded frames (uint8 arrays in memory) to class scores:
    at conv5 over the S segments (:class:`~htsc_core.models.two_stream_fusion.TwoStreamConvFusion`).
 6. ``c3d``: C3D (Tran et al. 2015), one 3D-conv net on each segment's stack of L RGB frames (the frames every
    pipeline consumes; C3D's own clips are 16 frames at 112 px), the mean of the S clips' softmax. No flow.
+7. ``tclsta``: TCLSTA (Peng, Zhao and Zhang 2018; docs/TCLSTA.md): the stored TV-L1 flow of pipeline 1, the
+   spatial and temporal VGG16s to conv5 (no fc layers), then its spatial- and temporal-level attention and the
+   static-motion collaborative model (:class:`~htsc_core.models.tclsta.TCLSTA`, the heads in fp32 as scored).
 
 Pipelines 2 and 3 are one forward of :class:`~htsc_core.models.htsc.HTSC` (without and with the CLN),
 the model evaluation runs for Tables 3-4, so the benchmark times what the evaluation computes.
@@ -53,8 +56,9 @@ from htsc_core.paper import TABLE5_FPS
 from htsc_core.precision import Precision
 from htsc_core.utils import progress
 
-METHODS = ("two_stream", "hts", "htsc", "tsn_rgb_diff", "two_stream_fusion", "c3d")
+METHODS = ("two_stream", "hts", "htsc", "tsn_rgb_diff", "two_stream_fusion", "c3d", "tclsta")
 FLOW_STEPS = ("tvl1", "flow_jpeg_write", "flow_jpeg_read")  # two-stream's flow stage (shared with the fusion)
+SHARES_FLOW = ("two_stream_fusion", "tclsta")  # methods charged two-stream's flow stage of the same round
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -173,6 +177,24 @@ def run_two_stream_fusion(clips: np.ndarray, nets: dict, estimator: TVL1Estimato
         return out["scores"].float().cpu().numpy(), nbytes
 
 
+def run_tclsta(clips: np.ndarray, nets: dict, estimator: TVL1Estimator, flow_dir: Path, timer: StepTimer,
+               device: torch.device, precision: Precision | None = None,
+               stored: torch.Tensor | None = None) -> tuple[np.ndarray, int]:
+    """TCLSTA: the stored TV-L1 flow of two-stream (``stored``, as :func:`run_two_stream_fusion`), both VGG16s to
+    conv5, then the attention and collaborative heads (:class:`~htsc_core.models.tclsta.TCLSTA`) -> scores (B, M)."""
+    B, S = clips.shape[:2]
+    if stored is None:
+        flow_x, nbytes = stored_tvl1_input(clips, estimator, flow_dir, timer, device)
+    else:
+        flow_x, nbytes = stored, 0
+    with timer("input"):
+        rgb = _rgb_input(clips, device)
+    with torch.inference_mode(), autocast(precision, device):
+        with timer("tclsta_cnn"):  # both trunks to conv5, spatial / temporal attention, collaborative heads
+            out = nets["tclsta"](rgb.view(B, S, *rgb.shape[1:]), flow_x.view(B, S, *flow_x.shape[1:]), S)
+        return out["scores"].float().cpu().numpy(), nbytes
+
+
 def _stack_input(clips: np.ndarray, device: torch.device) -> torch.Tensor:
     """Decoded clips uint8 (B, S, L, H, W, 3) -> stack (B, S, L, 3, H, W) float in [0, 1] (the dataset's "stack")."""
     return torch.from_numpy(clips).to(device).permute(0, 1, 2, 5, 3, 4).float().div_(255.0)
@@ -237,7 +259,8 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
                          repeats: int, videos: int, threads: int, device: torch.device, seed: int = 0,
                          label: str = "", rgbdiff_length: int = 5, precision: Precision | None = None,
                          max_repeats: int | None = None, ratio_tolerance: float = RATIO_TOLERANCE,
-                         share_flow: bool = True, tvl1_params: dict | None = None) -> dict:
+                         share_flow: bool = True, tvl1_params: dict | None = None, tclsta_attention: int = 64,
+                         tclsta_lstm: int = 64) -> dict:
     """Time the pipelines of :data:`METHODS` at one resolution (interleaved per repeat, after one warm-up each).
 
     After ``repeats`` rounds of every pipeline, rounds of HTS and HTSC alone (interleaved, order alternating)
@@ -245,8 +268,8 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
     ``max_repeats`` rounds of them were run (default: ``repeats``, no extra round); ``htsc_over_hts`` records
     the interval reached and whether it is resolved. Networks run under ``precision`` (None: fp32).
     ``tvl1_params``: OpenCV Dual TV-L1 settings (``cfg.tvl1_preset``; None = the library's defaults).
-    ``share_flow``: two-stream fusion takes the flow two-stream computed, stored and read back in the same round
-    (the same work on the same clips) and is charged that round's flow-stage seconds, rather than computing
+    ``share_flow``: two-stream fusion and TCLSTA take the flow two-stream computed, stored and read back in the
+    same round (the same work on the same clips) and are charged that round's flow-stage seconds, rather than computing
     TV-L1 a second time (at 224 px, L = 11, TV-L1 is most of a round); False runs its own flow stage.
     """
     max_repeats = repeats if max_repeats is None else int(max_repeats)
@@ -258,7 +281,7 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
         raise ValueError(f"resolution {size} must be a multiple of 32 (MotionNet downsamples by 32)")
     clips = make_clips(videos, segments, stack_length, size, seed)
     nets = build_networks(num_classes, stack_length, vgg_width, motion_width, vgg_batch_norm, cln_hidden,
-                          cln_rounds, seed, device, rgbdiff_length)
+                          cln_rounds, seed, device, rgbdiff_length, tclsta_attention, tclsta_lstm)
     estimator = TVL1Estimator(threads=threads, **(tvl1_params or {}))  # None: OpenCV's defaults (denseflow)
     frames_per_video = segments * stack_length
     totals: dict[str, list[float]] = {m: [] for m in METHODS}
@@ -269,7 +292,7 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
 
         def once(method: str, rep: int) -> tuple[float, dict]:
             timer = StepTimer(device)
-            reuse = method == "two_stream_fusion" and share_flow and bool(shared)
+            reuse = method in SHARES_FLOW and share_flow and bool(shared)
             sync(device)
             t0 = time.perf_counter()
             if method == "two_stream":
@@ -281,6 +304,9 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
             elif method == "two_stream_fusion":
                 run_two_stream_fusion(clips, nets, estimator, Path(tmp) / f"f{rep}", timer, device, precision,
                                       shared["flow"] if reuse else None)
+            elif method == "tclsta":
+                run_tclsta(clips, nets, estimator, Path(tmp) / f"t{rep}", timer, device, precision,
+                           shared["flow"] if reuse else None)
             elif method == "hts":
                 run_hts(clips, nets, timer, device, precision)
             elif method == "c3d":
@@ -360,6 +386,8 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
         "htsc_over_hts": ratio,
         "two_stream_fusion_flow": "two-stream's flow stage of the same round, its seconds counted" if share_flow
                                   else "its own TV-L1, JPEG write and read",
+        "tclsta_flow": "two-stream's flow stage of the same round, its seconds counted" if share_flow
+                       else "its own TV-L1, JPEG write and read",
         "ratios": {"hts_over_two_stream": fps["hts"] / fps["two_stream"],
                    "htsc_over_two_stream": fps["htsc"] / fps["two_stream"],
                    "htsc_over_hts": fps["htsc"] / fps["hts"],

@@ -15,6 +15,9 @@
                 fine-tuned end to end on RGB + stored TV-L1 flow (:mod:`htsc_core.models.two_stream_fusion`).
 8. ``c3d``      C3D (Tran et al. 2015): one 3D-conv net on RGB clips of ``c3d_clip_length`` frames, one clip per
                 video in training, S clips at test (:mod:`htsc_core.models.c3d`).
+9. ``tclsta``   TCLSTA (Peng, Zhao and Zhang 2018): spatial- and temporal-level attention and the static-motion
+                collaborative model on the frozen conv5 maps of the trained spatial and TV-L1 streams
+                (:mod:`htsc_core.train.tclsta`, :mod:`htsc_core.models.tclsta`; docs/TCLSTA.md).
 
 Every stage writes ``<runs_dir>/<stage>/{config.json, log.jsonl, last.pt, best.pt, skipped.jsonl}``.
 """
@@ -35,6 +38,7 @@ from htsc_core.data.registry import load_split, test_split_sealed
 from htsc_core.models.flow_losses import MotionNetLoss
 from htsc_core.models.vgg import require_pretrained
 from htsc_core.train.cln import train_cln
+from htsc_core.train.tclsta import train_tclsta
 from htsc_core.train.engine import (ShardSampler, Trainer, init_distributed, is_distributed, is_main_process,
                                     shutdown_distributed)
 from htsc_core.utils import resolve_device
@@ -48,10 +52,11 @@ __all__ = ["STAGES", "MODALITY", "train", "run_dir", "flow_root", "build_stream"
            "consensus", "correct_count", "classification_loss",
            "add_config_arguments", "config_from_args", "add_arguments", "command"]
 
-STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln", "conv_fusion", "c3d")
+STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln", "conv_fusion", "c3d", "tclsta")
 # best.pt of every stage: the epoch of lowest validation loss (the stage's training objective over every validation
 # video: cross-entropy, + MotionNet's losses end to end), not of highest accuracy, which on ~5 videos a class
-# moves in steps of one video and ties between epochs (docs/DESIGN.md section 3; the CLN: train/cln.py)
+# moves in steps of one video and ties between epochs (docs/DESIGN.md section 3; the CLN: train/cln.py; TCLSTA:
+# train/tclsta.py)
 SELECTION_MONITOR = "loss"
 
 
@@ -106,7 +111,8 @@ def conv_fusion_step(test_segments: int):
     return step
 
 
-def flow_loss(stage: str, pyramid: str = "area", smooth_weight: float = 1.0) -> MotionNetLoss:
+def flow_loss(stage: str, pyramid: str = Config.motion_pyramid, smooth_weight: float = Config.motion_smooth_weight
+              ) -> MotionNetLoss:
     """MotionNet's unsupervised loss (Eq. 1-6) for ``stage``: SSIM / 10 end to end (``temporal``); ``pyramid``:
     how each scale's frames are made (``cfg.motion_pyramid``, :class:`MotionNetLoss`)."""
     return MotionNetLoss(ssim_weight_scale=0.1 if stage == "temporal" else 1.0, pyramid=pyramid,
@@ -121,8 +127,9 @@ def stage_step(stage: str, cfg: Config | None = None):
             raise ValueError("stage_step('conv_fusion') needs the config (its test_segments)")
         return conv_fusion_step(cfg.test_segments)
     if stage in ("motion", "temporal"):
-        pyramid, smooth = (cfg.motion_pyramid, cfg.motion_smooth_weight) if cfg is not None else ("area", 1.0)
-        return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage, pyramid, smooth))
+        cfg = cfg if cfg is not None else Config()
+        return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage, cfg.motion_pyramid,
+                                                                               cfg.motion_smooth_weight))
     return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff", "c3d": "stack"}[stage])
 
 
@@ -185,6 +192,8 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
 def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
     if stage == "cln":
         return train_cln(cfg, resume=resume, device=device)
+    if stage == "tclsta":  # heads on the frozen spatial / TV-L1 streams' cached conv5 maps (docs/TCLSTA.md)
+        return train_tclsta(cfg, resume=resume, device=device)
     out = run_dir(cfg, stage)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
