@@ -152,8 +152,7 @@ def _cue_trajectory(motion: str, rng: np.random.Generator, tau: np.ndarray, radi
         off = r * np.stack([np.cos(theta) - np.cos(phi0), np.sin(theta) - np.sin(phi0)], axis=1)
         return off, dang, np.zeros(tau.size)
     cycles = 2 if motion in ("Shake", "Bob") and n % 4 == 0 else 1
-    phase = (cycles * s) % 1.0
-    tri = np.where((cycles * s) >= cycles, 0.0, 1.0 - np.abs(2.0 * phase - 1.0))  # 0 -> 1 -> 0, c times
+    tri = 1.0 - np.abs(2.0 * ((cycles * s) % 1.0) - 1.0)  # 0 -> 1 -> 0, c times (0 again at s = 1)
     reach = speed * n / (2.0 * cycles)  # so each frame pair moves by ``speed``
     if motion == "Wobble":  # turn away and back (either sense)
         dang = side * rng.uniform(2.6, 4.0) * k / radius * n / 2.0 * tri
