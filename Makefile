@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh clone (see README.md):
 #   make study   - the whole study on the synthetic set (default profile) into results/synthetic/
+#                  (make study SEEDS=3: the committed results, every stream trained with three seeds)
 #   make test    - the test suite (ruff, unit tests, the notebooks under nbval); HTSC_FP32=1 make test runs it
 #                  as a CPU without native bf16 does
 SHELL := /bin/bash
@@ -9,6 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROFILE ?= default
 SEED ?= 0
+SEEDS ?= 1
 export PYTHONHASHSEED := 0
 
 .PHONY: setup study test lab smoke-data data clean notebooks
@@ -31,7 +33,7 @@ smoke-data: $(STAMP)
 	$(MAKE) --no-print-directory data PROFILE=smoke
 
 study: $(STAMP)
-	$(BIN)/htsc reproduce --dataset synthetic --profile $(PROFILE) --data-root data/synthetic-$(PROFILE) --seed $(SEED)
+	$(BIN)/htsc reproduce --dataset synthetic --profile $(PROFILE) --data-root data/synthetic-$(PROFILE) --seed $(SEED) --seeds $(SEEDS)
 
 # The notebooks are committed with the smoke profile's outputs; nbval re-runs them (fresh runs/smoke)
 # and fails when a check fails or a stable output changes.
