@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("htsc_core.tables", "multi-view testing of trained stages, every fusion of Tables 3-4"),
     "bench": ("htsc_core.bench", "benchmarks (Table 5 efficiency, data pipeline, scaling); JSON out"),
     "reproduce": ("htsc_core.reproduce", "run the ordered notebooks with papermill into results/<dataset>/"),
+    "precision-check": ("htsc_core.seeds", "this run's verdicts beside a run's in the other precision (bf16 / fp32)"),
     "plan": ("htsc_core.plan", "the bill before the run: steps, FLOPs, GPU hours, TV-L1 time, disk, memory per stage"),
 }
 

@@ -57,7 +57,7 @@ def results_markdown(results_dir: Path) -> str:
     if claims_path.exists():
         claims = json.loads(claims_path.read_text())
         at = 4 if meta_path.exists() else 2  # after the line saying what made the run
-        lines[at:at] = [claims_paragraph(claims), ""]
+        lines[at:at] = [claims_paragraph(claims) + other_precision_sentence(results_dir), ""]
         lines += ["**Every claim checked on this run** (`metrics/claims.json`)", ""]
         lines += [f"- {claim_sentence(c)}" for c in claims]
         lines.append("")
@@ -81,13 +81,27 @@ def imagenet_note(params: dict) -> str:
 def precision_note(results_dir: Path) -> str:
     """The precision the networks ran in and the CPU that ran them, from a metrics file's ``meta``
     (``precision.precision_metadata``); empty for results made before the meta recorded them."""
-    for path in sorted((results_dir / "metrics").glob("0*.json")):
-        meta = json.loads(path.read_text()).get("meta", {})
-        if "precision" in meta:
-            native = "native bf16" if meta.get("bf16_native_cpu") else "no native bf16"
-            forced = ", HTSC_FP32=1" if meta.get("fp32_forced") else ""
-            return f"Precision: {meta['precision']} on {meta.get('cpu_model', 'an unnamed CPU')} ({native}{forced})."
-    return ""
+    from htsc_core.seeds import recorded_precision
+
+    meta = recorded_precision(results_dir)
+    if not meta:
+        return ""
+    native = "native bf16" if meta.get("bf16_native_cpu") else "no native bf16"
+    forced = ", HTSC_FP32=1" if meta.get("fp32_forced") else ""
+    return f"Precision: {meta['precision']} on {meta.get('cpu_model', 'an unnamed CPU')} ({native}{forced})."
+
+
+def other_precision_sentence(results_dir: Path) -> str:
+    """What ``htsc precision-check`` found (``metrics/other_precision.json``); empty when it was not run."""
+    path = Path(results_dir) / "metrics" / "other_precision.json"
+    if not path.exists():
+        return ""
+    check = json.loads(path.read_text())
+    other, s = check["other"], check["summary"]
+    text = (f" In the other precision ({other['precision']} on {other['cpu_model']}, seeds {other['seeds']}, commit "
+            f"`{(other['git_commit'] or '?')[:12]}`: `metrics/other_precision.json`), {s['same_verdict']} of "
+            f"{s['compared']} claims keep their verdict")
+    return text + (f"; differ: {'; '.join(s['differ'])}." if s["differ"] else ".")
 
 
 def time_split(meta: dict) -> str:

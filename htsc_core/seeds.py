@@ -1,4 +1,5 @@
-"""Across training seeds: the seed table (``tables/seeds.csv``) and the seed-aware verdicts (``claims.json``).
+"""Across training seeds, and across precisions: the seed table (``tables/seeds.csv``), the seed-aware verdicts
+(``claims.json``) and their check against a run in the other precision (``other_precision.json``).
 
 ``htsc reproduce --seeds N`` trains the whole study N times (seed, seed+1, ...) on the same data and scores
 every run on the same test videos. One trained model's interval says how much the test videos could move
@@ -12,9 +13,15 @@ across three seeds (docs/SYNTHETIC.md). So after the runs:
   over fewer than :data:`htsc_core.stats.MIN_EXACT_N` items keep a verdict only when every seed reached
   it with its own exact test; timing claims (``measure`` "timing": repeated measurements of one build,
   not of a training) and strict invariants keep their own rule and the main run's record.
+
+Precision is one more source of variation: a CPU with native bf16 trains under bf16 autocast, one without
+in fp32, and the same seed moves (docs/SYNTHETIC.md section 11). ``other_precision_check`` (``htsc
+precision-check``) sets each claim of this run beside the same claim of a run made in the other precision and
+lists the verdicts that run does not share.
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 from pathlib import Path
@@ -106,3 +113,71 @@ def seed_aware_claims(seed_dirs: list[Path], seeds: list[int]) -> Path:
         else:
             out.append(seed_aware_record(records, seeds))
     return atomic_write_json(main_dir / "metrics" / "claims.json", out)
+
+
+def recorded_precision(results_dir: Path) -> dict:
+    """The precision meta (``precision.precision_metadata``) a run's metrics files recorded; {} if none did."""
+    for path in sorted((Path(results_dir) / "metrics").glob("0*.json")):
+        meta = json.loads(path.read_text()).get("meta", {})
+        if "precision" in meta:
+            return meta
+    return {}
+
+
+def _run_record(results_dir: Path) -> dict:
+    path = Path(results_dir) / "metrics" / "reproduce.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    meta = recorded_precision(results_dir)
+    return {"results": str(results_dir), "git_commit": record.get("git_commit"), "seeds": record.get("seeds"),
+            **{k: meta.get(k) for k in ("precision", "cpu_model", "bf16_native_cpu", "fp32_forced")}}
+
+
+def other_precision_check(results_dir: Path, other_dir: Path) -> Path:
+    """``<results_dir>/metrics/other_precision.json``: each claim of this run (seed-aware where it has seeds)
+    beside the same claim of ``other_dir``'s run, which must have run the networks in the other precision.
+
+    Per claim: both verdicts, both estimates, whether the other run's estimate lies inside this run's interval
+    (``other_inside``) and whether the verdicts agree (``same_verdict``). A claim "survives" the other precision
+    when the verdicts agree; the summary lists those that do not. Claims only one run states are listed apart.
+    """
+    this, other = _run_record(results_dir), _run_record(other_dir)
+    if not this["precision"] or not other["precision"]:
+        missing = results_dir if not this["precision"] else other_dir
+        raise ValueError(f"{missing}/metrics: no metrics file records the precision its networks ran in")
+    if this["precision"] == other["precision"]:
+        raise ValueError(f"{other_dir}: ran in {other['precision']} like {results_dir}; the check needs a run in "
+                         f"the other precision (HTSC_FP32=1 on a CPU with native bf16, or a CPU without it)")
+    mine, theirs = _claims(results_dir), _claims(other_dir)
+    rows = []
+    for claim, rec in mine.items():
+        o = theirs.get(claim)
+        if o is None:
+            continue
+        lo, hi = rec["ci"]
+        inside = None if None in (lo, hi, o["estimate"]) else bool(lo <= o["estimate"] <= hi)
+        rows.append({"claim": claim, "seeds": rec.get("seeds", 1), "verdict": rec["verdict"],
+                     "estimate": rec["estimate"], "ci": rec["ci"], "other_verdict": o["verdict"],
+                     "other_estimate": o["estimate"], "other_ci": o["ci"], "other_inside": inside,
+                     "same_verdict": rec["verdict"] == o["verdict"]})
+    differ = [r["claim"] for r in rows if not r["same_verdict"]]
+    payload = {"this": this, "other": other, "claims": rows,
+               "only_here": sorted(set(mine) - set(theirs)), "only_there": sorted(set(theirs) - set(mine)),
+               "summary": {"compared": len(rows), "same_verdict": len(rows) - len(differ), "differ": differ,
+                           "other_outside_interval": [r["claim"] for r in rows if r["other_inside"] is False]}}
+    return atomic_write_json(Path(results_dir) / "metrics" / "other_precision.json", payload)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--other", type=Path, required=True,
+                   help="results folder of a run in the other precision (its metrics/claims.json and the "
+                        "precision its metrics files recorded)")
+    p.add_argument("--results", type=Path, default=Path("results/synthetic"),
+                   help="this run's results folder (default results/synthetic)")
+
+
+def command(args: argparse.Namespace) -> int:
+    out = other_precision_check(args.results, args.other)
+    summary = json.loads(out.read_text())["summary"]
+    print(f"{out}: {summary['same_verdict']} of {summary['compared']} claims keep their verdict in the other "
+          f"precision" + (f"; differ: {'; '.join(summary['differ'])}" if summary["differ"] else ""))
+    return 0

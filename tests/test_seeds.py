@@ -109,3 +109,42 @@ def test_readme_sentence_names_the_claims_that_change_verdict_across_seeds():
     text = claims_paragraph(seeded)
     assert "2 claims cover 3 training seeds" in text and "1 (data checks, timings)" in text
     assert "lucky (holds, not resolved, not resolved)" in text and "steady (" not in text
+
+
+def _run(root, name, precision, claims, seeds_=(0,)):
+    d = root / name
+    (d / "metrics").mkdir(parents=True)
+    (d / "metrics" / "claims.json").write_text(json.dumps(claims))
+    (d / "metrics" / "01_spatial.json").write_text(json.dumps({"meta": {"precision": precision, "cpu_model": "CPU",
+                                                                         "bf16_native_cpu": precision == "bf16"}}))
+    (d / "metrics" / "reproduce.json").write_text(json.dumps({"git_commit": "abc", "seeds": list(seeds_)}))
+    return d
+
+
+def test_other_precision_check_lists_the_verdicts_the_other_run_does_not_share(tmp_path):
+    here = _run(tmp_path, "bf16", "bf16", [
+        {**_claim("same", 0.10, [0.05, 0.15], "holds"), "seeds": 3},
+        {**_claim("flips", 0.04, [-0.01, 0.09], "not resolved"), "seeds": 3},
+        _claim("only here", 0.1, [0.0, 0.2], "holds")], seeds_=(0, 1, 2))
+    there = _run(tmp_path, "fp32", "fp32", [
+        _claim("same", 0.20, [0.15, 0.25], "holds"), _claim("flips", 0.07, [0.02, 0.12], "holds"),
+        _claim("only there", 0.1, [0.0, 0.2], "holds")])
+    out = json.loads(seeds.other_precision_check(here, there).read_text())
+    rows = {r["claim"]: r for r in out["claims"]}
+    assert rows["same"]["same_verdict"] and rows["same"]["other_inside"] is False  # 0.20 outside [0.05, 0.15]
+    assert not rows["flips"]["same_verdict"] and rows["flips"]["other_inside"] is True
+    assert out["summary"] == {"compared": 2, "same_verdict": 1, "differ": ["flips"],
+                              "other_outside_interval": ["same"]}
+    assert out["only_here"] == ["only here"] and out["only_there"] == ["only there"]
+    assert out["this"]["precision"] == "bf16" and out["other"]["seeds"] == [0]
+    from htsc_core.report import other_precision_sentence
+    assert "1 of 2 claims keep their verdict; differ: flips." in other_precision_sentence(here)
+
+
+def test_other_precision_check_refuses_a_run_in_the_same_precision(tmp_path):
+    here = _run(tmp_path, "a", "bf16", [_claim("c", 0.1, [0.0, 0.2], "holds")])
+    there = _run(tmp_path, "b", "bf16", [_claim("c", 0.1, [0.0, 0.2], "holds")])
+    with pytest.raises(ValueError, match="ran in bf16 like"):
+        seeds.other_precision_check(here, there)
+    from htsc_core.cli import main
+    assert main(["precision-check", "--results", str(here), "--other", str(there)]) == 2
