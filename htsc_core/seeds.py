@@ -160,7 +160,7 @@ def other_precision_check(results_dir: Path, other_dir: Path) -> Path:
                      "other_estimate": o["estimate"], "other_ci": o["ci"], "other_inside": inside,
                      "same_verdict": rec["verdict"] == o["verdict"]})
     differ = [r["claim"] for r in rows if not r["same_verdict"]]
-    payload = {"this": this, "other": other, "claims": rows,
+    payload = {"meta": recorded_precision(results_dir), "this": this, "other": other, "claims": rows,
                "only_here": sorted(set(mine) - set(theirs)), "only_there": sorted(set(theirs) - set(mine)),
                "summary": {"compared": len(rows), "same_verdict": len(rows) - len(differ), "differ": differ,
                            "other_outside_interval": [r["claim"] for r in rows if r["other_inside"] is False]}}
