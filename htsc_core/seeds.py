@@ -42,7 +42,8 @@ def _read_table(path: Path) -> dict[str, dict]:
 def _value_columns(table: str, row: dict) -> list[str]:
     if table != "per_family":
         return ["ours"]
-    return [c for c in row if c != "method" and not c.startswith(("ci_", "n_")) and "_ci_" not in c]
+    return [c for c in row if c != "method" and not c.startswith(("ci_", "n_")) and not c.endswith("_n")
+            and "_ci_" not in c]
 
 
 def seeds_table(seed_dirs: list[Path]) -> Path:

@@ -148,3 +148,15 @@ def test_other_precision_check_refuses_a_run_in_the_same_precision(tmp_path):
         seeds.other_precision_check(here, there)
     from htsc_core.cli import main
     assert main(["precision-check", "--results", str(here), "--other", str(there)]) == 2
+
+
+def test_seed_table_has_each_value_once_not_its_interval_or_count(tmp_path):
+    head = "method,appearance,appearance_ci_low,appearance_ci_high,appearance_n\n"
+    dirs = []
+    for k, value in enumerate((0.5, 0.7)):
+        d = tmp_path / f"s{k}"
+        (d / "tables").mkdir(parents=True)
+        (d / "tables" / "per_family.csv").write_text(head + f"spatial,{value},0.4,0.8,120\n")
+        dirs.append(d)
+    rows = (dirs[0] / "tables" / "seeds.csv").read_text() if seeds.seeds_table(dirs) else ""
+    assert rows.splitlines()[1:] == ["per_family,spatial,appearance,2,0.6000,0.1414,0.5000 0.7000"]

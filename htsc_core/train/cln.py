@@ -46,8 +46,9 @@ def load_cln(cfg: Config, feature_dim: int, n_classes: int) -> CollaborativeLear
     return model.eval()
 
 
-def _cln_loader(fs, fo, labels, batch_size: int, generator: torch.Generator | None):
-    """Batches of the cached features: shuffled by ``generator`` (training), in order without one (validation).
+def paired_feature_batches(fs, fo, labels, batch_size: int, generator: torch.Generator | None):
+    """Batches of cached per-video (spatial, temporal) feature pairs (the CLN's fc7 features; TCLSTA's conv5 maps,
+    train/tclsta.py): shuffled by ``generator`` (training), in order without one (validation).
 
     Under ``torchrun`` (W ranks) ``batch_size`` is per rank, as for the video stages: each global batch of
     W x ``batch_size`` features is split over the ranks, whose gradients DDP averages; a last global batch too
@@ -80,12 +81,12 @@ def train_cln(cfg: Config, resume: bool = True, device: str | None = None) -> Pa
     optimizer = make_optimizer(cfg, [{"params": model.parameters(), "lr": cfg.lr_cln}], kind="adam")
     out_dir = run_dir(cfg, "cln")
     trainer = Trainer(out_dir, "cln", model, optimizer, step,
-                      lambda e: _cln_loader(fs, fo, y, cfg.batch_size,
+                      lambda e: paired_feature_batches(fs, fo, y, cfg.batch_size,
                                             torch.Generator().manual_seed(cfg.seed * 1000 + e)),
                       # best.pt: the epoch with the lowest validation loss (both heads' cross-entropy over every
                       # validation video), not the noisy maximum of a small validation accuracy (docs/DESIGN.md 3)
                       cfg.epochs_cln, seed=cfg.seed, device=device or cfg.device, amp=False, monitor="loss",
-                      val_loader=_cln_loader(vfs, vfo, vy, 256, None), config=cfg.to_dict())
+                      val_loader=paired_feature_batches(vfs, vfo, vy, 256, None), config=cfg.to_dict())
     trainer.fit(resume=resume)
     return out_dir
 

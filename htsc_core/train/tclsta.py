@@ -21,7 +21,7 @@ from htsc_core.config import Config
 from htsc_core.models.tclsta import TCLSTAHeads, conv5_channels, tclsta_loss
 from htsc_core.models.two_stream_fusion import conv5_maps
 from htsc_core.models.vgg import build_vgg16
-from htsc_core.train.cln import _cln_loader  # the CLN's batches of cached features (per rank under torchrun)
+from htsc_core.train.cln import paired_feature_batches  # cached two-stream feature batches, per rank
 from htsc_core.train.engine import (Trainer, barrier, is_main_process, load_checkpoint, load_state,
                                     precision_policy, progress)
 from htsc_core.train.scores import (SCORES_KEY, align_streams, gather_videos, scores_key, scores_path,
@@ -124,11 +124,11 @@ def train_tclsta(cfg: Config, resume: bool = True, device: str | None = None) ->
     optimizer = make_optimizer(cfg, [{"params": model.parameters(), "lr": cfg.lr_tclsta}], kind="adam")
     out_dir = run_dir(cfg, "tclsta")
     trainer = Trainer(out_dir, "tclsta", model, optimizer, tclsta_step(cfg.test_segments),
-                      lambda e: _cln_loader(xs, xo, y, cfg.batch_size,
+                      lambda e: paired_feature_batches(xs, xo, y, cfg.batch_size,
                                             torch.Generator().manual_seed(cfg.seed * 1000 + e)),
                       # best.pt: the lowest validation loss (train/stages.SELECTION_MONITOR, docs/DESIGN.md 3)
                       cfg.epochs_tclsta, seed=cfg.seed, device=device or cfg.device, amp=False, monitor="loss",
-                      val_loader=_cln_loader(vxs, vxo, vy, 64, None),
+                      val_loader=paired_feature_batches(vxs, vxo, vy, 64, None),
                       max_steps_per_epoch=cfg.max_steps_per_epoch, config=cfg.to_dict())
     trainer.fit(resume=resume)
     return out_dir
