@@ -98,7 +98,9 @@ def other_precision_sentence(results_dir: Path) -> str:
         return ""
     check = json.loads(path.read_text())
     other, s = check["other"], check["summary"]
-    text = (f" In the other precision ({other['precision']} on {other['cpu_model']}, seeds {other['seeds']}, commit "
+    seeds = len(other["seeds"] or [0])
+    text = (f" In the other precision ({other['precision']} on {other['cpu_model']}, {seeds} training seed"
+            f"{'s' if seeds > 1 else ''}, commit "
             f"`{(other['git_commit'] or '?')[:12]}`: `metrics/other_precision.json`), {s['same_verdict']} of "
             f"{s['compared']} claims keep their verdict")
     return text + (f"; differ: {'; '.join(s['differ'])}." if s["differ"] else ".")
@@ -130,8 +132,8 @@ def claims_paragraph(claims: list[dict]) -> str:
     """"What this run shows": a count of verdicts and the claims that were not confirmed."""
     counts = {v: sum(1 for c in claims if c.get("verdict") == v) for v in ("holds", "not resolved", "reversed")}
     text = (f"**What this run shows.** Of {len(claims)} claims checked, {counts['holds']} hold, "
-            f"{counts['not resolved']} are not resolved by this run's test set (the 95% interval of the "
-            f"difference includes no difference) and {counts['reversed']} are reversed.")
+            f"{counts['not resolved']} are not resolved (the 95% interval of the difference includes no "
+            f"difference) and {counts['reversed']} are reversed.")
     for v in ("reversed", "not resolved"):
         names = [c["claim"] for c in claims if c.get("verdict") == v]
         if names:
