@@ -160,3 +160,15 @@ def test_seed_table_has_each_value_once_not_its_interval_or_count(tmp_path):
         dirs.append(d)
     rows = (dirs[0] / "tables" / "seeds.csv").read_text() if seeds.seeds_table(dirs) else ""
     assert rows.splitlines()[1:] == ["per_family,spatial,appearance,2,0.6000,0.1414,0.5000 0.7000"]
+
+
+def test_results_header_counts_every_seeds_minutes(tmp_path):
+    from htsc_core.report import run_minutes
+
+    for k, sec in ((1, 1200.0), (2, 1320.0)):
+        d = tmp_path / "seeds" / f"seed{k}" / "metrics"
+        d.mkdir(parents=True)
+        (d / "reproduce.json").write_text(json.dumps({"total_seconds": sec}))
+    meta = {"total_seconds": 2400.0, "seeds": [0, 1, 2]}
+    assert run_minutes(tmp_path, meta) == "40.0 min for seed 0, 40.0 + 20.0 + 22.0 = 82.0 min for the 3 seeds"
+    assert run_minutes(tmp_path, {"total_seconds": 60.0, "seeds": [0]}) == "1.0 min in all"
