@@ -6,7 +6,7 @@ every run on the same test videos. One trained model's interval says how much th
 its number; it says nothing about what a reseed changes, and the spatial stream alone moved 12 points
 across three seeds (docs/SYNTHETIC.md). So after the runs:
 
-- ``seeds_table`` writes each Table 3/4 and per-family value's mean, sample std and per-seed values;
+- ``seeds_table`` writes each Table 3/4, per-family and flow-error value's mean, sample std and per-seed values;
 - ``seed_aware_claims`` restates every accuracy and flow claim of the main run from all seeds' records:
   the mean of the per-seed estimates with :func:`htsc_core.stats.seed_aware_interval` (reseed spread plus
   test-set sampling), the verdict from that interval, and ``seeds`` = how many runs it covers. Claims
@@ -29,7 +29,8 @@ from pathlib import Path
 from htsc_core import stats
 from htsc_core.utils import atomic_write_json, atomic_write_text
 
-TABLES = ("table4", "table3", "per_family")
+TABLES = ("table4", "table3", "per_family", "flow")
+FLOW_COLUMNS = ("epe", "epe_moving", "epe_background", "epe_border")  # flow.csv's errors (not its timing column)
 
 
 def _read_table(path: Path) -> dict[str, dict]:
@@ -40,6 +41,8 @@ def _read_table(path: Path) -> dict[str, dict]:
 
 
 def _value_columns(table: str, row: dict) -> list[str]:
+    if table == "flow":
+        return [c for c in FLOW_COLUMNS if c in row]
     if table != "per_family":
         return ["ours"]
     return [c for c in row if c != "method" and not c.startswith(("ci_", "n_")) and not c.endswith("_n")

@@ -172,3 +172,16 @@ def test_results_header_counts_every_seeds_minutes(tmp_path):
     meta = {"total_seconds": 2400.0, "seeds": [0, 1, 2]}
     assert run_minutes(tmp_path, meta) == "40.0 min for seed 0, 40.0 + 20.0 + 22.0 = 82.0 min for the 3 seeds"
     assert run_minutes(tmp_path, {"total_seconds": 60.0, "seeds": [0]}) == "1.0 min in all"
+
+
+def test_seed_table_has_motionnets_errors_not_its_timing(tmp_path):
+    dirs = []
+    for k, epe in enumerate((0.40, 0.44)):
+        d = tmp_path / f"s{k}"
+        (d / "tables").mkdir(parents=True)
+        (d / "tables" / "flow.csv").write_text("method,epe,epe_background,ms_per_pair\n"
+                                               f"motionnet,{epe},0.3,1.5\n")
+        dirs.append(d)
+    rows = seeds.seeds_table(dirs).read_text().splitlines()[1:]
+    assert rows == ["flow,motionnet,epe,2,0.4200,0.0283,0.4000 0.4400",
+                    "flow,motionnet,epe_background,2,0.3000,0.0000,0.3000 0.3000"]
