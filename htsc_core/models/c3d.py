@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from htsc_core.models.conv3d import Conv3d
 from htsc_core.models.vgg import FC_WIDTH, IMAGENET_MEAN, IMAGENET_STD, _scaled, check_network_args
 
 # (filters of each conv in a block); a pool after every block, 1x2x2 after the first, 2x2x2 after the others
@@ -41,7 +42,7 @@ class C3D(nn.Module):
             layers: list[nn.Module] = []
             for f in filters:
                 c_out = _scaled(f, width)
-                layers.append(nn.Conv3d(c_in, c_out, kernel_size=3, padding=1))
+                layers.append(Conv3d(c_in, c_out, kernel_size=3, padding=1))  # fp32 where CPU bf16 is wrong
                 if batch_norm:
                     layers.append(nn.BatchNorm3d(c_out))
                 layers.append(nn.ReLU(inplace=True))

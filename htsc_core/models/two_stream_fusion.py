@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from htsc_core.models.conv3d import Conv3d
 from htsc_core.models.vgg import VGG16
 
 
@@ -68,7 +69,7 @@ class TwoStreamConvFusion(nn.Module):
         # Eq. 3 "conv fusion": y = f * [x_s, x_o] + b, f a 1x1 filter of 2D -> D channels
         self.fuse = nn.Conv2d(2 * d, d, kernel_size=1)
         # Sec. 3.2: 3D convolution over (T, H, W) of the fused maps, then 3D max pooling
-        self.fuse3d = nn.Conv3d(d, d, kernel_size=3, padding=1)
+        self.fuse3d = Conv3d(d, d, kernel_size=3, padding=1)  # fp32 where CPU bf16 is wrong (models/conv3d.py)
         self._init_fusion()
 
     def _init_fusion(self) -> None:
