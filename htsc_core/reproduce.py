@@ -99,8 +99,15 @@ def _merge_record(path: Path, record: dict, only: list[str] | None) -> dict:
 
 def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, runs_dir: Path,
               seed: int = 0, device: str = "auto", only: list[str] | None = None,
-              overrides: dict | None = None) -> int:
+              overrides: dict | None = None, partial: bool | None = None) -> int:
+    """Run the notebooks (those of ``only``, if given) into ``results_dir`` and write its run record.
+
+    ``partial`` (default: whether ``only`` is given): a rerun of some notebooks of an earlier full run, merged
+    into that run's record; an extra seed of ``--seeds N`` runs every notebook that depends on the seed and is
+    a run of its own (``partial=False``), whose record replaces any earlier one."""
     import papermill as pm
+
+    partial = bool(only) if partial is None else partial
 
     results_dir.mkdir(parents=True, exist_ok=True)
     params = dict(dataset=dataset, data_root=project_relative(data_root), profile=profile, seed=seed,
@@ -136,7 +143,7 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
               "synthesis_seconds": synthesis_seconds,
               "total_seconds": round(time.time() - started, 1), "git_commit": git_commit(),
               "cpu_count": os.cpu_count()}
-    atomic_write_json(record_path, _merge_record(record_path, record, only))
+    atomic_write_json(record_path, _merge_record(record_path, record, only if partial else None))
     if not only and dataset == "synthetic" and profile == "default" and is_main_results(results_dir):  # main run only
         update_readme(results_dir)
     print(f"all notebooks done in {time.time() - started:.0f}s; results in {results_dir}")
@@ -247,7 +254,9 @@ def command(args: argparse.Namespace) -> int:
         only = args.only if k == 0 else seed_dependent_notebooks(args.only)
         if k and not args.only and (res / "metrics" / "claims.json").exists():
             (res / "metrics" / "claims.json").unlink()  # a fresh seed run states its claims afresh
-        rc = reproduce(args.dataset, data_root, args.profile, res, run, seed, args.device, only, overrides)
+        # an extra seed's notebooks are its whole run (a fresh record), unless the user asked for --only
+        rc = reproduce(args.dataset, data_root, args.profile, res, run, seed, args.device, only, overrides,
+                       partial=bool(args.only))
         if rc:
             return rc
     if len(seeds) > 1:

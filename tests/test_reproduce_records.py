@@ -84,3 +84,31 @@ def test_extra_seeds_skip_the_seed_independent_notebooks():
     names = reproduce.seed_dependent_notebooks()
     assert [n[:2] for n in names] == ["01", "02", "03", "04", "05", "06", "07"]
     assert reproduce.seed_dependent_notebooks(["06", "08"]) == [n for n in names if n.startswith("06")]
+
+
+def test_an_extra_seed_run_replaces_an_earlier_record(tmp_path, monkeypatch):
+    """A ``--seeds N`` run's extra seed runs notebooks 01-07 (``only`` = those), but as a run of its own: its record
+    names this commit and these seconds, not an earlier run's with a "partial rerun" (seen in a fresh clone whose
+    committed seed records were merged into); ``--only`` still merges."""
+    import papermill as pm
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "classes.json").write_text("{}")
+    monkeypatch.setattr(pm, "execute_notebook", lambda src, out, **kw: Path(out).write_text(Path(src).read_text()))
+    monkeypatch.setattr(reproduce, "_to_html", lambda out: out)
+    monkeypatch.setattr(reproduce, "git_commit", lambda: "new")
+    results = tmp_path / "seeds" / "seed1"
+    record = results / "metrics" / "reproduce.json"
+    record.parent.mkdir(parents=True)
+    old = {"git_commit": "old", "total_seconds": 999.0, "seconds_per_notebook": {"01_spatial.ipynb": 99.0}}
+    record.write_text(json.dumps(old))
+    only = reproduce.seed_dependent_notebooks()
+    assert reproduce.reproduce("synthetic", str(data), "default", results, tmp_path / "runs", 1, only=only,
+                               partial=False) == 0
+    fresh = json.loads(record.read_text())
+    assert fresh["git_commit"] == "new" and "partial_reruns" not in fresh and fresh["total_seconds"] < 999
+    assert sorted(fresh["seconds_per_notebook"]) == only
+    assert reproduce.reproduce("synthetic", str(data), "default", results, tmp_path / "runs", 1, only=["06"]) == 0
+    merged = json.loads(record.read_text())
+    assert merged["git_commit"] == "new" and [r["only"] for r in merged["partial_reruns"]] == [["06"]]
