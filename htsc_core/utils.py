@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,10 +28,20 @@ def _atomic_write(path: str | Path, write) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except Exception as err:
+        Path(tmp).unlink(missing_ok=True)
+        # A full disk reaches us as torch's "[enforce fail at inline_container.cc] unexpected pos" or numpy's OSError:
+        # say which file and how much room its disk has left, so the user knows what to free.
+        free = shutil.disk_usage(path.parent).free
+        raise WriteError(f"could not write {path} ({free / 1e9:.2f} GB free on its disk): {err}") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class WriteError(OSError):
+    """A checkpoint or result could not be written (most often: the disk is full). The old file, if any, is intact."""
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -56,8 +67,6 @@ def atomic_link(src: str | Path, dst: str | Path) -> Path:
     """``dst`` becomes a second name of the file ``src`` (a hard link, or a copy where the file system has none),
     atomically. ``src`` replaced later by an atomic write leaves ``dst`` on the old bytes: the trainer's
     ``best.pt`` beside ``last.pt`` without writing the checkpoint twice (about 1 GB for the paper's VGG16)."""
-    import shutil
-
     src, dst = Path(src), Path(dst)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
     tmp.unlink(missing_ok=True)

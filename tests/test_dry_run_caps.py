@@ -12,7 +12,7 @@ from htsc_core.data.records import VideoRecord
 from htsc_core.data.registry import cap_records, load_split
 from htsc_core.flow.estimators import TVL1_PRESET_PARAMS, make_estimator, tvl1_preset_params
 from htsc_core.flow.extract import tvl1_params
-from htsc_core.utils import atomic_link, atomic_torch_save
+from htsc_core.utils import WriteError, atomic_link, atomic_torch_save
 
 
 def _records(n: int, classes: int) -> list[VideoRecord]:
@@ -77,6 +77,24 @@ def test_best_checkpoint_link_survives_the_next_last(tmp_path):
     assert torch.load(best, weights_only=True) == {"epoch": 0}
     assert torch.load(last, weights_only=True) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary names left
+
+
+def test_a_write_that_fails_halfway_keeps_the_old_checkpoint_and_names_the_file(tmp_path, monkeypatch):
+    """A full disk shows up in torch.save as "[enforce fail at inline_container.cc] unexpected pos": the error must
+    name the file and the room left, the previous checkpoint must survive and no temporary file may remain."""
+    last = tmp_path / "last.pt"
+    atomic_torch_save({"epoch": 0}, last)
+
+    def half_written(obj, fh):
+        fh.write(b"PK\x03\x04 half a zip")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 934634432 vs 934634320")
+
+    monkeypatch.setattr(torch, "save", half_written)
+    with pytest.raises(WriteError, match=r"could not write .*last\.pt \(\d+\.\d\d GB free on its disk\): .*unexpected"):
+        atomic_torch_save({"epoch": 1}, last)
+    monkeypatch.undo()
+    assert torch.load(last, weights_only=True) == {"epoch": 0}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
 def test_saved_scores_are_reused_only_for_the_same_checkpoint_and_settings(tmp_path):
