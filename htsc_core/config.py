@@ -82,6 +82,8 @@ class Config:
     epochs_cln: int = 30  # validation loss lowest at epoch 3 (best.pt keeps it): the CLN overfits at once
     epochs_c3d: int = 20  # C3D (Tran et al. 2015) from scratch on RGB clips (docs/DESIGN.md), at lr_spatial
     c3d_clip_length: int = 16  # frames per C3D clip (Tran et al. 2015: 16)
+    c3d_image_size: int = 0  # C3D's crop side (Tran et al. 2015: 112 px); 0 = image_size (the CPU profiles)
+    c3d_frame_size: int = 0  # C3D's decoded short side (Tran et al.: frames of 128 x 171); 0 = frame_size
     epochs_conv_fusion: int = 10  # two-stream conv fusion (docs/DESIGN.md): fine-tunes trained spatial + TV-L1 streams
     epochs_tclsta: int = 30  # TCLSTA's heads on cached conv5 maps (docs/TCLSTA.md); best.pt on validation loss
     lr_spatial: float = 3e-4
@@ -111,8 +113,17 @@ class Config:
             raise ValueError(f"dataset={self.dataset!r}; expected one of {DATASETS}")
         if self.profile not in PROFILES:
             raise ValueError(f"profile={self.profile!r}; expected one of {PROFILES}")
-        if self.image_size % 32:
+        # MotionNet downsamples by 32. A C3D clip config (train/streams.clip_config) carries C3D's own crop side
+        # as image_size (112 px in the paper profile): no MotionNet reads it.
+        c3d_clip = self.c3d_image_size == self.image_size and self.stack_length == self.c3d_clip_length
+        if self.image_size % 32 and not c3d_clip:
             raise ValueError(f"image_size={self.image_size} must be a multiple of 32 (MotionNet downsamples by 32)")
+        if self.c3d_image_size and self.c3d_image_size < 16:
+            raise ValueError(f"c3d_image_size={self.c3d_image_size} is below 16 px (C3D's four 2x2 pools)")
+        c3d_frame = self.c3d_frame_size or self.frame_size
+        if c3d_frame and c3d_frame < (self.c3d_image_size or self.image_size):
+            raise ValueError(f"c3d_frame_size={c3d_frame} is smaller than c3d_image_size="
+                             f"{self.c3d_image_size or self.image_size}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer={self.optimizer!r}; expected 'sgd' or 'adam'")
         if self.tvl1_preset not in TVL1_PRESETS:
@@ -181,6 +192,7 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         dropout=0.9, cln_hidden=512, tclsta_attention=256, tclsta_lstm=512, optimizer="sgd",
         batch_size=32, num_workers=8, epochs_spatial=80, epochs_motion=40, epochs_temporal=80,
         epochs_tvl1=80, epochs_rgbdiff=80, epochs_cln=50, epochs_conv_fusion=30, epochs_c3d=80, epochs_tclsta=50,
+        c3d_image_size=112, c3d_frame_size=128,  # C3D's own input (Tran et al. 2015, Sec. 3.2)
         lr_spatial=1e-3, lr_motion=1e-4, lr_temporal=1e-3, lr_rgbdiff=1e-3,
         lr_motion_e2e=1e-6, lr_cln=1e-3,
     ),

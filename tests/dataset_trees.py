@@ -146,12 +146,12 @@ def thumos14_tree(root: Path) -> tuple[Path, Path]:
     return root, bad
 
 
-def ucf101_smoke_config(tmp_path: Path, max_steps_per_epoch: int = 1):
+def ucf101_smoke_config(tmp_path: Path, max_steps_per_epoch: int = 1, **overrides):
     """A UCF101-shaped tree under ``tmp_path/ucf`` and the smoke config a stage test trains on it (fp32 on the
-    CPU, ``max_steps_per_epoch`` steps an epoch, runs and results under ``tmp_path``)."""
+    CPU, ``max_steps_per_epoch`` steps an epoch, runs and results under ``tmp_path``; ``overrides``: more keys)."""
     from htsc_core.config import from_params
 
     root, _ = ucf101_tree(tmp_path / "ucf")
     return from_params(profile="smoke", dataset="ucf101", data_root=str(root), runs_dir=str(tmp_path / "runs"),
                        results_dir=str(tmp_path / "results"), max_steps_per_epoch=max_steps_per_epoch, device="cpu",
-                       amp="off")
+                       amp="off", **overrides)

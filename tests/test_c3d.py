@@ -77,9 +77,11 @@ def test_c3d_stage_trains_on_clips_of_its_length_and_is_scored_as_a_table3_row(t
     from htsc_core.train.scores import extract_scores, load_scores
     from htsc_core.train.stages import build_stream, stage_data_config, train
 
-    cfg = ucf101_smoke_config(tmp_path, max_steps_per_epoch=1)
+    # C3D's own crop (16 px of frames decoded at 24 px short side), as the paper profile's 112 of 128
+    cfg = ucf101_smoke_config(tmp_path, max_steps_per_epoch=1, c3d_image_size=16, c3d_frame_size=24)
     data_cfg = stage_data_config(cfg, "c3d")
     assert (data_cfg.stack_length, data_cfg.num_segments) == (cfg.c3d_clip_length, 1) == (8, 1)
+    assert (data_cfg.image_size, data_cfg.frame_size) == (16, 24) and (cfg.image_size, cfg.frame_size) == (32, 40)
     assert cfg.stack_length != 8
     seen = []
     hook = torch.nn.modules.module.register_module_forward_pre_hook(
@@ -92,7 +94,7 @@ def test_c3d_stage_trains_on_clips_of_its_length_and_is_scored_as_a_table3_row(t
             extract_scores(cfg, "c3d", "test", device="cpu")
     finally:
         hook.remove()
-    assert seen and all(s[1:3] == (8, 3) for s in seen)  # clips of c3d_clip_length RGB frames
+    assert seen and all(s[1:] == (8, 3, 16, 16) for s in seen)  # clips of c3d_clip_length RGB frames, C3D's crop
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert len(log) == 1 and log[0]["stage"] == "c3d" and np.isfinite(log[0]["train_loss"])
     assert isinstance(build_stream(cfg, "c3d", 3, load_trained=True), C3D)
@@ -103,6 +105,22 @@ def test_c3d_stage_trains_on_clips_of_its_length_and_is_scored_as_a_table3_row(t
     rows = baseline_scores(cfg, test)
     assert sorted(rows) == ["c3d"]
     np.testing.assert_allclose(rows["c3d"], s["scores"])
+
+
+def test_the_paper_profile_reads_c3d_clips_at_c3ds_own_size():
+    """Tran et al. 2015 (Sec. 3.2): 16-frame clips, frames resized to 128 x 171, 112 x 112 crops; the other
+    streams keep 224 px crops of 256 px frames, and image_size still has to suit MotionNet."""
+    from htsc_core.train.stages import stage_data_config
+
+    paper = from_params(profile="paper")
+    c3d = stage_data_config(paper, "c3d")
+    assert (c3d.stack_length, c3d.image_size, c3d.frame_size, c3d.num_segments) == (16, 112, 128, 1)
+    assert (stage_data_config(paper, "spatial").image_size, paper.frame_size) == (224, 256)
+    assert stage_data_config(from_params(profile="default"), "c3d").image_size == 64  # 0: the profile's own size
+    with pytest.raises(ValueError, match="image_size=112 must be a multiple of 32"):
+        from_params(profile="paper", image_size=112)
+    with pytest.raises(ValueError, match="c3d_frame_size=100 is smaller than c3d_image_size=112"):
+        from_params(profile="paper", c3d_frame_size=100)
 
 
 def test_table5_c3d_pipeline_matches_the_network():

@@ -36,8 +36,12 @@ NOMINAL_CLASSES = {"ucf101": 101, "hmdb51": 51, "thumos14": 101}
 
 
 def clip_config(cfg: Config, stage: str) -> Config:
-    """The config the data of ``stage`` is read with: C3D's clips are "stacks" of ``c3d_clip_length`` frames."""
-    return cfg.replace(stack_length=cfg.c3d_clip_length) if stage == "c3d" else cfg
+    """The config the data of ``stage`` is read with: C3D's clips are "stacks" of ``c3d_clip_length`` frames,
+    cropped to ``c3d_image_size`` from frames decoded at ``c3d_frame_size`` (0: the config's own sizes)."""
+    if stage != "c3d":
+        return cfg
+    return cfg.replace(stack_length=cfg.c3d_clip_length, image_size=cfg.c3d_image_size or cfg.image_size,
+                       frame_size=cfg.c3d_frame_size or cfg.frame_size)
 
 
 def run_dir(cfg: Config, stage: str) -> Path:
