@@ -73,6 +73,20 @@ def test_corrupt_checkpoint_fails_clearly(tmp_path):
         _tiny_trainer(tmp_path).fit(resume=True)
 
 
+def test_a_loaded_checkpoint_is_a_private_copy_of_the_file(tmp_path):
+    """load_checkpoint memory-maps the file: changing a loaded tensor must not change the file, and the loaded
+    tensors must stay valid when the trainer atomically writes the next epoch to the same path."""
+    from htsc_core.utils import atomic_torch_save
+
+    path = tmp_path / "last.pt"
+    atomic_torch_save({"model": {"w": torch.zeros(1000)}, "stage": "a"}, path)
+    ckpt = load_checkpoint(path, stage="a")
+    ckpt["model"]["w"].add_(1.0)  # an optimiser's in-place step on a resumed buffer
+    atomic_torch_save({"model": {"w": torch.full((1000,), 2.0)}, "stage": "a"}, path)
+    assert torch.equal(ckpt["model"]["w"], torch.ones(1000))
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.full((1000,), 2.0))
+
+
 def test_checkpoint_for_other_stage_or_shape_is_refused(tmp_path):
     _tiny_trainer(tmp_path, "a").fit()
     ckpt = load_checkpoint(tmp_path / "last.pt", stage="a")
