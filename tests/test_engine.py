@@ -85,6 +85,8 @@ def test_a_loaded_checkpoint_is_a_private_copy_of_the_file(tmp_path):
     atomic_torch_save({"model": {"w": torch.full((1000,), 2.0)}, "stage": "a"}, path)
     assert torch.equal(ckpt["model"]["w"], torch.ones(1000))
     assert torch.equal(load_checkpoint(path)["model"]["w"], torch.full((1000,), 2.0))
+    torch.save({"model": {"w": torch.ones(3)}}, path, _use_new_zipfile_serialization=False)  # cannot be mapped
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(3))
 
 
 def test_checkpoint_for_other_stage_or_shape_is_refused(tmp_path):

@@ -149,7 +149,10 @@ def load_checkpoint(path: str | Path, stage: str | None = None) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist (train the stage first: `htsc train ...`)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # torch's legacy (non-zip) format cannot be mapped: read it whole
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
         raise CheckpointError(f"checkpoint {path} is corrupt or not a torch checkpoint: {exc}") from exc
     if not isinstance(ckpt, dict) or "model" not in ckpt:
