@@ -55,6 +55,9 @@ class Config:
     # frames of each loss scale: "release" = the release's Downsample layer (tent filter; chosen on validation,
     # docs/SYNTHETIC.md section 7), "area" = 2x2 means (our first reading, kept for comparison)
     motion_pyramid: str = "release"
+    # Eq. 1's photometric term: "charbonnier" (the paper's), or "census" (beyond the paper: issue 24's labelled
+    # motionnet_beyond trial, models/census.py; never the study's MotionNet)
+    motion_photometric: str = "charbonnier"
     dropout: float = 0.2  # two-stream: 0.9 temporal / 0.5 spatial; 0.2 here: 0.5 stalled from-scratch CPU runs
     pretrained: bool = False  # ImageNet VGG16 weights from the hub cache; they exist only for width 1.0, so the
     # CPU profiles train from scratch and only the paper profile asks for them; absent -> the run stops before
@@ -134,6 +137,8 @@ class Config:
             raise ValueError("stack_length must be >= 2 (at least one frame pair)")
         if self.c3d_clip_length < 2:  # read as a "stack" (train/streams.clip_config), which needs >= 2 frames
             raise ValueError(f"c3d_clip_length={self.c3d_clip_length} must be >= 2")
+        if self.motion_photometric not in ("charbonnier", "census"):
+            raise ValueError(f"motion_photometric={self.motion_photometric!r}; expected 'charbonnier' or 'census'")
         if self.motion_pyramid not in ("area", "release"):
             raise ValueError(f"motion_pyramid={self.motion_pyramid!r}; expected 'area' or 'release'")
         if self.tclsta_attention < 1 or self.tclsta_lstm < 1:

@@ -44,6 +44,9 @@ def test_loss_maps_hand_values():
     assert float(m[0, 0, 0, 2]) == pytest.approx(photo + 2 * f0, rel=1e-5)
     m2 = dg.loss_maps(frames, torch.zeros(1, 1, 2, 3, 3), smooth=2.0)
     assert float(m2[0, 0, 0, 0]) == pytest.approx(photo + 8 * f0, rel=1e-5)
+    # the census term (beyond the paper): a uniform brightness offset leaves every census unchanged, F(0) only
+    mc = dg.loss_maps(frames, torch.zeros(1, 1, 2, 3, 3), photo="census")
+    assert float(mc[0, 0, 0, 0]) == pytest.approx((eps ** 2) ** 0.4 + 4 * f0, rel=1e-4)
 
 
 @pytest.fixture
@@ -61,6 +64,7 @@ def test_drift_stays_at_an_exact_integer_shift(one_thread):
     frames = torch.from_numpy(np.stack([img(0), img(-1)])).repeat(3, 1, 1, 1).permute(1, 0, 2, 3)[None, :, :, :, :16]
     truth = torch.zeros(1, 1, 2, 16, 16)
     truth[:, :, 0] = 1.0
-    out = dg._drift(frames, truth, grid=2, smooth=1.0, steps=30, lr=0.03)
-    inner = (out - truth)[..., 3:13, 3:13].norm(dim=2)
-    assert float(inner.mean()) < 0.05
+    for photo in ("charbonnier", "census"):
+        out = dg._drift(frames, truth, grid=2, smooth=1.0, steps=30, lr=0.03, photo=photo)
+        inner = (out - truth)[..., 3:13, 3:13].norm(dim=2)
+        assert float(inner.mean()) < 0.05, photo

@@ -18,7 +18,8 @@ Variants (each changes one thing of ``release``, the loss as trained): ``no_lrn`
 [0, 1], no mean subtraction or LRN), ``release_pyramid`` (each grid's frames by the release's
 ``Downsample`` layer, a tent filter of radius ~f with corners aligned, instead of area means of
 2 x 2 blocks), ``no_h264`` (the rendered frames that were encoded, before the codec), ``no_noise``
-(rendered without the sensor noise, no codec), ``smooth_x0.5`` and ``smooth_x2`` (Eq. 2's weight).
+(rendered without the sensor noise, no codec), ``smooth_x0.5`` and ``smooth_x2`` (Eq. 2's weight); beyond the
+paper, ``census`` (a census term in Eq. 1's place, :mod:`htsc_core.models.census`).
 One row more, ``upsample_floor``: the background EPE of the true flow area-averaged to a grid and
 bilinearly upsampled back (flow2's half resolution alone).
 """
@@ -49,8 +50,9 @@ VARIANTS: dict[str, dict] = {
     "no_noise": {"frames": "clean"},
     "smooth_x0.5": {"smooth": 0.5},
     "smooth_x2": {"smooth": 2.0},
+    "census": {"photo": "census"},  # beyond the paper: models/census.py in Eq. 1's place
 }
-_DEFAULT = {"norm": True, "down": "area", "frames": "decoded", "smooth": 1.0}
+_DEFAULT = {"norm": True, "down": "area", "frames": "decoded", "smooth": 1.0, "photo": "charbonnier"}
 
 
 def downsample(x: torch.Tensor, factor: int, mode: str = "area") -> tuple[torch.Tensor, float]:
@@ -77,14 +79,19 @@ def background_cells(bg: torch.Tensor, factor: int, mode: str = "area") -> torch
     return full & fl.border_mask(h, w)[0].bool()
 
 
-def loss_maps(frames: torch.Tensor, flow_px: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+def loss_maps(frames: torch.Tensor, flow_px: torch.Tensor, smooth: float = 1.0, photo: str = "charbonnier"
+              ) -> torch.Tensor:
     """Per-pixel Eq. 1 + smooth x Eq. 2 (release constants): frames (N, L, 3, h, w), flow (N, L-1, 2, h, w) in
-    grid pixels -> (N, L-1, h, w). Photometric: sum over colour channels of F(255 (f_i - warp(f_{i+1})));
-    smoothness: F of the forward differences of u and v, at the difference's left/upper pixel."""
+    grid pixels -> (N, L-1, h, w). Photometric: sum over colour channels of F(255 (f_i - warp(f_{i+1}))), or
+    with ``photo="census"`` F of the census distance; smoothness: F of the forward differences of u and v, at
+    the difference's left/upper pixel."""
     n, L, c, h, w = frames.shape
     tgt = frames[:, :-1].reshape(-1, c, h, w)
     rec = fl.warp(frames[:, 1:].reshape(-1, c, h, w), flow_px.reshape(-1, 2, h, w))
-    photo = fl.charbonnier(fl.PHOTO_BETA * (tgt - rec), fl.ALPHA_PHOTO).sum(1)
+    if photo == "census":
+        photo = fl.charbonnier(fl.census_distance(tgt, rec), fl.ALPHA_PHOTO)
+    else:
+        photo = fl.charbonnier(fl.PHOTO_BETA * (tgt - rec), fl.ALPHA_PHOTO).sum(1)
     f = flow_px.reshape(-1, 2, h, w)
     sm = torch.zeros_like(photo)
     sm[:, :, :-1] += fl.charbonnier(f[..., 1:] - f[..., :-1], fl.ALPHA_SMOOTH).sum(1)
@@ -114,7 +121,8 @@ def _stacks(cfg, records, length: int):
                    torch.from_numpy(gt[s0:s0 + length - 1, :side, :side]))
 
 
-def _drift(frames: torch.Tensor, truth: torch.Tensor, grid: int, smooth: float, steps: int, lr: float) -> torch.Tensor:
+def _drift(frames: torch.Tensor, truth: torch.Tensor, grid: int, smooth: float, steps: int, lr: float,
+           photo: str = "charbonnier") -> torch.Tensor:
     """Minimise the grid's Eq. 5 over a free flow field started at ``truth`` (N, L-1, 2, h, w) -> the result."""
     n, L = frames.shape[:2]
     flow = truth.clone().requires_grad_(True)
@@ -123,7 +131,7 @@ def _drift(frames: torch.Tensor, truth: torch.Tensor, grid: int, smooth: float, 
     for i in range(steps):
         for g in opt.param_groups:  # linear decay to 0: ends at the minimum rather than circling it
             g["lr"] = lr * (1 - i / steps)
-        lp, lsm, lss = fl.scale_terms(frames, flow.reshape(n, 2 * (L - 1), *flow.shape[-2:]))
+        lp, lsm, lss = fl.scale_terms(frames, flow.reshape(n, 2 * (L - 1), *flow.shape[-2:]), photometric=photo)
         opt.zero_grad()
         (lp + smooth * lsm + w_ssim * lss).backward()
         opt.step()
@@ -186,13 +194,13 @@ def diagnose_background(cfg, checkpoint=None, max_videos: int = 24, subset: str 
             row = {"variant": name, "grid": grid, "size": side // f, "bg_cells": float(cells.float().mean()),
                    "stacks": n, "loss_truth": None, "loss_motionnet": None, "epe_motionnet": None, "drift_epe": None}
             if cells.any():
-                row["loss_truth"] = float((L - 1) * loss_maps(fr, t_s, v["smooth"])[cells].mean())
+                row["loss_truth"] = float((L - 1) * loss_maps(fr, t_s, v["smooth"], v["photo"])[cells].mean())
                 if preds is not None:
                     p = preds[grid].float()
-                    row["loss_motionnet"] = float((L - 1) * loss_maps(fr, p, v["smooth"])[cells].mean())
+                    row["loss_motionnet"] = float((L - 1) * loss_maps(fr, p, v["smooth"], v["photo"])[cells].mean())
                     row["epe_motionnet"] = _epe(p, t_s, cells, r)
                 if steps > 0:
-                    row["drift_epe"] = _epe(_drift(fr, t_s, grid, v["smooth"], steps, lr), t_s, cells, r)
+                    row["drift_epe"] = _epe(_drift(fr, t_s, grid, v["smooth"], steps, lr, v["photo"]), t_s, cells, r)
             rows.append(row)
     for grid in grids:  # flow2's half resolution alone: truth down to the grid and bilinearly back up
         f = 2 ** (grid - 1)

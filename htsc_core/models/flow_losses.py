@@ -53,11 +53,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from htsc_core.models.census import census_distance
 from htsc_core.models.motionnet import FLOW_SCALES, SCALES, flow_in_pixels, flow_resolution
 
 __all__ = ["warp", "charbonnier", "charbonnier_sum", "border_mask", "photometric_loss", "smoothness_loss", "ssim_map",
            "ssim_loss", "MotionNetLoss", "scale_terms", "release_normalise", "WEIGHTINGS", "FLOW_SCALES",
-           "flow_in_pixels", "SSIM_WEIGHTS"]
+           "flow_in_pixels", "SSIM_WEIGHTS", "census_photometric_loss", "census_distance", "PHOTOMETRICS"]
 
 EPS = 1e-3  # release CharbonnierLoss epsilon
 ALPHA_PHOTO = 0.4  # release PhotometricLossK alpha
@@ -185,6 +186,22 @@ def photometric_loss(target: torch.Tensor, reconstruction: torch.Tensor, border_
     return err / (pixels * target.shape[0] * target.shape[1])
 
 
+def census_photometric_loss(target: torch.Tensor, reconstruction: torch.Tensor, border_ratio: float = BORDER_RATIO,
+                            alpha: float = ALPHA_PHOTO, eps: float = EPS, weighting: str = "mean",
+                            batch: int | None = None) -> torch.Tensor:
+    """Beyond the paper (issue 24's ``motionnet_beyond``; :mod:`htsc_core.models.census`): Eq. 1 with the soft
+    Hamming distance of the two images' census transforms in place of the intensity differences, one value per
+    pixel (not per channel); the border mask, Charbonnier and normalisation are :func:`photometric_loss`'s."""
+    _check_weighting(weighting)
+    if target.shape != reconstruction.shape or target.dim() != 4:
+        raise ValueError(f"census_photometric_loss: shapes {tuple(target.shape)} and {tuple(reconstruction.shape)} "
+                         "differ or are not (N, C, H, W)")
+    rows, cols = _interior(*target.shape[-2:], border_ratio)
+    err = charbonnier_sum(census_distance(target, reconstruction)[..., rows, cols], alpha, eps)
+    pixels = (rows.stop - rows.start) * (cols.stop - cols.start)
+    return err / (pixels * (target.shape[0] if weighting == "mean" or batch is None else batch))
+
+
 def smoothness_loss(flow_px: torch.Tensor, alpha: float = ALPHA_SMOOTH, eps: float = EPS, weighting: str = "mean",
                     border_ratio: float = BORDER_RATIO) -> torch.Tensor:
     """Eq. 2: F(d/dx u) + F(d/dy u) + F(d/dx v) + F(d/dy v).
@@ -297,19 +314,26 @@ def ssim_loss(reconstruction: torch.Tensor, target: torch.Tensor, window: str = 
     return d.mean()
 
 
+PHOTOMETRICS = ("charbonnier", "census")  # Eq. 1 (the paper's) or the census term (beyond it, issue 24)
+
+
 def scale_terms(frames: torch.Tensor, flow_px: torch.Tensor, weighting: str = "release",
-                border_ratio: float = BORDER_RATIO, ssim_window: str = "gaussian"
+                border_ratio: float = BORDER_RATIO, ssim_window: str = "gaussian", photometric: str = "charbonnier"
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eq. 1, 2 and 4 at one scale: (photometric, smoothness, SSIM loss).
 
     frames (N, L, 3, h, w) at this scale (normalised as the weighting wants); flow_px (N, 2(L-1), h, w) in
-    pixels of this grid, pair i warping frame i + 1 back onto frame i.
+    pixels of this grid, pair i warping frame i + 1 back onto frame i. ``photometric="census"`` puts
+    :func:`census_photometric_loss` in Eq. 1's place (not the paper's method).
     """
+    if photometric not in PHOTOMETRICS:
+        raise ValueError(f"photometric={photometric!r}; expected one of {PHOTOMETRICS}")
     n, L, c, h, w = frames.shape
     target = frames[:, :-1].reshape(n * (L - 1), c, h, w)  # frame i
     nxt = frames[:, 1:].reshape(n * (L - 1), c, h, w)  # frame i + 1
     recon = warp(nxt, flow_px.reshape(n * (L - 1), 2, h, w))
-    lp = photometric_loss(target, recon, border_ratio=border_ratio, weighting=weighting, batch=n)
+    photo = census_photometric_loss if photometric == "census" else photometric_loss
+    lp = photo(target, recon, border_ratio=border_ratio, weighting=weighting, batch=n)
     lsm = smoothness_loss(flow_px, weighting=weighting, border_ratio=border_ratio)
     lss = ssim_loss(recon, target, window=ssim_window, weighting=weighting, batch=n)
     return lp, lsm, lss
@@ -365,9 +389,12 @@ class MotionNetLoss(nn.Module):
 
     def __init__(self, ssim_weight_scale: float = 1.0, border_ratio: float = BORDER_RATIO,
                  ssim_window: str = "gaussian", weighting: str = "release", pyramid: str = "release",
-                 smooth_weight: float = 1.0) -> None:
+                 smooth_weight: float = 1.0, photometric: str = "charbonnier") -> None:
         super().__init__()
         _check_weighting(weighting)
+        if photometric not in PHOTOMETRICS:
+            raise ValueError(f"MotionNetLoss: photometric={photometric!r}; expected one of {PHOTOMETRICS}")
+        self.photometric = photometric  # "census": beyond the paper (issue 24's motionnet_beyond)
         if pyramid not in PYRAMIDS:
             raise ValueError(f"MotionNetLoss: pyramid={pyramid!r}; expected one of {PYRAMIDS}")
         self.pyramid = pyramid
@@ -421,7 +448,7 @@ class MotionNetLoss(nn.Module):
                 raise ValueError(f"MotionNetLoss: flow{s} has shape {tuple(flow.shape)}, expected "
                                  f"{(n, 2 * (L - 1), h, w)} for a {H}x{W} stack of {L} frames")
             lp, lsm, lss = scale_terms(pyramid[(h, w)].reshape(n, L, 3, h, w), flow * FLOW_SCALES[s], wt,
-                                       self.border_ratio, self.ssim_window)
+                                       self.border_ratio, self.ssim_window, self.photometric)
             l_s = lp + self.smooth_weight * lsm + SSIM_WEIGHTS[s] * self.ssim_weight_scale * lss  # Eq. 5, lambda1 = 1
             total = total + self.scale_weights[s] * l_s  # Eq. 6
             parts.update({f"photo{s}": lp.detach(), f"smooth{s}": lsm.detach(), f"ssim{s}": lss.detach(),

@@ -111,25 +111,27 @@ def conv_fusion_step(test_segments: int):
     return step
 
 
-def flow_loss(stage: str, pyramid: str = Config.motion_pyramid, smooth_weight: float = Config.motion_smooth_weight
-              ) -> MotionNetLoss:
+def flow_loss(stage: str, pyramid: str = Config.motion_pyramid, smooth_weight: float = Config.motion_smooth_weight,
+              photometric: str = Config.motion_photometric) -> MotionNetLoss:
     """MotionNet's unsupervised loss (Eq. 1-6) for ``stage``: SSIM / 10 end to end (``temporal``); ``pyramid``:
-    how each scale's frames are made (``cfg.motion_pyramid``, :class:`MotionNetLoss`)."""
+    how each scale's frames are made (``cfg.motion_pyramid``, :class:`MotionNetLoss`); ``photometric``: Eq. 1
+    or the census term beyond the paper (``cfg.motion_photometric``)."""
     return MotionNetLoss(ssim_weight_scale=0.1 if stage == "temporal" else 1.0, pyramid=pyramid,
-                         smooth_weight=smooth_weight)
+                         smooth_weight=smooth_weight, photometric=photometric)
 
 
 def stage_step(stage: str, cfg: Config | None = None):
     """The step function of ``stage`` (what the trainer and ``htsc bench train`` run); ``conv_fusion`` needs
-    ``cfg`` (its test segments), MotionNet's loss follows ``cfg.motion_pyramid`` and ``cfg.motion_smooth_weight``."""
+    ``cfg`` (its test segments), MotionNet's loss follows ``cfg.motion_pyramid``, ``cfg.motion_smooth_weight`` and
+    ``cfg.motion_photometric``."""
     if stage == "conv_fusion":
         if cfg is None:
             raise ValueError("stage_step('conv_fusion') needs the config (its test_segments)")
         return conv_fusion_step(cfg.test_segments)
     if stage in ("motion", "temporal"):
         cfg = cfg if cfg is not None else Config()
-        return (motion_step if stage == "motion" else temporal_step)(flow_loss(stage, cfg.motion_pyramid,
-                                                                               cfg.motion_smooth_weight))
+        return (motion_step if stage == "motion" else temporal_step)(
+            flow_loss(stage, cfg.motion_pyramid, cfg.motion_smooth_weight, cfg.motion_photometric))
     return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff", "c3d": "stack"}[stage])
 
 
