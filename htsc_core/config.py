@@ -52,6 +52,9 @@ class Config:
     vgg_batch_norm: bool = True  # BN makes from-scratch CPU training stable; paper VGG16 has none
     motion_width: float = 0.25  # MotionNet channel multiplier (1.0 = Tab. 2)
     motion_smooth_weight: float = 1.0  # Eq. 5's weight of the smoothness loss (release: 1; issue 24 trial)
+    # Eq. 6's delta_s for the coarse scales s = 6..3 (delta_2 = 1): the release's 1 everywhere; issue 24's trial of a
+    # lower weight where the coarse losses reward a wrong flow on the moving object (docs/SYNTHETIC.md section 7)
+    motion_coarse_weight: float = 1.0
     # frames of each loss scale: "release" = the release's Downsample layer (tent filter; chosen on validation,
     # docs/SYNTHETIC.md section 7), "area" = 2x2 means (our first reading, kept for comparison)
     motion_pyramid: str = "release"
@@ -139,6 +142,8 @@ class Config:
             raise ValueError(f"c3d_clip_length={self.c3d_clip_length} must be >= 2")
         if self.motion_photometric not in ("charbonnier", "census"):
             raise ValueError(f"motion_photometric={self.motion_photometric!r}; expected 'charbonnier' or 'census'")
+        if not self.motion_coarse_weight >= 0:
+            raise ValueError(f"motion_coarse_weight={self.motion_coarse_weight}; expected >= 0")
         if self.motion_pyramid not in ("area", "release"):
             raise ValueError(f"motion_pyramid={self.motion_pyramid!r}; expected 'area' or 'release'")
         if self.tclsta_attention < 1 or self.tclsta_lstm < 1:

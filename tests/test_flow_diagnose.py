@@ -68,3 +68,18 @@ def test_drift_stays_at_an_exact_integer_shift(one_thread):
         out = dg._drift(frames, truth, grid=2, smooth=1.0, steps=30, lr=0.03, photo=photo)
         inner = (out - truth)[..., 3:13, 3:13].norm(dim=2)
         assert float(inner.mean()) < 0.05, photo
+
+
+def test_diagnose_region_moving_scores_the_objects_cells(smoke_set_source, one_thread):
+    from htsc_core.config import from_params
+
+    cfg = from_params({"profile": "smoke", "data_root": str(smoke_set_source)})
+    with pytest.raises(ValueError, match="region"):
+        dg.diagnose_background(cfg, region="object")
+    rows = {r["region"]: r for r in (
+        *dg.diagnose_background(cfg, max_videos=2, variants=["release"], grids=[1], steps=0),
+        *dg.diagnose_background(cfg, max_videos=2, variants=["release"], grids=[1], steps=0, region="moving"))
+        if r["variant"] == "release"}
+    # the object covers a small part of the frame, the background most of it
+    assert 0 < rows["moving"]["bg_cells"] < 0.2 < rows["background"]["bg_cells"]
+    assert rows["moving"]["loss_truth"] != rows["background"]["loss_truth"]

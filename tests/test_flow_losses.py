@@ -398,3 +398,31 @@ def test_smooth_weight_adds_the_smoothness_terms_once_more():
     assert float(t2 - t1) == pytest.approx(sum(float(parts[f"smooth{s}"]) for s in (6, 5, 4, 3, 2)), rel=1e-4)
     with pytest.raises(ValueError, match="smooth_weight"):
         MotionNetLoss(smooth_weight=-1.0)
+
+
+def test_coarse_weight_scales_eq6_delta_of_flow6_to_flow3_only():
+    torch.manual_seed(0)
+    stack = torch.rand(1, 3, 3, 64, 64)
+    flows = [0.1 * torch.randn(1, 4, 64 // 2 ** (s - 1), 64 // 2 ** (s - 1)) for s in (6, 5, 4, 3, 2)]
+    t1, parts = MotionNetLoss()(stack, flows)
+    coarse = sum(float(parts[f"scale{s}"]) for s in (6, 5, 4, 3))
+    assert float(t1) == pytest.approx(coarse + float(parts["scale2"]), rel=1e-5)
+    t0, _ = MotionNetLoss(coarse_weight=0.0)(stack, flows)
+    assert float(t0) == pytest.approx(float(parts["scale2"]), rel=1e-5)  # flow2's L_s alone
+    tq, _ = MotionNetLoss(coarse_weight=0.25)(stack, flows)
+    assert float(tq) == pytest.approx(0.25 * coarse + float(parts["scale2"]), rel=1e-5)
+    with pytest.raises(ValueError, match="coarse_weight"):
+        MotionNetLoss(coarse_weight=-0.5)
+
+
+def test_config_coarse_weight_reaches_the_training_loss():
+    from htsc_core.config import from_params
+    from htsc_core.train.stages import stage_step
+
+    for stage in ("motion", "temporal"):
+        step = stage_step(stage, from_params(profile="smoke", motion_coarse_weight=0.25))
+        (loss_fn,) = [c.cell_contents for c in step.__closure__ if isinstance(c.cell_contents, MotionNetLoss)]
+        assert loss_fn.scale_weights == {6: 0.25, 5: 0.25, 4: 0.25, 3: 0.25, 2: 1.0}
+    assert from_params(profile="default").motion_coarse_weight == 1.0  # the release's delta_s = 1
+    with pytest.raises(ValueError, match="motion_coarse_weight"):
+        from_params(profile="smoke", motion_coarse_weight=-1.0)

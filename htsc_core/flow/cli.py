@@ -3,7 +3,9 @@
 ``extract`` pre-computes TV-L1 flow JPEGs for the two-stream baseline (paper Table 3);
 ``eval`` scores TV-L1, DIS, Farneback, zero and a trained MotionNet (EPE, photometric
 error, ms per pair) and writes JSON; ``diagnose`` measures what moves MotionNet's background
-error (:mod:`htsc_core.flow.diagnose`).
+error (:mod:`htsc_core.flow.diagnose`); ``moving`` splits the error on the moving object by place and speed
+(:mod:`htsc_core.flow.moving`); ``compare`` gives paired intervals between two of these JSONs
+(:mod:`htsc_core.flow.compare`).
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from htsc_core.config import DATASETS, PROFILES, TVL1_PRESETS, from_params
 from htsc_core.data.registry import load_split
 from htsc_core.flow.evaluate import evaluate_flow, format_rows, parse_methods, write_flow_eval
 from htsc_core.flow.extract import SUMMARY_NAME, extract_flow
+from htsc_core.flow.compare import compare, format_compare
 from htsc_core.flow.diagnose import VARIANTS, diagnose_background, format_diagnosis
+from htsc_core.flow.moving import EDGE, format_breakdown, moving_breakdown, records_with_truth
 from htsc_core.utils import atomic_write_json, run_metadata
 
 
@@ -30,7 +34,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="flow_cmd", required=True, metavar="{extract,eval,diagnose}")
+    sub = parser.add_subparsers(dest="flow_cmd", required=True, metavar="{extract,eval,diagnose,moving,compare}")
     ex = sub.add_parser("extract", help="TV-L1 flow of every video, stored as denseflow-style JPEGs")
     _common(ex)
     ex.add_argument("--out", default=None, help="flow root (default DATA_ROOT/flow_tvl1)")
@@ -60,7 +64,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dg.add_argument("--max-videos", type=int, default=24, help="the first N validation videos (default 24)")
     dg.add_argument("--variants", default=None, help="comma list (default all): " + ",".join(VARIANTS))
     dg.add_argument("--steps", type=int, default=100, help="Adam steps of the free-flow drift (0: skip; default 100)")
+    dg.add_argument("--region", default="background", choices=("background", "moving"),
+                    help="the cells scored: the panned background (default) or the moving object")
     dg.add_argument("--out", default=None, help="JSON out (default <results_dir>/flow_diagnosis.json)")
+
+    mv = sub.add_parser("moving", help="EPE on the moving object by place (core, edge) and speed, per method "
+                                       "(synthetic set, validation videos; docs/SYNTHETIC.md section 7)")
+    _common(mv)
+    mv.add_argument("--checkpoint", default=None, help="MotionNet checkpoint (needed for method motionnet)")
+    mv.add_argument("--methods", default=None, help="comma list (default tvl1,farneback, plus motionnet "
+                                                    "with --checkpoint)")
+    mv.add_argument("--max-videos", type=int, default=None,
+                    help="the first N validation videos (default: all; the split lists them class by class)")
+    mv.add_argument("--edge", type=int, default=EDGE, help=f"boundary band width in px (default {EDGE})")
+    mv.add_argument("--out", default=None, help="JSON out (default <results_dir>/flow_moving.json)")
+
+    cp = sub.add_parser("compare", help="paired bootstrap intervals of A - B from two `flow eval` / `flow moving` "
+                                        "JSONs (FILE:METHOD each)")
+    cp.add_argument("a", help="FILE:METHOD, e.g. results/x/flow_eval.json:motionnet")
+    cp.add_argument("b", help="FILE:METHOD")
+    cp.add_argument("--keys", default=None, help="comma list of per-video keys (default: every epe* both have)")
+    cp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
 
 
 def _config(args):
@@ -74,6 +98,10 @@ def _config(args):
 
 def command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.flow_cmd == "compare":
+        keys = [k.strip() for k in args.keys.split(",")] if args.keys else None
+        print(format_compare(compare(args.a, args.b, keys, seed=args.seed), args.a, args.b))
+        return 0
     cfg = _config(args)
     if args.flow_cmd == "extract":
         summary = extract_flow(cfg, out=args.out, workers=args.workers, limit=args.limit, threads=args.threads)
@@ -89,11 +117,25 @@ def command(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(max(1, args.threads))  # one thread by default: two spin against a busy 2-core CPU
         rows = diagnose_background(cfg, checkpoint=args.checkpoint, max_videos=args.max_videos, variants=variants,
-                                   steps=args.steps)
+                                   steps=args.steps, region=args.region)
         out = Path(args.out) if args.out else Path(cfg.results_dir) / "flow_diagnosis.json"
         atomic_write_json(out, {"rows": rows, "metadata": run_metadata(cfg), "checkpoint": args.checkpoint,
-                                "max_videos": args.max_videos, "steps": args.steps})
+                                "max_videos": args.max_videos, "steps": args.steps, "region": args.region})
         print(format_diagnosis(rows))
+        print(f"wrote {out}")
+        return 0
+    if args.flow_cmd == "moving":
+        methods = parse_methods(args.methods or "tvl1,farneback" + (",motionnet" if args.checkpoint else ""))
+        import torch  # deferred, as for diagnose
+
+        torch.set_num_threads(max(1, args.threads))
+        rows = moving_breakdown(cfg, methods, checkpoint=args.checkpoint, max_videos=args.max_videos,
+                                threads=args.threads, edge=args.edge)
+        out = Path(args.out) if args.out else Path(cfg.results_dir) / "flow_moving.json"
+        videos = [r.video_id for r in records_with_truth(cfg, "val", args.max_videos)]
+        atomic_write_json(out, {"rows": rows, "metadata": run_metadata(cfg), "checkpoint": args.checkpoint,
+                                "max_videos": args.max_videos, "edge": args.edge, "videos": videos})
+        print(format_breakdown(rows))
         print(f"wrote {out}")
         return 0
     default = "tvl1,dis,farneback,zero" + (",motionnet" if args.checkpoint else "")

@@ -20,6 +20,8 @@ Variants (each changes one thing of ``release``, the loss as trained): ``no_lrn`
 2 x 2 blocks), ``no_h264`` (the rendered frames that were encoded, before the codec), ``no_noise``
 (rendered without the sensor noise, no codec), ``smooth_x0.5`` and ``smooth_x2`` (Eq. 2's weight); beyond the
 paper, ``census`` (a census term in Eq. 1's place, :mod:`htsc_core.models.census`).
+``region="moving"`` asks the same of the moving object's cells (cells wholly inside ``region_masks``'s
+``moving`` pixels) instead of the background's.
 One row more, ``upsample_floor``: the background EPE of the true flow area-averaged to a grid and
 bilinearly upsampled back (flow2's half resolution alone).
 """
@@ -147,13 +149,17 @@ def _epe(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, factor: int) -> f
 
 def diagnose_background(cfg, checkpoint=None, max_videos: int = 24, subset: str = "val",
                         variants: Sequence[str] = tuple(VARIANTS), grids: Sequence[int] = GRIDS,
-                        steps: int = 100, lr: float = 0.03) -> list[dict]:
-    """Rows {variant, grid, size, bg_cells, loss_truth, loss_motionnet, epe_motionnet, drift_epe, stacks}.
+                        steps: int = 100, lr: float = 0.03, region: str = "background") -> list[dict]:
+    """Rows {variant, grid, size, bg_cells, loss_truth, loss_motionnet, epe_motionnet, drift_epe, stacks, region}.
+
+    ``bg_cells``: the share of the grid's cells that are wholly ``region`` ("background" or "moving").
 
     Stacks: the non-overlapping ``cfg.stack_length``-frame windows of the first ``max_videos`` videos of
     ``subset`` (validation by default: choices are made there, never on test). ``checkpoint`` None leaves the
     MotionNet columns None. See the module docstring for each column.
     """
+    if region not in ("background", "moving"):
+        raise ValueError(f"diagnose: region={region!r}; expected 'background' or 'moving'")
     bad = [v for v in variants if v not in VARIANTS]
     if bad:
         raise ValueError(f"diagnose: unknown variant(s) {bad}; expected a subset of {tuple(VARIANTS)}")
@@ -168,7 +174,7 @@ def diagnose_background(cfg, checkpoint=None, max_videos: int = 24, subset: str 
         raise ValueError(f"diagnose: the {subset} videos are shorter than a stack of {L} frames")
     stacks = {"decoded": torch.stack(data[0]), "rendered": torch.stack(data[1]), "clean": torch.stack(data[2])}
     truth = torch.stack(data[3]).permute(0, 1, 4, 2, 3)  # (N, L-1, 2, S, S) input px
-    bg = torch.from_numpy(np.stack([region_masks(g.numpy())["background"] for g in data[3]]))  # (N, L-1, S, S)
+    bg = torch.from_numpy(np.stack([region_masks(g.numpy())[region] for g in data[3]]))  # (N, L-1, S, S)
     n, side = truth.shape[0], truth.shape[-1]
     preds = None
     if checkpoint is not None:
@@ -192,7 +198,8 @@ def diagnose_background(cfg, checkpoint=None, max_videos: int = 24, subset: str 
             t_s = downsample(truth, f, v["down"])[0] / r  # truth in grid px, sampled as the frames are
             cells = background_cells(bg.reshape(-1, side, side), f, v["down"]).reshape(n, L - 1, *fr.shape[-2:])
             row = {"variant": name, "grid": grid, "size": side // f, "bg_cells": float(cells.float().mean()),
-                   "stacks": n, "loss_truth": None, "loss_motionnet": None, "epe_motionnet": None, "drift_epe": None}
+                   "stacks": n, "region": region, "loss_truth": None, "loss_motionnet": None,
+                   "epe_motionnet": None, "drift_epe": None}
             if cells.any():
                 row["loss_truth"] = float((L - 1) * loss_maps(fr, t_s, v["smooth"], v["photo"])[cells].mean())
                 if preds is not None:
@@ -211,7 +218,7 @@ def diagnose_background(cfg, checkpoint=None, max_videos: int = 24, subset: str 
                            align_corners=False).reshape(truth.shape)
         cells = bg & fl.border_mask(side, side)[0].bool()
         rows.append({"variant": "upsample_floor", "grid": grid, "size": side // f,
-                     "bg_cells": float(cells.float().mean()), "stacks": n, "loss_truth": None,
+                     "bg_cells": float(cells.float().mean()), "stacks": n, "region": region, "loss_truth": None,
                      "loss_motionnet": None, "epe_motionnet": None, "drift_epe": _epe(up, truth, cells, 1)})
     return rows
 

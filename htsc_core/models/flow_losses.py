@@ -350,7 +350,7 @@ class MotionNetLoss(nn.Module):
 
     def __init__(self, ssim_weight_scale: float = 1.0, border_ratio: float = BORDER_RATIO,
                  ssim_window: str = "gaussian", weighting: str = "release", pyramid: str = "release",
-                 smooth_weight: float = 1.0, photometric: str = "charbonnier") -> None:
+                 smooth_weight: float = 1.0, photometric: str = "charbonnier", coarse_weight: float = 1.0) -> None:
         super().__init__()
         _check_weighting(weighting)
         if photometric not in PHOTOMETRICS:
@@ -369,7 +369,10 @@ class MotionNetLoss(nn.Module):
         self.smooth_weight = float(smooth_weight)  # Eq. 5's lambda on L_smooth (release and default: 1)
         self.border_ratio = float(border_ratio)
         self.ssim_window = ssim_window
-        self.scale_weights = {s: 1.0 for s in SCALES}  # Eq. 6 delta_s; release: 1 at every scale
+        if not coarse_weight >= 0:
+            raise ValueError(f"MotionNetLoss: coarse_weight={coarse_weight} must be >= 0")
+        # Eq. 6 delta_s; release: 1 at every scale; ``coarse_weight`` for s = 6..3 (issue 24's trial)
+        self.scale_weights = {s: (1.0 if s == 2 else float(coarse_weight)) for s in SCALES}
 
     def forward(self, stack: torch.Tensor, flows: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if stack.dim() != 5 or stack.shape[2] != 3:

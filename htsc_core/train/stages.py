@@ -112,12 +112,14 @@ def conv_fusion_step(test_segments: int):
 
 
 def flow_loss(stage: str, pyramid: str = Config.motion_pyramid, smooth_weight: float = Config.motion_smooth_weight,
-              photometric: str = Config.motion_photometric) -> MotionNetLoss:
+              photometric: str = Config.motion_photometric,
+              coarse_weight: float = Config.motion_coarse_weight) -> MotionNetLoss:
     """MotionNet's unsupervised loss (Eq. 1-6) for ``stage``: SSIM / 10 end to end (``temporal``); ``pyramid``:
     how each scale's frames are made (``cfg.motion_pyramid``, :class:`MotionNetLoss`); ``photometric``: Eq. 1
-    or the census term beyond the paper (``cfg.motion_photometric``)."""
+    or the census term beyond the paper (``cfg.motion_photometric``); ``coarse_weight``: Eq. 6's delta_s of
+    scales 6..3 (``cfg.motion_coarse_weight``)."""
     return MotionNetLoss(ssim_weight_scale=0.1 if stage == "temporal" else 1.0, pyramid=pyramid,
-                         smooth_weight=smooth_weight, photometric=photometric)
+                         smooth_weight=smooth_weight, photometric=photometric, coarse_weight=coarse_weight)
 
 
 def stage_step(stage: str, cfg: Config | None = None):
@@ -131,7 +133,8 @@ def stage_step(stage: str, cfg: Config | None = None):
     if stage in ("motion", "temporal"):
         cfg = cfg if cfg is not None else Config()
         return (motion_step if stage == "motion" else temporal_step)(
-            flow_loss(stage, cfg.motion_pyramid, cfg.motion_smooth_weight, cfg.motion_photometric))
+            flow_loss(stage, cfg.motion_pyramid, cfg.motion_smooth_weight, cfg.motion_photometric,
+                      cfg.motion_coarse_weight))
     return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff", "c3d": "stack"}[stage])
 
 
