@@ -149,3 +149,19 @@ def test_clip_cache_context_restores_the_previous_setting(clip):
         read_sampled(path, lambda n: np.array([0]), size=16)
         assert V._CLIP_CACHE and V._CLIP_CACHE_LIMIT[0] == 1 << 26
     assert V._CLIP_CACHE_LIMIT[0] == 0 and not V._CLIP_CACHE
+
+
+def test_reading_a_video_before_torch_is_imported_leaves_torch_working(tmp_path):
+    """decord2 preloads the nvidia-* wheels' libraries globally (libnvblas among them); a torch imported after
+    that segfaulted in its first convolution. A fresh interpreter reads a video first, then convolves."""
+    import subprocess
+    import sys
+
+    path = write_video(tmp_path / "v.mp4", pattern())
+    code = ("from htsc_core.data.video import read_frames\n"
+            f"read_frames({str(path)!r}, range(4))\n"
+            "import torch\nx = torch.nn.Conv2d(3, 8, 3)(torch.rand(2, 3, 32, 32))\n"
+            "print(float((torch.rand(64, 64) @ torch.rand(64, 64)).sum() > 0), tuple(x.shape))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-2000:]}"
+    assert run.stdout.strip() == "1.0 (2, 8, 30, 30)"

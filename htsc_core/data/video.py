@@ -70,6 +70,11 @@ def resize_short_side(frames: np.ndarray, size: int | None) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- decord
 def _decord_reader(path: Path):
+    # torch first: importing decord (decord2) preloads every shared library of the nvidia-* wheels with
+    # RTLD_GLOBAL, libnvblas among them, and a torch imported after it resolves its CPU BLAS to NVBLAS and
+    # segfaults in its first convolution (seen as `htsc flow extract --method motionnet` after TV-L1 work in one
+    # process; tests/test_video_io.py runs that order). With torch loaded first its symbols are already bound.
+    import torch  # noqa: F401
     import decord
 
     # One decoding thread per reader: DataLoader workers already parallelise over videos.
