@@ -105,6 +105,10 @@ class Config:
     # max_steps_per_epoch does not: validation, test scoring, CLN features, flow extraction and evaluation
     max_eval_videos: int = 0  # >0: at most this many videos of "val" and of "test" (spread over the listing)
     max_train_videos: int = 0  # >0: at most this many "train" videos (bounds TV-L1 extraction, CLN features)
+    # the folder under data_root the two-stream temporal CNN (stage tvl1) reads its flow JPEGs from: `htsc flow
+    # extract` writes TV-L1's to flow_tvl1; `--method motionnet|truth --out DATA_ROOT/flow_<name>` writes another
+    # estimator's there in the same format (issue 24's flow swap, docs/SYNTHETIC.md section 7)
+    flow_dir: str = "flow_tvl1"
     tvl1_preset: str = "auto"  # TV-L1 parameters (flow/estimators.py): "auto" = "fast" for extraction on the CPU
     # profiles and OpenCV's (denseflow's) defaults elsewhere; a named preset applies to every TV-L1 run (extraction,
     # flow evaluation, Table 5); "minimal" (1 scale, 1 warp) proves storage and shapes only: dry runs
@@ -142,6 +146,8 @@ class Config:
             raise ValueError(f"c3d_clip_length={self.c3d_clip_length} must be >= 2")
         if self.motion_photometric not in ("charbonnier", "census"):
             raise ValueError(f"motion_photometric={self.motion_photometric!r}; expected 'charbonnier' or 'census'")
+        if not self.flow_dir or "/" in self.flow_dir or self.flow_dir in (".", ".."):
+            raise ValueError(f"flow_dir={self.flow_dir!r}; expected a folder name under data_root (e.g. flow_tvl1)")
         if not self.motion_coarse_weight >= 0:
             raise ValueError(f"motion_coarse_weight={self.motion_coarse_weight}; expected >= 0")
         if self.motion_pyramid not in ("area", "release"):

@@ -290,3 +290,50 @@ def test_cli_eval_on_every_kth_validation_video_with_a_tvl1_preset(smoke_set_sou
     assert runs["minimal"]["rows"][0]["epe"] != runs["denseflow"]["rows"][0]["epe"]  # the preset was applied
     assert main(["flow", "eval", "--data-root", str(smoke_set_source), "--profile", "smoke", "--every", "0",
                  "--out", str(tmp_path / "x.json")]) == 2  # a user error, said as such
+
+
+def test_extract_truth_writes_the_stored_flow_and_refuses_a_missing_one(root, tmp_path):
+    """The flow swap (docs/SYNTHETIC.md section 7): `--method truth` stores flow_gt in TV-L1's JPEG format."""
+    cfg, out = cfg_for(root), tmp_path / "flow_truth"
+    summary = extract_flow(cfg, out=out, records=records_of(root), method="truth")
+    assert (summary["done"], summary["failed"], summary["method"]) == (3, 0, "truth")
+    flow = storage.read_flow_video(out, "A/v_A_g01_c01")
+    # the stored truth is (+1, 0) everywhere; JPEG quantisation of +-20 px in 255 steps: within 0.1 px
+    np.testing.assert_allclose(flow, np.broadcast_to([DX, 0], flow.shape), atol=0.1)
+    nogt = tmp_path / "nogt" / "A" / "v_A_g02_c01.mp4"
+    write_mp4(nogt, moving_frames(7))
+    s = extract_flow(cfg, out=tmp_path / "f2", method="truth",
+                     records=[VideoRecord(path=nogt, label=0, split="train", video_id="A/v_A_g02_c01")])
+    assert s["failed"] == 1 and "flow_gt" in s["failed_videos"][0]["error"]
+    with pytest.raises(ValueError, match="checkpoint"):
+        extract_flow(cfg, out=tmp_path / "f3", method="motionnet")
+    with pytest.raises(ValueError, match="method"):
+        extract_flow(cfg, out=tmp_path / "f3", method="farneback")
+
+
+def test_extract_motionnet_matches_the_estimator_and_flow_dir_points_the_stream_there(root, tmp_path):
+    import torch
+
+    from htsc_core.flow.estimators import make_estimator
+    from htsc_core.models.motionnet import build_motionnet
+    from htsc_core.train.streams import flow_root
+
+    cfg = cfg_for(root)
+    torch.manual_seed(0)
+    net = build_motionnet(cfg)
+    ckpt = tmp_path / "motion.pt"
+    torch.save({"model": net.state_dict()}, ckpt)
+    out = tmp_path / "flow_motionnet"
+    summary = extract_flow(cfg, out=out, records=records_of(root)[:1], method="motionnet", checkpoint=ckpt)
+    assert summary["done"] == 1 and summary["checkpoint"] == str(ckpt)
+    from htsc_core.data.video import read_frames, video_length
+
+    rec = records_of(root)[0]
+    frames = read_frames(rec.path, range(video_length(rec.path)), size=cfg.frame_size)
+    expected = storage.dequantise_flow(storage.quantise_flow(make_estimator("motionnet", checkpoint=ckpt,
+                                                                            cfg=cfg).estimate(frames)))
+    np.testing.assert_allclose(storage.read_flow_video(out, rec.video_id), expected, atol=0.2)
+    assert flow_root(cfg) == root / "flow_tvl1"
+    assert flow_root(cfg_for(root, flow_dir="flow_motionnet")) == root / "flow_motionnet"
+    with pytest.raises(ValueError, match="flow_dir"):
+        cfg_for(root, flow_dir="../elsewhere")

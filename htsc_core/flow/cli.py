@@ -16,7 +16,7 @@ from pathlib import Path
 from htsc_core.config import DATASETS, PROFILES, TVL1_PRESETS, from_params
 from htsc_core.data.registry import load_split
 from htsc_core.flow.evaluate import evaluate_flow, format_rows, parse_methods, write_flow_eval
-from htsc_core.flow.extract import SUMMARY_NAME, extract_flow
+from htsc_core.flow.extract import EXTRACT_METHODS, SUMMARY_NAME, extract_flow
 from htsc_core.flow.compare import compare, format_compare
 from htsc_core.flow.diagnose import VARIANTS, diagnose_background, format_diagnosis
 from htsc_core.flow.moving import EDGE, format_breakdown, moving_breakdown, records_with_truth
@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ex = sub.add_parser("extract", help="TV-L1 flow of every video, stored as denseflow-style JPEGs")
     _common(ex)
     ex.add_argument("--out", default=None, help="flow root (default DATA_ROOT/flow_tvl1)")
+    ex.add_argument("--method", default="tvl1", choices=EXTRACT_METHODS,
+                    help="tvl1 (default); motionnet (needs --checkpoint) or truth (the synthetic set's flow_gt), "
+                         "for the flow swap (docs/SYNTHETIC.md section 7): give them their own --out")
+    ex.add_argument("--checkpoint", default=None, help="MotionNet checkpoint (method motionnet)")
     ex.add_argument("--workers", type=int, default=1, help="parallel video processes (default 1)")
     ex.add_argument("--limit", type=int, default=None, help="only the first N videos")
 
@@ -104,8 +108,12 @@ def command(args: argparse.Namespace) -> int:
         return 0
     cfg = _config(args)
     if args.flow_cmd == "extract":
-        summary = extract_flow(cfg, out=args.out, workers=args.workers, limit=args.limit, threads=args.threads)
-        print(f"TV-L1 flow: {summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed, "
+        if args.method != "tvl1" and not args.out:
+            raise ValueError(f"flow extract --method {args.method}: give it its own --out (DATA_ROOT/flow_tvl1 is "
+                             "TV-L1's)")
+        summary = extract_flow(cfg, out=args.out, workers=args.workers, limit=args.limit, threads=args.threads,
+                               method=args.method, checkpoint=args.checkpoint)
+        print(f"{args.method} flow: {summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed, "
               f"{summary['bytes_written']} bytes in {summary['seconds']:.1f} s -> "
               f"{Path(summary['flow_root']) / SUMMARY_NAME}")
         for f in summary["failed_videos"]:

@@ -1,5 +1,9 @@
 """``htsc flow extract``: pre-compute TV-L1 flow JPEGs for the two-stream baseline (docs/DESIGN.md section 5).
 
+``method="motionnet"`` (a trained checkpoint) or ``"truth"`` (the synthetic set's ``flow_gt``) writes that flow
+instead, in the same format, for the flow swap of docs/SYNTHETIC.md section 7: the two-stream temporal CNN
+trained on another flow (``cfg.flow_dir``) tells the flow's quality from the hidden stream's end-to-end pipeline.
+
 The two-stream baseline of paper Table 3 (and the "two-stream" row of Table 5) trains
 its temporal CNN on pre-computed TV-L1 flow. For every video of train/val/test we
 decode all frames at ``cfg.frame_size`` (short side), run :class:`TVL1Estimator`
@@ -22,7 +26,7 @@ from htsc_core import utils
 from htsc_core.data import flow_storage as storage
 from htsc_core.data.registry import load_split
 from htsc_core.data.video import read_frames, video_length
-from htsc_core.flow.estimators import TVL1_PRESET_PARAMS, TVL1Estimator, tvl1_preset_params
+from htsc_core.flow.estimators import TVL1_PRESET_PARAMS, TVL1Estimator, make_estimator, tvl1_preset_params
 from htsc_core.utils import atomic_write_json, run_metadata
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,29 @@ def tvl1_params(cfg) -> dict:
     ``tvl1_preset`` other than "auto" overrides the profile's choice (:func:`tvl1_preset_params`)."""
     return tvl1_preset_params(cfg, extraction=True)
 SUMMARY_NAME = "extract_summary.json"
+EXTRACT_METHODS = ("tvl1", "motionnet", "truth")
+_MOTIONNETS: dict = {}  # (checkpoint, threads) -> estimator, loaded once per process
+
+
+def _estimator(method: str, threads: int, params: dict | None, checkpoint, cfg):
+    if method == "tvl1":
+        return TVL1Estimator(threads=threads, **(params or {}))
+    if method == "motionnet":
+        key = (str(checkpoint), int(threads))
+        if key not in _MOTIONNETS:
+            _MOTIONNETS[key] = make_estimator("motionnet", threads=threads, checkpoint=checkpoint, cfg=cfg)
+        return _MOTIONNETS[key]
+    return None  # truth: read, not estimated
+
+
+def _truth(cfg, video_id: str, pairs: int, size_hw: tuple[int, int]):
+    """The synthetic set's true flow of a video (pairs, H, W, 2), checked against the decoded frames' size."""
+    from htsc_core.flow.evaluate import gt_path, load_gt  # deferred: evaluate imports this module's neighbours
+
+    path = gt_path(cfg.data_root, video_id)
+    if not path.is_file():
+        raise ValueError(f"no ground-truth flow {path}: method 'truth' needs the synthetic set's flow_gt/")
+    return load_gt(path, (pairs, *size_hw))
 
 
 def default_flow_root(cfg) -> Path:
@@ -54,8 +81,10 @@ def _remove_stale_temps(directory: Path) -> None:
 
 
 def extract_video(path: str | Path, video_id: str, flow_root: str | Path, frame_size: int | None,
-                  threads: int = 1, chunk: int = CHUNK_FRAMES, params: dict | None = None) -> dict:
-    """TV-L1 flow of one video into ``flow_root``; returns {video_id, status, bytes, pairs, error}.
+                  threads: int = 1, chunk: int = CHUNK_FRAMES, params: dict | None = None, method: str = "tvl1",
+                  checkpoint: str | Path | None = None, cfg=None) -> dict:
+    """TV-L1 flow (or ``method``'s, :data:`EXTRACT_METHODS`) of one video into ``flow_root``; returns
+    {video_id, status, bytes, pairs, error}.
 
     status is "done", "skipped" (already complete) or "failed" (error names the file).
     """
@@ -70,7 +99,8 @@ def extract_video(path: str | Path, video_id: str, flow_root: str | Path, frame_
         n = video_length(path)
         if n < 2:
             raise ValueError(f"video {path} has {n} frame(s); flow needs at least 2")
-        estimator = TVL1Estimator(threads=threads, **(params or {}))
+        estimator = _estimator(method, threads, params, checkpoint, cfg)
+        truth = None
         start, size_hw = 0, None
         while start < n - 1:
             stop = min(start + chunk, n)
@@ -78,7 +108,11 @@ def extract_video(path: str | Path, video_id: str, flow_root: str | Path, frame_
             if size_hw is not None and frames.shape[1:3] != size_hw:
                 raise ValueError(f"video {path}: frame size changes from {size_hw} to {frames.shape[1:3]}")
             size_hw = frames.shape[1:3]
-            flows = estimator.estimate(frames)  # (stop-start-1, H, W, 2)
+            if method == "truth":
+                truth = _truth(cfg, video_id, n - 1, size_hw) if truth is None else truth
+                flows = truth[start:stop - 1]
+            else:
+                flows = estimator.estimate(frames)  # (stop-start-1, H, W, 2)
             row["bytes"] += storage.write_flow_pairs(flow_root, video_id, start, flows)
             start = stop - 1  # chunks overlap by one frame
         row["pairs"] = n - 1
@@ -106,14 +140,19 @@ def dataset_records(cfg, subsets: Sequence[str] = ("train", "val", "test")) -> l
 
 
 def extract_flow(cfg, out: str | Path | None = None, workers: int = 1, limit: int | None = None,
-                 threads: int = 1, records: Iterable | None = None, write_summary: bool = True) -> dict:
-    """TV-L1 flow for every video of ``cfg``'s dataset (or ``records``) -> summary dict.
+                 threads: int = 1, records: Iterable | None = None, write_summary: bool = True,
+                 method: str = "tvl1", checkpoint: str | Path | None = None) -> dict:
+    """TV-L1 flow (or ``method``'s) for every video of ``cfg``'s dataset (or ``records``) -> summary dict.
 
     ``workers`` processes run videos in parallel (1 = in-process, the benchmark-friendly
     path); ``threads`` is OpenCV's thread count inside each; ``limit`` keeps the first N videos.
     """
     if int(workers) < 1:
         raise ValueError(f"workers={workers}; expected >= 1")
+    if method not in EXTRACT_METHODS:
+        raise ValueError(f"flow extract: method={method!r}; expected one of {EXTRACT_METHODS}")
+    if method == "motionnet" and checkpoint is None:
+        raise ValueError("flow extract: method 'motionnet' needs --checkpoint MOTIONNET.pt")
     if limit is not None and int(limit) < 0:
         raise ValueError(f"limit={limit}; expected >= 0 or None")
     flow_root = Path(out).expanduser() if out else default_flow_root(cfg)
@@ -121,11 +160,12 @@ def extract_flow(cfg, out: str | Path | None = None, workers: int = 1, limit: in
     if limit is not None:
         recs = recs[: int(limit)]
     flow_root.mkdir(parents=True, exist_ok=True)
-    params = tvl1_params(cfg)
-    jobs = [(r.path, r.video_id, flow_root, cfg.frame_size, threads, CHUNK_FRAMES, params) for r in recs]
+    params = tvl1_params(cfg) if method == "tvl1" else None
+    jobs = [(r.path, r.video_id, flow_root, cfg.frame_size, threads, CHUNK_FRAMES, params, method, checkpoint, cfg)
+            for r in recs]
     t0 = time.perf_counter()
     rows: list[dict] = []
-    bar = utils.progress(total=len(jobs), desc="TV-L1 flow", unit="video")
+    bar = utils.progress(total=len(jobs), desc=f"{method} flow", unit="video")
     if int(workers) == 1:
         for job in jobs:
             rows.append(_worker(job))
@@ -141,8 +181,9 @@ def extract_flow(cfg, out: str | Path | None = None, workers: int = 1, limit: in
               if r["status"] == "failed"]
     summary = {
         "flow_root": str(flow_root),
-        "method": "tvl1",
-        "tvl1_params": params or "opencv defaults",
+        "method": method,
+        "checkpoint": str(checkpoint) if checkpoint is not None else None,
+        "tvl1_params": (params or "opencv defaults") if method == "tvl1" else None,
         "bound": storage.DEFAULT_BOUND,
         "jpeg_quality": storage.DEFAULT_JPEG_QUALITY,
         "frame_size": cfg.frame_size,

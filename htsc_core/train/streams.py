@@ -49,8 +49,9 @@ def run_dir(cfg: Config, stage: str) -> Path:
 
 
 def flow_root(cfg: Config) -> Path:
-    """Where ``htsc flow extract`` stores TV-L1 JPEGs for this dataset."""
-    return Path(cfg.data_root) / "flow_tvl1"
+    """Where the two-stream temporal CNN reads its flow JPEGs: ``DATA_ROOT/<cfg.flow_dir>`` (``htsc flow extract``
+    writes TV-L1's to ``flow_tvl1``, the default)."""
+    return Path(cfg.data_root) / cfg.flow_dir
 
 
 def num_classes(cfg: Config, from_data: bool = True) -> int:
