@@ -36,13 +36,22 @@ def test_family_accuracy_and_mcnemar_by_hand(smoke_set_source, monkeypatch):
         return {"scores": np.eye(len(classes), dtype=np.float32)[pred], "labels": labels,
                 "video_ids": np.array([r.video_id for r in records])}
 
-    monkeypatch.setattr(swap, "_arm_scores", lambda c, subset: scores_for(c.runs_dir))
-    rep = swap.swap_report(cfg, [("a", "ra", "flow_tvl1"), ("b", "rb", "flow_motionnet")])
+    streams = {}
+
+    def fake_scores(c, subset, stream):
+        streams[c.runs_dir] = (stream, c.flow_dir)
+        return scores_for(c.runs_dir)
+
+    monkeypatch.setattr(swap, "_arm_scores", fake_scores)
+    rep = swap.swap_report(cfg, [("a", "ra", "flow_tvl1"), ("b", "rb", "flow_motionnet"), ("h", "rh", "hidden")])
+    # the CNN on stored flow reads the arm's folder; "hidden" scores the end-to-end stream of its runs folder
+    assert streams == {"ra": ("tvl1", "flow_tvl1"), "rb": ("tvl1", "flow_motionnet"), "rh": ("temporal", "flow_tvl1")}
+    assert rep["spatial_init"] is False
     acc = {(r["arm"], r["family"]): r["accuracy"] for r in rep["rows"]}
     assert acc[("a", "motion")] == 1.0 and acc[("b", "all")] == pytest.approx((n - 3) / n)
     assert acc[("b", "motion")] == pytest.approx((n_motion - 3) / n_motion)
     assert acc[("b", "appearance")] == 1.0
-    row = next(p for p in rep["paired"] if p["family"] == "motion")
+    row = next(p for p in rep["paired"] if p["family"] == "motion" and p["arm"] == "b")
     assert (row["arm_only_right"], row["versus_only_right"]) == (0, 3)
     assert row["mcnemar_p"] == pytest.approx(binomtest(0, 3, 0.5).pvalue)  # 0.25
     assert row["difference"] == pytest.approx(-3 / n_motion)
@@ -56,3 +65,7 @@ def test_swap_names_a_missing_run_and_a_missing_flow_folder(smoke_set_source, tm
     (tmp_path / "r" / "tvl1" / "best.pt").write_bytes(b"")
     assert main(args + ["--arm", f"x={tmp_path / 'r'}:flow_nowhere"]) == 2
     assert "no flow folder" in capsys.readouterr().err
+    (tmp_path / "s" / "spatial").mkdir(parents=True)
+    (tmp_path / "s" / "spatial" / "best.pt").write_bytes(b"")
+    assert main(args + ["--arm", f"x={tmp_path / 'r'}:flow_tvl1", "--arm", f"y={tmp_path / 's'}:flow_tvl1"]) == 2
+    assert "start differently" in capsys.readouterr().err

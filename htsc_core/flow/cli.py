@@ -92,11 +92,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cp.add_argument("--keys", default=None, help="comma list of per-video keys (default: every epe* both have)")
     cp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
 
-    sw = sub.add_parser("swap", help="the TV-L1 temporal CNN trained on other flows (`train tvl1 --set flow_dir=`), "
-                                     "test accuracy per family and exact McNemar vs the first arm")
+    sw = sub.add_parser("swap", help="the TV-L1 temporal CNN trained on other flows (`train tvl1 --set "
+                                     "flow_dir=`) and the hidden stream: test accuracy per family, exact McNemar")
     _common(sw)
     sw.add_argument("--arm", action="append", required=True, metavar="LABEL=RUNS_DIR:FLOW_DIR",
-                    help="one trained arm (repeat; the first is the reference), e.g. tvl1=runs/swap:flow_tvl1")
+                    help="one trained arm (repeat; the first is the reference), e.g. tvl1=runs/swap:flow_tvl1; "
+                         "FLOW_DIR hidden scores RUNS_DIR's hidden temporal stream")
     sw.add_argument("--subset", default="test", choices=("test", "val"), help="videos to score (default test)")
     sw.add_argument("--out", default=None, help="JSON out (default: print only)")
 

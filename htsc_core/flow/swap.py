@@ -7,12 +7,18 @@ and on the true flow (each written by ``htsc flow extract --method ...`` into it
 ``--set flow_dir=...`` at training). If MotionNet's flow costs the CNN about what the hidden stream loses, the
 flow's quality is the cause; if not, the hidden stream's end-to-end pipeline is.
 
-Each arm is ``LABEL=RUNS_DIR:FLOW_DIR``. Scores come from the multi-view test protocol
+Each arm is ``LABEL=RUNS_DIR:FLOW_DIR``; ``FLOW_DIR`` ``hidden`` scores that runs folder's hidden temporal
+stream (stage ``temporal``, MotionNet end to end) instead, the yardstick the swap explains. The arms must start
+alike: the study cross-modality initialises every flow CNN from its trained spatial stream when the runs folder
+holds one (``train/streams.py``), so an arm with ``RUNS_DIR/spatial/best.pt`` and one without are refused.
+Scores come from the multi-view test protocol
 (:func:`htsc_core.train.scores.extract_scores`); every arm is compared with the first on the same videos
 (exact McNemar, :func:`htsc_core.stats.mcnemar_exact`), per family and over all videos. Nothing is chosen
 from these numbers: the subset is "test" by default and the arms are fixed before they are scored.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +26,7 @@ from htsc_core.data.registry import class_families, load_split
 from htsc_core.stats import exact_interval, mcnemar_exact
 
 STREAM = "tvl1"  # the two-stream temporal CNN: pre-computed flow JPEGs read from DATA_ROOT/<flow_dir>
+HIDDEN = "hidden"  # FLOW_DIR naming the runs folder's hidden temporal stream (stage "temporal")
 
 
 def parse_arm(spec: str) -> tuple[str, str, str]:
@@ -32,18 +39,19 @@ def parse_arm(spec: str) -> tuple[str, str, str]:
     return label, runs, flow_dir
 
 
-def _arm_scores(cfg, subset: str) -> dict:
+def _arm_scores(cfg, subset: str, stream: str) -> dict:
     from htsc_core.train.scores import extract_scores, load_scores  # deferred: torch
     from htsc_core.train.streams import flow_root, run_dir
 
-    ckpt = run_dir(cfg, STREAM) / "best.pt"
+    ckpt = run_dir(cfg, stream) / "best.pt"
     if not ckpt.is_file():
-        raise ValueError(f"flow swap: {ckpt} is missing: train it with `htsc train tvl1 --runs-dir {cfg.runs_dir} "
-                         f"--set flow_dir={cfg.flow_dir}`")
-    if not flow_root(cfg).is_dir():
+        how = (f"htsc train temporal --runs-dir {cfg.runs_dir}" if stream == "temporal" else
+               f"htsc train tvl1 --runs-dir {cfg.runs_dir} --set flow_dir={cfg.flow_dir}")
+        raise ValueError(f"flow swap: {ckpt} is missing: train it with `{how}`")
+    if stream == STREAM and not flow_root(cfg).is_dir():
         raise ValueError(f"flow swap: no flow folder {flow_root(cfg)}: write it with `htsc flow extract --out ...`")
-    extract_scores(cfg, STREAM, subset)
-    return load_scores(cfg, subset, STREAM)
+    extract_scores(cfg, stream, subset)
+    return load_scores(cfg, subset, stream)
 
 
 def _family_masks(cfg, labels: np.ndarray) -> dict[str, np.ndarray]:
@@ -65,9 +73,14 @@ def swap_report(cfg, arms: list[tuple[str, str, str]], subset: str = "test") -> 
         raise ValueError(f"flow swap: arm labels repeat: {[a[0] for a in arms]}")
     correct, ids, rows = {}, None, []
     masks: dict[str, np.ndarray] = {}
+    inits = {label: (Path(runs) / "spatial" / "best.pt").is_file() for label, runs, _ in arms}
+    if len(set(inits.values())) > 1:
+        raise ValueError(f"flow swap: the arms start differently (RUNS_DIR/spatial/best.pt present: {inits}); the "
+                         "flow CNNs are cross-modality initialised from it when present: give every arm the same")
     for label, runs, flow_dir in arms:
-        arm_cfg = cfg.replace(runs_dir=str(runs), flow_dir=flow_dir)
-        s = _arm_scores(arm_cfg, subset)
+        stream = "temporal" if flow_dir == HIDDEN else STREAM
+        arm_cfg = cfg.replace(runs_dir=str(runs), flow_dir=cfg.flow_dir if flow_dir == HIDDEN else flow_dir)
+        s = _arm_scores(arm_cfg, subset, stream)
         labels = np.asarray(s["labels"])
         if labels.ndim != 1:
             raise ValueError("flow swap: single-label datasets only (top-1 per family)")
@@ -81,7 +94,8 @@ def swap_report(cfg, arms: list[tuple[str, str, str]], subset: str = "test") -> 
         for fam, m in masks.items():
             k, n = int(correct[label][m].sum()), int(m.sum())
             lo, hi = exact_interval(k, n)
-            rows.append({"arm": label, "runs_dir": str(runs), "flow_dir": flow_dir, "family": fam, "n": n,
+            rows.append({"arm": label, "runs_dir": str(runs), "flow_dir": flow_dir, "stream": stream,
+                         "spatial_init": inits[label], "family": fam, "n": n,
                          "accuracy": k / n, "ci_low": float(lo), "ci_high": float(hi)})
     ref = arms[0][0]
     paired = []
@@ -91,11 +105,14 @@ def swap_report(cfg, arms: list[tuple[str, str, str]], subset: str = "test") -> 
             paired.append({"arm": label, "versus": ref, "family": fam, "difference": float(a.mean() - b.mean()),
                            "arm_only_right": int(np.sum(a & ~b)), "versus_only_right": int(np.sum(~a & b)),
                            "mcnemar_p": mcnemar_exact(a, b)})
-    return {"subset": subset, "stream": STREAM, "n_videos": len(ids or []), "rows": rows, "paired": paired}
+    return {"subset": subset, "spatial_init": next(iter(inits.values())), "n_videos": len(ids or []), "rows": rows,
+            "paired": paired}
 
 
 def format_swap(report: dict) -> str:
-    lines = [f"{report['stream']} temporal CNN on each flow, {report['subset']} ({report['n_videos']} videos)",
+    init = "from the trained spatial stream" if report["spatial_init"] else "from scratch (no spatial/best.pt)"
+    lines = [f"temporal CNN on each flow ({HIDDEN}: the hidden temporal stream), {report['subset']} "
+             f"({report['n_videos']} videos), CNN initialised {init}",
              f"{'arm':<12} {'family':<11} {'acc':>6}  95% exact"]
     for r in report["rows"]:
         lines.append(f"{r['arm']:<12} {r['family']:<11} {r['accuracy']:6.3f}  [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
