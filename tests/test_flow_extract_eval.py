@@ -307,6 +307,8 @@ def test_extract_truth_writes_the_stored_flow_and_refuses_a_missing_one(root, tm
     assert s["failed"] == 1 and "flow_gt" in s["failed_videos"][0]["error"]
     with pytest.raises(ValueError, match="checkpoint"):
         extract_flow(cfg, out=tmp_path / "f3", method="motionnet")
+    with pytest.raises(ValueError, match="no MotionNet checkpoint .*missing.pt"):
+        extract_flow(cfg, out=tmp_path / "f3", method="motionnet", checkpoint=tmp_path / "missing.pt")
     with pytest.raises(ValueError, match="method"):
         extract_flow(cfg, out=tmp_path / "f3", method="farneback")
 

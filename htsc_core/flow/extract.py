@@ -46,14 +46,14 @@ def tvl1_params(cfg) -> dict:
     return tvl1_preset_params(cfg, extraction=True)
 SUMMARY_NAME = "extract_summary.json"
 EXTRACT_METHODS = ("tvl1", "motionnet", "truth")
-_MOTIONNETS: dict = {}  # (checkpoint, threads) -> estimator, loaded once per process
+_MOTIONNETS: dict = {}  # (checkpoint, its mtime, threads) -> estimator, loaded once per process
 
 
 def _estimator(method: str, threads: int, params: dict | None, checkpoint, cfg):
     if method == "tvl1":
         return TVL1Estimator(threads=threads, **(params or {}))
     if method == "motionnet":
-        key = (str(checkpoint), int(threads))
+        key = (str(checkpoint), Path(checkpoint).stat().st_mtime_ns, int(threads))  # a rewritten file reloads
         if key not in _MOTIONNETS:
             _MOTIONNETS[key] = make_estimator("motionnet", threads=threads, checkpoint=checkpoint, cfg=cfg)
         return _MOTIONNETS[key]
@@ -153,6 +153,8 @@ def extract_flow(cfg, out: str | Path | None = None, workers: int = 1, limit: in
         raise ValueError(f"flow extract: method={method!r}; expected one of {EXTRACT_METHODS}")
     if method == "motionnet" and checkpoint is None:
         raise ValueError("flow extract: method 'motionnet' needs --checkpoint MOTIONNET.pt")
+    if method == "motionnet" and not Path(checkpoint).is_file():
+        raise ValueError(f"flow extract: no MotionNet checkpoint {checkpoint} (train one: `htsc train motion`)")
     if limit is not None and int(limit) < 0:
         raise ValueError(f"limit={limit}; expected >= 0 or None")
     flow_root = Path(out).expanduser() if out else default_flow_root(cfg)
