@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "flow": ("htsc_core.flow.cli", "TV-L1 flow extraction (`flow extract`) and flow scoring (`flow eval`)"),
     "train": ("htsc_core.train.stages", "train one stage: spatial | motion | temporal | tvl1 | rgbdiff | cln | "
               "conv_fusion | c3d"),
+    "flow-swap": ("htsc_core.flow_swap", "the TV-L1 temporal CNN trained on other flows (`train tvl1 --set "
+                  "flow_dir=`) beside the hidden stream: test accuracy per family, exact McNemar"),
     "evaluate": ("htsc_core.tables", "multi-view testing of trained stages, every fusion of Tables 3-4"),
     "bench": ("htsc_core.bench", "benchmarks (Table 5 efficiency, data pipeline, scaling); JSON out"),
     "reproduce": ("htsc_core.reproduce", "run the ordered notebooks with papermill into results/<dataset>/"),

@@ -1,4 +1,4 @@
-"""``htsc flow swap``: per-family accuracy and paired exact tests of the temporal CNN on several flows."""
+"""``htsc flow-swap``: per-family accuracy and paired exact tests of the temporal CNN on several flows."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ from scipy.stats import binomtest
 
 from htsc_core.config import from_params
 from htsc_core.data.registry import class_families, load_split
-from htsc_core.flow import swap
+from htsc_core import flow_swap as swap
 from htsc_core.cli import main
 
 
@@ -58,7 +58,7 @@ def test_family_accuracy_and_mcnemar_by_hand(smoke_set_source, monkeypatch):
 
 
 def test_swap_names_a_missing_run_and_a_missing_flow_folder(smoke_set_source, tmp_path, capsys):
-    args = ["flow", "swap", "--data-root", str(smoke_set_source), "--profile", "smoke"]
+    args = ["flow-swap", "--data-root", str(smoke_set_source), "--profile", "smoke"]
     assert main(args + ["--arm", f"x={tmp_path / 'none'}:flow_tvl1"]) == 2
     assert "best.pt is missing" in capsys.readouterr().err
     (tmp_path / "r" / "tvl1").mkdir(parents=True)

@@ -118,7 +118,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("flow",),
     ("train",),  # stages, the engine, the CLN stage and the test-time scores (train.scores)
     ("analysis", "tables", "plots", "release", "release_data", "release_fit", "seeds", "cue_analysis",
-     "schedules"),  # evaluation
+     "schedules", "flow_swap"),  # evaluation
     ("study", "report", "reproduce", "bench", "plan"),  # applications: notebooks' helper, reports, benchmarks
     ("cli",),  # the entry point
 )

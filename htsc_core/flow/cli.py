@@ -5,8 +5,8 @@
 error, ms per pair) and writes JSON; ``diagnose`` measures what moves MotionNet's background
 error (:mod:`htsc_core.flow.diagnose`); ``moving`` splits the error on the moving object by place and speed
 (:mod:`htsc_core.flow.moving`); ``compare`` gives paired intervals between two of these JSONs
-(:mod:`htsc_core.flow.compare`); ``swap`` scores the TV-L1 temporal CNN trained on other flows
-(:mod:`htsc_core.flow.swap`).
+(:mod:`htsc_core.flow.compare`). The flow swap, which scores trained streams, is ``htsc flow-swap``
+(:mod:`htsc_core.flow_swap`, a layer above the trainer).
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from htsc_core.flow.evaluate import evaluate_flow, format_rows, parse_methods, w
 from htsc_core.flow.extract import EXTRACT_METHODS, SUMMARY_NAME, extract_flow
 from htsc_core.flow.compare import compare, format_compare
 from htsc_core.flow.diagnose import VARIANTS, diagnose_background, format_diagnosis
-from htsc_core.flow.swap import format_swap, parse_arm, swap_report
 from htsc_core.flow.moving import EDGE, format_breakdown, moving_breakdown, records_with_truth
 from htsc_core.utils import atomic_write_json, run_metadata
 
@@ -36,7 +35,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="flow_cmd", required=True, metavar="{extract,eval,diagnose,moving,compare,swap}")
+    sub = parser.add_subparsers(dest="flow_cmd", required=True, metavar="{extract,eval,diagnose,moving,compare}")
     ex = sub.add_parser("extract", help="TV-L1 flow of every video, stored as denseflow-style JPEGs")
     _common(ex)
     ex.add_argument("--out", default=None, help="flow root (default DATA_ROOT/flow_tvl1)")
@@ -92,15 +91,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cp.add_argument("--keys", default=None, help="comma list of per-video keys (default: every epe* both have)")
     cp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
 
-    sw = sub.add_parser("swap", help="the TV-L1 temporal CNN trained on other flows (`train tvl1 --set "
-                                     "flow_dir=`) and the hidden stream: test accuracy per family, exact McNemar")
-    _common(sw)
-    sw.add_argument("--arm", action="append", required=True, metavar="LABEL=RUNS_DIR:FLOW_DIR",
-                    help="one trained arm (repeat; the first is the reference), e.g. tvl1=runs/swap:flow_tvl1; "
-                         "FLOW_DIR hidden scores RUNS_DIR's hidden temporal stream")
-    sw.add_argument("--subset", default="test", choices=("test", "val"), help="videos to score (default test)")
-    sw.add_argument("--out", default=None, help="JSON out (default: print only)")
-
 
 def _config(args):
     params = {"profile": args.profile, "data_root": args.data_root, "seed": args.seed}
@@ -142,13 +132,6 @@ def command(args: argparse.Namespace) -> int:
                                 "max_videos": args.max_videos, "steps": args.steps, "region": args.region})
         print(format_diagnosis(rows))
         print(f"wrote {out}")
-        return 0
-    if args.flow_cmd == "swap":
-        report = swap_report(cfg, [parse_arm(a) for a in args.arm], subset=args.subset)
-        print(format_swap(report))
-        if args.out:
-            atomic_write_json(Path(args.out), {**report, "metadata": run_metadata(cfg), "arms": args.arm})
-            print(f"wrote {args.out}")
         return 0
     if args.flow_cmd == "moving":
         methods = parse_methods(args.methods or "tvl1,farneback" + (",motionnet" if args.checkpoint else ""))
