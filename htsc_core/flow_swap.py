@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from htsc_core.cli_args import add_config_arguments, config_from_args
-from htsc_core.data.registry import class_families, load_split
+from htsc_core.analysis import classes_families
 from htsc_core.stats import exact_interval, mcnemar_exact
 from htsc_core.train.scores import extract_scores, load_scores
 from htsc_core.train.streams import flow_root, run_dir
@@ -57,9 +57,8 @@ def _arm_scores(cfg, subset: str, stream: str) -> dict:
 
 
 def _family_masks(cfg, labels: np.ndarray) -> dict[str, np.ndarray]:
-    classes = load_split(cfg, "test")[1]
+    classes, families = classes_families(cfg)  # the per-family split of analysis.score_report
     masks = {"all": np.ones(len(labels), dtype=bool)}
-    families = class_families(cfg)
     if families:
         of_label = np.array([families[c] for c in classes])[labels]
         for fam in dict.fromkeys(families[c] for c in classes):
