@@ -73,7 +73,8 @@ def _decord_reader(path: Path):
     # torch first: importing decord (decord2) preloads every shared library of the nvidia-* wheels with
     # RTLD_GLOBAL, libnvblas among them, and a torch imported after it resolves its CPU BLAS to NVBLAS and
     # segfaults in its first convolution (seen as `htsc flow extract --method motionnet` after TV-L1 work in one
-    # process; tests/test_video_io.py runs that order). With torch loaded first its symbols are already bound.
+    # process; tests/test_data_video.py runs that order). With torch loaded first its symbols are already bound.
+    # decord2 has no switch for that preload, so every process that decodes with decord loads torch too.
     import torch  # noqa: F401
     import decord
 
