@@ -55,7 +55,8 @@ def htsc_scores(cfg: Config, awl_weights, subset: str = "test", device: str | No
         if batch is None:
             continue
         with precision_policy(dev, cfg).autocast(dev):  # the training policy: bf16 where native
-            out = model(batch["stack"].to(dev, non_blocking=True), cfg.test_segments)
+            out = model(batch["stack"].to(dev, non_blocking=True), cfg.test_segments,
+                        views_per_forward=cfg.views_per_forward)  # uint8 frames, bounded forwards
         for k in HTSC_KEYS:
             parts[k].append(out[k].float().cpu().numpy())
         parts["labels"].append(batch["label"].numpy())
