@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from htsc_core.fusion import TEMPORAL_WEIGHT  # noqa: E402
+from htsc_core.train.engine import is_main_process
 from htsc_core.utils import atomic_write_bytes
 
 FAMILY_COLOURS = {"appearance": "tab:orange", "motion": "tab:blue", "cue": "tab:green", None: "tab:gray"}
@@ -27,7 +28,7 @@ def _save(fig, path: str | Path | None):
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    if path is not None:
+    if path is not None and is_main_process():  # under torchrun (notebooks on every rank) rank 0 writes
         atomic_write_bytes(path, buf.getvalue())
     try:
         from IPython import get_ipython

@@ -17,7 +17,7 @@ from htsc_core.config import Config
 from htsc_core.fusion import TEMPORAL_WEIGHT
 from htsc_core.models.cln import CollaborativeLearning, cln_loss
 from htsc_core.train.scores import align_streams, extract_scores, load_scores, scores_path
-from htsc_core.train.engine import Trainer, load_checkpoint, load_state, rank_and_world
+from htsc_core.train.engine import Trainer, barrier, is_main_process, load_checkpoint, load_state, rank_and_world
 from htsc_core.train.streams import correct_count, make_optimizer, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz
 
@@ -114,5 +114,7 @@ def cln_scores(cfg: Config, subset: str) -> dict[str, np.ndarray]:
     out = model(fs, fo)
     result = {"scores_s": out["logits_s"].softmax(-1).numpy(), "scores_o": out["logits_o"].softmax(-1).numpy(),
               "c_s": out["c_s"].numpy(), "c_o": out["c_o"].numpy(), "labels": y.numpy(), "video_ids": ids}
-    atomic_save_npz(scores_path(cfg, subset, "cln"), **result)
+    if is_main_process():
+        atomic_save_npz(scores_path(cfg, subset, "cln"), **result)
+    barrier()
     return result
