@@ -32,6 +32,16 @@ from htsc_core.train.scores import (SCORES_KEY, align_streams, gather_videos, sc
 from htsc_core.train.streams import MODALITY, build_stream, correct_count, make_optimizer, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz, resolve_device
 
+# at most this many views' maps in one evaluation batch of the heads (validation, scoring): 64 videos at the CPU
+# profiles' 2-5 views, 16 at the paper profile's 250 (16 x 250 maps of 512 x 14 x 14 are 1.6 GB in fp32)
+EVAL_MAPS = 4096
+
+
+def eval_videos(views: int) -> int:
+    """Videos per evaluation batch of TCLSTA's heads: 64, fewer where their maps would pass :data:`EVAL_MAPS`."""
+    return max(1, min(64, EVAL_MAPS // max(int(views), 1)))
+
+
 TRUNKS = ("spatial", "tvl1")  # TCLSTA's static (RGB) and motion (TV-L1 flow) streams: the study's trained VGG16s
 
 
@@ -199,7 +209,7 @@ def train_tclsta(cfg: Config, resume: bool = True, device: str | None = None) ->
                                             torch.Generator().manual_seed(cfg.seed * 1000 + e)),
                       # best.pt: the lowest validation loss (train/stages.SELECTION_MONITOR, docs/DESIGN.md 3)
                       cfg.epochs_tclsta, seed=cfg.seed, device=device or cfg.device, amp=False, monitor="loss",
-                      val_loader=paired_feature_batches(vxs, vxo, vy, 64, None),
+                      val_loader=paired_feature_batches(vxs, vxo, vy, eval_videos(vxs.shape[1]), None),
                       max_steps_per_epoch=cfg.max_steps_per_epoch, config=cfg.to_dict())
     trainer.fit(resume=resume)
     return out_dir
@@ -212,7 +222,7 @@ def tclsta_scores(cfg: Config, subset: str, device: str | None = None) -> dict[s
     xs, xo, y, ids = conv5_pairs(cfg, subset, device)
     model = load_tclsta(cfg, num_classes(cfg), xs.shape[2])
     parts: dict[str, list[np.ndarray]] = {"scores": [], "beta_s": [], "beta_o": []}
-    for i in torch.arange(len(y)).split(64):
+    for i in torch.arange(len(y)).split(eval_videos(xs.shape[1])):
         out = model(xs[i].float(), xo[i].float(), cfg.test_segments)
         parts["scores"].append(out["scores"].numpy())
         parts["beta_s"].append(out["beta_s"].mean(1).numpy())
