@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from htsc_core import fusion, metrics, paper, stats
-from htsc_core.release_data import ReleaseScores, convert
+from htsc_core.release_data import ROOT, ReleaseScores, convert
 from htsc_core.release_dmc import DATASETS, SOURCE, SPLITS, STREAMS
 from htsc_core.release_fit import cross_fit
 from htsc_core.utils import atomic_write_json, atomic_write_text, run_metadata
@@ -203,6 +204,31 @@ def figure_inputs(claims: Sequence[Mapping]) -> list[dict]:
                    for col in cols if (*col, key) in by]
         panels.append({"title": text, "entries": entries})
     return panels
+
+
+def conclusion(claims: Sequence[Mapping]) -> str:
+    """Markdown, one sentence per question: on which release, dataset and split it holds, is reversed, or is
+    not resolved, and the pooled verdict of each dataset (built from the records, never typed ahead)."""
+    cols = columns(claims)
+    by = {(c["source"], c["dataset"], c["split"], c["question"]): c for c in claims if c.get("question")}
+    lines = []
+    for key, (text, _, _) in QUESTIONS.items():
+        parts = []
+        for verdict in stats.VERDICTS:
+            where = [f"{column_label(col)} {by[(*col, key)]['estimate']:+.3f}" for col in cols
+                     if (*col, key) in by and by[(*col, key)]["verdict"] == verdict]
+            if where:
+                parts.append(f"{verdict} on {', '.join(where)}")
+        lines.append(f"- {text}: " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def synthetic_counterpart(claim: str, path: str | Path | None = None) -> dict | None:
+    """The synthetic study's record of ``claim`` (``results/synthetic/metrics/claims.json``), or None."""
+    path = Path(path) if path is not None else ROOT / "results" / "synthetic" / "metrics" / "claims.json"
+    if not path.exists():
+        return None
+    return next((c for c in json.loads(path.read_text()) if c.get("claim") == claim), None)
 
 
 # Table 3 / Table 4 rows of the released streams beside the paper's (method, paper table row, what is fused)
