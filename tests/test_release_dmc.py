@@ -177,3 +177,11 @@ def test_hmdb51_folds_keep_each_source_video_in_one_fold(data):
             assert fold_of.setdefault(s, g) == g
         counts = np.unique(rel.groups, return_counts=True)[1]
         assert counts.size == release_dmc.N_FOLDS and counts.max() - counts.min() <= 40
+
+
+def test_split_overlaps_as_docs_state(data):
+    """docs/DESIGN.md section 7: UCF101's test lists are disjoint, HMDB51's share 104-155 videos pairwise."""
+    for dataset, lo, hi in (("ucf101", 0, 0), ("hmdb51", 104, 155)):
+        ids = {s: set(data[(dataset, s)].video_ids) for s in release_dmc.SPLITS}
+        shared = [len(ids[a] & ids[b]) for a, b in ((1, 2), (1, 3), (2, 3))]
+        assert min(shared) == lo and max(shared) == hi, (dataset, shared)
