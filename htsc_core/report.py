@@ -214,7 +214,7 @@ def release_markdown(results_dir: Path = RELEASE_RESULTS) -> str:
     lines += ["### Real UCF101 scores (Hidden Two-Stream release)", "",
              f"Notebook 09 on the per-video UCF101 split-1 test scores published by the Hidden Two-Stream release "
              f"(`bryanyzhu/Hidden-Two-Stream`, `test/`, commit f7f684a, BSD 2-clause; vendored in "
-             f"`data/external/hts_release_ucf101_split1/`), the study's only real action data. Rows marked `fit` "
+             f"`data/external/hts_release_ucf101_split1/`), the first of its two releases. Rows marked `fit` "
              f"leave-one-group-out are fitted on six of the seven test groups and scored on the seventh; "
              f"`beyond_paper` rows are not in the paper. Top-1 with a 95% Wilson interval; files in `{rel}/`.", "",
              "| " + " | ".join(RELEASE_COLUMNS) + " |", "|" + "---|" * len(RELEASE_COLUMNS)]
@@ -225,8 +225,9 @@ def release_markdown(results_dir: Path = RELEASE_RESULTS) -> str:
             continue
         lo, hi = c["ci"]
         p = f", McNemar p = {c['p']:.2g}" if c.get("p") is not None else ""
+        paper = f"; {c['paper']}" if c.get("paper") else ""
         lines.append(f"- {c['claim']}: **{c['verdict']}** (difference {c['estimate']:+.4f}, "
-                     f"95% CI [{lo:+.4f}, {hi:+.4f}]{p}, n = {c['n']})")
+                     f"95% CI [{lo:+.4f}, {hi:+.4f}]{p}, n = {c['n']}{paper})")
     return "\n".join(lines) + "\n"
 
 
