@@ -174,7 +174,7 @@ def test_tclsta_stage_memory_does_not_grow_with_the_number_of_videos(many_videos
 
 def test_flow_evaluation_takes_at_most_max_pairs_from_the_middle_of_each_video(smoke_set):
     """Notebook 02 at paper scale (cfg.flow_eval_pairs): 3 pairs over 2 videos -> 2 from each video's middle; the
-    zero flow's EPE there is the mean true-flow magnitude of exactly those pairs (computed here from the stored truth)."""
+    zero flow's EPE there is the mean true-flow magnitude of those pairs (from the stored truth)."""
     from htsc_core.flow.evaluate import evaluate_flow, gt_path
 
     cfg = from_params(profile="smoke", data_root=str(smoke_set))
