@@ -104,9 +104,10 @@ def _fused_video_scores(model: nn.Module, batch: dict, segments: int) -> torch.T
     return model(as_float(batch["rgb"]), batch["flow"], segments)["scores"]
 
 
-def _forward(stream: str, model: nn.Module, batch: dict, views_per_forward: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward(stream: str, model: nn.Module, batch: dict, views_per_forward: int = 0
+             ) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, fc7) for every view of the batch, flattened to (B*V, ...), in forwards of at most
-    ``views_per_forward`` views (:func:`in_chunks`)."""
+    ``views_per_forward`` views (:func:`in_chunks`; 0 = all at once)."""
     if stream == "temporal":
         return in_chunks(lambda v: (lambda out: (out["logits"], out["fc7"]))(model(v)),
                          batch["stack"].flatten(0, 1), views_per_forward)
