@@ -94,7 +94,7 @@ def test_baseline_step_flops_equal_the_trainers_step_on_the_real_model(stage):
     torch.manual_seed(0)
     label = torch.zeros(B, dtype=torch.long)
     if stage == "c3d":
-        model = C3D(classes, c.vgg_width, c.vgg_batch_norm, c.dropout)
+        model = C3D(classes, c.vgg_width, c.vgg_batch_norm, c.dropout_c3d)
         batch = {"stack": torch.rand(B, K, c.stack_length, 3, S, S), "label": label}
         view, per_forward = (torch.rand(1, c.stack_length, 3, S, S),), 1
         assert c.stack_length == cfg.c3d_clip_length and K == 1
@@ -126,7 +126,7 @@ def test_tclsta_is_counted_on_its_heads_and_cached_conv5_maps():
     B, T, V = cfg.batch_size, cfg.test_segments, cfg.test_segments * cfg.test_crops
     torch.manual_seed(0)
     model = TCLSTAHeads(ch, classes, cfg.tclsta_attention, cfg.tclsta_lstm, cfg.cln_hidden, cfg.cln_rounds,
-                        cfg.dropout).train()
+                        cfg.dropout_tclsta).train()
     with FlopCounterMode(display=False) as fc:
         maps = torch.rand(B, V, ch, side, side)
         tclsta_loss(model(maps, maps.clone(), T), torch.zeros(B, dtype=torch.long)).backward()

@@ -35,12 +35,13 @@ from htsc_core.cli_args import add_config_arguments, config_from_args
 from htsc_core.config import Config
 from htsc_core.data.dataset import VideoDataset, make_loader
 from htsc_core.data.registry import load_split, test_split_sealed
+from htsc_core.flow.extract import check_stored_flow
 from htsc_core.models.flow_losses import MotionNetLoss
 from htsc_core.models.vgg import require_pretrained
 from htsc_core.train.cln import train_cln
 from htsc_core.train.tclsta import train_tclsta
-from htsc_core.train.engine import (ShardSampler, Trainer, init_distributed, is_distributed, is_main_process,
-                                    shutdown_distributed)
+from htsc_core.train.engine import (ShardSampler, Trainer, batch_plan, init_distributed, is_main_process,
+                                    process_seed, rank_and_world, shutdown_distributed)
 from htsc_core.utils import resolve_device
 from htsc_core.train.streams import (MODALITY, build_stream, classification_loss, clip_config, consensus, correct_count,
                                      flow_root, imagenet_needed, make_optimizer, num_classes, run_dir)
@@ -161,16 +162,25 @@ def _optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimiz
 
 
 def _loader(cfg: Config, dataset, epoch: int, shuffle: bool) -> DataLoader:
-    if is_distributed() and shuffle:  # training: every rank the same number of steps (padded with repeats)
-        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.seed, drop_last=False)
+    """This process's loader: in training its share of each global batch (``batch_size`` / world size, the engine
+    accumulating micro-batches of at most ``micro_batch``), in validation batches of what one device holds.
+    The order is the same permutation on every rank (the sampler's seed); the draws (crops, offsets, worker
+    seeds) are the rank's own, from :func:`~htsc_core.train.engine.process_seed`."""
+    rank, world = rank_and_world()
+    plan = batch_plan(cfg.batch_size, cfg.micro_batch, world)
+    size = plan["per_process_batch"] if shuffle else plan["micro_batch"]
+    if world > 1 and shuffle:  # training: every rank the same number of steps (padded with repeats)
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
+                                     drop_last=False)
         sampler.set_epoch(epoch)
-    elif is_distributed():  # validation: every video on exactly one rank, the sums all-reduced (engine.py)
-        sampler = ShardSampler(len(dataset))
+    elif world > 1:  # validation: every video on exactly one rank, the sums all-reduced (engine.py)
+        sampler = ShardSampler(len(dataset), rank, world)
     elif shuffle:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
     else:
         sampler = None
-    return make_loader(dataset, cfg, shuffle=False, sampler=sampler, seed=cfg.seed * 1000 + epoch)
+    return make_loader(dataset, cfg if size == cfg.batch_size else cfg.replace(batch_size=size), shuffle=False,
+                       sampler=sampler, seed=process_seed(cfg.seed, epoch, rank))
 
 
 def motion_lr_factor(epoch: int, epochs: int) -> float:
@@ -207,6 +217,8 @@ def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
     if is_main_process():  # the videos the dataset screen left out, beside those that fail while loading
         log_excluded(cfg, out / "skipped.jsonl")
     uses_flow = "flow" in MODALITY[stage]  # tvl1, conv_fusion: stored TV-L1 JPEGs
+    if uses_flow:  # flow made for this run's frame size and TV-L1 preset, else stop here, naming the command
+        check_stored_flow(cfg, train_records + val_records, flow_root(cfg))
     kw = dict(modalities=MODALITY[stage], skip_log=out / "skipped.jsonl",
               flow_root=flow_root(cfg) if uses_flow else None)
     data_cfg = stage_data_config(cfg, stage)
