@@ -50,6 +50,7 @@ from htsc_core.data.video import clip_cache
 
 __all__ = ["STAGES", "MODALITY", "train", "run_dir", "flow_root", "build_stream", "num_classes", "image_step",
            "motion_step", "temporal_step", "conv_fusion_step", "flow_loss", "stage_step", "stage_data_config",
+           "stage_optimizer",
            "consensus", "correct_count", "classification_loss",
            "add_config_arguments", "config_from_args", "add_arguments", "command"]
 
@@ -148,7 +149,8 @@ def stage_data_config(cfg: Config, stage: str) -> Config:
 
 
 # --- optimisation ----------------------------------------------------------------
-def _optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimizer:
+def stage_optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimizer:
+    """The optimiser ``stage`` trains with (what ``htsc bench data`` times too)."""
     if stage == "motion":  # the release trains MotionNet with Adam, whatever the classifiers use
         return make_optimizer(cfg, [{"params": model.parameters(), "lr": cfg.lr_motion}], kind="adam")
     if stage == "temporal":
@@ -181,6 +183,9 @@ def _loader(cfg: Config, dataset, epoch: int, shuffle: bool) -> DataLoader:
         sampler = None
     return make_loader(dataset, cfg if size == cfg.batch_size else cfg.replace(batch_size=size), shuffle=False,
                        sampler=sampler, seed=process_seed(cfg.seed, epoch, rank))
+
+
+_optimizer = stage_optimizer  # the earlier private name
 
 
 def motion_lr_factor(epoch: int, epochs: int) -> float:
@@ -234,7 +239,7 @@ def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
     model = build_stream(cfg, stage, num_classes(cfg))
     step = stage_step(stage, data_cfg)
     epochs = getattr(cfg, f"epochs_{stage}")
-    optimizer = _optimizer(cfg, stage, model)
+    optimizer = stage_optimizer(cfg, stage, model)
     if stage == "motion":  # MotionNet: hold the rate while it learns, then step down (never to zero)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: motion_lr_factor(e, epochs))
     else:
