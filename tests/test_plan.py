@@ -157,7 +157,11 @@ def test_paper_plan_counts_ucf101(paper):
     # VGG16 at 224 px: 15.5 G multiply-adds = ~30.9 GFLOPs per image (bench/table5.count_flops)
     assert result["stages"]["spatial"]["forward_flops_per_view"] == pytest.approx(30.9e9, rel=0.01)
     ex = result["stages"]["tvl1"]["extraction"]
-    assert ex["pairs"] == (9537 + 3783) * 185 and ex["wall_hours"] == pytest.approx(ex["cpu_hours"] / 8)
+    from htsc_core.data.dataset import host_cpus
+
+    # the workers default to this host's cores, as `htsc flow extract` (issue 41)
+    assert ex["workers"] == host_cpus()
+    assert ex["pairs"] == (9537 + 3783) * 185 and ex["wall_hours"] == pytest.approx(ex["cpu_hours"] / host_cpus())
     assert result["stages"]["cln"]["feature_bytes"] == 2 * 13320 * 25 * 4096 * 4
     # TCLSTA's conv5 maps: 2 streams x 13320 videos x 250 views x 512 x 14 x 14, float16: 1.3 TB (docs/TCLSTA.md)
     assert result["stages"]["tclsta"]["feature_bytes"] == 2 * 13320 * 250 * 512 * 14 * 14 * 2

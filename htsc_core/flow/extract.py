@@ -237,13 +237,14 @@ def dataset_records(cfg, subsets: Sequence[str] = ("train", "val", "test")) -> l
     return records
 
 
-def extract_flow(cfg, out: str | Path | None = None, workers: int | None = None, limit: int | None = None,
+def extract_flow(cfg, out: str | Path | None = None, workers: int | None = 1, limit: int | None = None,
                  threads: int = 1, records: Iterable | None = None, write_summary: bool = True,
                  method: str = "tvl1", checkpoint: str | Path | None = None) -> dict:
     """TV-L1 flow (or ``method``'s) for every video of ``cfg``'s dataset (or ``records``) -> summary dict.
 
-    ``workers`` processes run videos in parallel (1 = in-process, the benchmark-friendly path; None = the host's
-    cores, :func:`~htsc_core.data.dataset.host_cpus`, as ``htsc plan`` assumes); ``threads`` is OpenCV's thread
+    ``workers`` processes run videos in parallel (1, the default here = in-process, the benchmark-friendly path;
+    None = the host's cores, :func:`~htsc_core.data.dataset.host_cpus`, the default of ``htsc flow extract`` and
+    notebook 03, as ``htsc plan`` assumes); ``threads`` is OpenCV's thread
     count inside each; ``limit`` keeps the first N videos. The flow is made for ``cfg`` (its frame size and TV-L1
     preset, recorded in each ``.complete``): videos complete for another size or preset are redone.
     """
