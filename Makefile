@@ -13,7 +13,7 @@ SEED ?= 0
 SEEDS ?= 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup study test lab smoke-data data clean notebooks
+.PHONY: setup study test lab smoke-data data clean notebooks gpu-check
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,3 +65,10 @@ lab: smoke-data
 
 clean:
 	rm -rf runs data/synthetic-smoke results/smoke
+
+# Issue 37's GPU check: the paper profile's scoring (250 views a video, batch 32) and validation passes on a generated
+# tree, peak device memory and views per second per stage -> gpu_check.json (GPUS=N: torchrun with N processes)
+GPUS ?= 1
+gpu-check: $(STAMP)
+	if [ "$(GPUS)" -gt 1 ]; then $(BIN)/torchrun --nproc_per_node $(GPUS) -m htsc_core.bench.gpu_check --out gpu_check.json; \
+	else $(BIN)/python -m htsc_core.bench.gpu_check --out gpu_check.json; fi

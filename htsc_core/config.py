@@ -46,6 +46,14 @@ class Config:
     test_crops: int = 1  # 1 (centre), 5, or 10 (5 crops + flips)
     stack_length: int = 6  # L frames per stack -> L-1 flow fields; paper L = 11 (Tab. 2); 6 on CPU (docs/SYNTHETIC.md)
     rgbdiff_length: int = 5  # D frames per RGB-difference window -> D-1 differences, 3(D-1) channels (TSN: 5 -> 12)
+    # validation protocol of the training stages (docs/DESIGN.md section 4): "test" = the test protocol (S x C
+    # views, the CPU profiles); "centre" = each stage's K training segments, one centre crop (the paper profile:
+    # 250 views a video every epoch would cost 8x the epoch's training); the test protocol stays S x C
+    val_protocol: str = "test"
+    # at most this many views per forward in scoring and validation (models/views.py): a batch of the test protocol
+    # takes fewer videos, and one video's views go through in chunks, so memory does not grow with batch x views;
+    # the CPU profiles' batch x views stay below it (their forwards unchanged)
+    views_per_forward: int = 256
 
     # --- networks --------------------------------------------------------
     vgg_width: float = 0.25  # VGG16 channel multiplier (1.0 = Tab. 1); 1/8 learned too slowly (measured)
@@ -120,6 +128,9 @@ class Config:
     tvl1_preset: str = "auto"  # TV-L1 parameters (flow/estimators.py): "auto" = "fast" for extraction on the CPU
     # profiles and OpenCV's (denseflow's) defaults elsewhere; a named preset applies to every TV-L1 run (extraction,
     # flow evaluation, Table 5); "minimal" (1 scale, 1 warp) proves storage and shapes only: dry runs
+    # notebook 02's flow evaluation: at most this many frame pairs over its sampled test videos (0 = every pair;
+    # the paper profile: TV-L1 at OpenCV's defaults on 256-px UCF101 frames would take hours for every pair)
+    flow_eval_pairs: int = 0
     bench_repeats: int = 0  # Table 5 timing repeats; 0 = stats.MIN_TIMINGS (5), the fewest a timing claim takes,
     # then HTS / HTSC rounds until their ratio is resolved; > 0: exactly this many rounds (bench/table5.py)
     awl_c: float = 5e-3  # Eq. 10/13, c = 5e-3
@@ -173,8 +184,12 @@ class Config:
                 raise ValueError(f"{key}={getattr(self, key)}; expected in [0, 1)")
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size}; expected >= 1 (the global batch)")
+        if self.val_protocol not in ("test", "centre"):
+            raise ValueError(f"val_protocol={self.val_protocol!r}; expected 'test' or 'centre'")
+        if self.views_per_forward < 1:
+            raise ValueError(f"views_per_forward={self.views_per_forward}; expected >= 1")
         for key in ("max_steps_per_epoch", "max_eval_videos", "max_train_videos", "bench_repeats", "num_workers",
-                    "micro_batch"):
+                    "flow_eval_pairs", "micro_batch"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}={getattr(self, key)}; expected >= 0 (0 = no cap / the default)")
         if self.frame_size and self.frame_size < self.image_size:
@@ -230,6 +245,7 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         c3d_image_size=112, c3d_frame_size=128,  # C3D's own input (Tran et al. 2015, Sec. 3.2)
         lr_spatial=1e-3, lr_motion=1e-4, lr_temporal=1e-3, lr_rgbdiff=1e-3,
         lr_motion_e2e=1e-6, lr_cln=1e-3,
+        val_protocol="centre", views_per_forward=50, flow_eval_pairs=500,  # issue 37: bounded passes
     ),
 }
 

@@ -32,6 +32,12 @@ estimate; how each is derived:
   train, val and test (the CLN's features, AWL on val, the tables) and over test once more
   (``tables.htsc_scores``), the TV-L1 and RGB-difference streams, conv fusion and C3D over test, the TV-L1
   stream over train and val too and TCLSTA's heads over every video (its conv5 maps); approximate.
+- validation (issue 37): each epoch's pass over the validation videos under ``val_protocol`` ("test": S x C views;
+  "centre": the stage's K segments, one centre crop, train/stages.validation_config), as FLOPs and as a share of the
+  epoch's training FLOPs; the CLN and TCLSTA validate on cached features.
+- scoring and validation memory: device = parameters + the eval batch's uint8 input + one forward of at most
+  ``views_per_forward`` views (a whole video for conv fusion and TCLSTA), whose live activations are counted on the
+  meta device (:class:`LiveBytes`, fp32); host = (workers x 2 prefetch + 1) eval batches in flight.
 - memory per batch: parameters + gradients + optimiser state (SGD momentum 1, AdamW 2 fp32 copies) + the
   activations autograd saves for backward (counted by saved-tensor hooks on the meta device, fp32, each
   storage once, parameters excluded), for the whole global batch in one pass: with ``micro_batch`` m the
@@ -196,12 +202,70 @@ def _count(cfg, stage: str, classes: int) -> dict:
     model.eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(*view)
+    with torch.no_grad(), LiveBytes(model, *[v for v in view if torch.is_tensor(v)]) as live:  # apart: the FLOP
+        # counter keeps the tensors it sees alive
+        model(*view)
     params = sum(p.numel() for p in model.parameters())
     adam = stage in ("motion", "cln", "tclsta") or c.optimizer == "adam"  # train/stages._optimizer, cln, tclsta
     per_view = counter.get_total_flops() / views_per_forward
     return {"flops_per_step": step_flops, "forward_flops_per_view": int(per_view),
+            "inference_peak_bytes_per_view": int(live.peak / views_per_forward),
             "params": params, "optimizer": "adamw" if adam else "sgd", "activation_bytes": sum(saved.values()),
             "param_bytes": 4 * params, "optimizer_bytes": 4 * params * (2 if adam else 1)}
+
+
+class LiveBytes:
+    """Peak bytes of the tensors a forward creates and holds at once (fp32 on the meta device: shapes only), for the
+    scoring memory: each new storage counts from the op that makes it until its tensor is freed. Inputs and
+    parameters, made before, are not counted. Checked against the resident memory a CPU forward adds
+    (tests/test_bounded_views.py)."""
+
+    def __init__(self, *known):
+        """``known``: modules and tensors made before (parameters, inputs), whose storages a view op may return."""
+        import torch
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        outer = self
+
+        class _Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                import torch
+                from torch.utils import _pytree
+
+                out = func(*args, **(kwargs or {}))
+                for t in _pytree.tree_leaves(out):
+                    if isinstance(t, torch.Tensor) and t._base is None:
+                        outer._add(t)
+                return out
+
+        self.live = self.peak = 0
+        self._mode = _Mode()
+        tensors = [t for k in known for t in ([*k.parameters(), *k.buffers()] if isinstance(k, torch.nn.Module)
+                                              else [k])]
+        self._seen = {t.untyped_storage()._cdata for t in tensors}  # storages not made by the forward
+
+    def _add(self, t) -> None:
+        import weakref
+
+        key = t.untyped_storage()._cdata
+        if key in self._seen:  # a view of a parameter, an input or an earlier output (same storage)
+            return
+        n = t.untyped_storage().nbytes()
+        self._seen.add(key)
+        self.live += n
+        self.peak = max(self.peak, self.live)
+        weakref.finalize(t, self._drop, key, n)
+
+    def _drop(self, key: int, n: int) -> None:
+        self._seen.discard(key)
+        self.live -= n
+
+    def __enter__(self) -> LiveBytes:
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._mode.__exit__(*exc)
 
 
 def tvl1_ms_per_pair(results: Path = ROOT / "results" / "synthetic") -> tuple[float, int, str]:
@@ -226,6 +290,69 @@ def _extraction_pixels(cfg, s: Subset) -> int:
         return s.width * s.height
     scale = cfg.frame_size / min(s.width, s.height)
     return round(s.width * scale) * round(s.height * scale)
+
+
+# device memory of each GPU class, GB (the 80 GB A100 / H100 SXM; vendors' spec sheets)
+GPU_MEMORY_GB = {"V100": 32.0, "T4": 16.0, "A10": 24.0, "L4": 24.0, "A100": 80.0, "H100": 80.0, "H200": 141.0}
+# bytes a view's input holds on its way (data/dataset.py): uint8 frames in test-mode items, float32 flow / differences
+# and every training item; each process's loader has workers x 2 (prefetch) + 1 batches in flight
+PREFETCH = 2
+
+
+def _view_input_bytes(cfg, stage: str, training: bool) -> int:
+    """Bytes of one view's input as the loader hands it over (``training``: float32 frames; else uint8)."""
+    from htsc_core.train.streams import clip_config
+
+    c = clip_config(cfg, stage)
+    px, frame = c.image_size ** 2, 4 if training else 1
+    return {"spatial": 3 * px * frame, "motion": c.stack_length * 3 * px * frame,
+            "temporal": c.stack_length * 3 * px * frame, "c3d": c.stack_length * 3 * px * frame,
+            "tvl1": 2 * c.num_flows * px * 4, "rgbdiff": 3 * (c.rgbdiff_length - 1) * px * 4,
+            "conv_fusion": 3 * px * frame + 2 * c.num_flows * px * 4}.get(stage, 0)
+
+
+def _passes(cfg, stage: str, n: dict, n_val: int, scored_videos: int, s: dict, rate: float) -> dict:
+    """The validation pass of each epoch and the test-protocol scoring pass of ``stage``: views, FLOPs, and peak
+    host and device memory (docs/DESIGN.md section 4: eval batches of ``eval_videos_per_batch`` videos, forwards of
+    at most ``views_per_forward`` views; conv fusion and TCLSTA take a whole video a forward)."""
+    from htsc_core.data.dataset import eval_videos_per_batch
+    from htsc_core.train.stages import stage_data_config, validation_config
+
+    workers = int(cfg.num_workers)
+    in_flight = workers * PREFETCH + 1
+    per_view_flops, per_view_peak = n["forward_flops_per_view"], n["inference_peak_bytes_per_view"]
+    whole_video = stage in ("conv_fusion", "tclsta", "cln")
+
+    def one(views: int, videos: int) -> dict:
+        batch_videos = eval_videos_per_batch(cfg, views)
+        chunk = views if whole_video else min(views, int(cfg.views_per_forward))
+        if stage in ("cln", "tclsta"):  # cached features in memory a batch at a time (train/cln.py, train/tclsta.py)
+            host = device_in = 0
+        else:
+            host = in_flight * batch_videos * views * _view_input_bytes(cfg, stage, False)
+            device_in = batch_videos * views * _view_input_bytes(cfg, stage, False)
+        device = (n["param_bytes"] + device_in + chunk * per_view_peak
+                  + chunk * _view_input_bytes(cfg, stage, True))  # + the chunk made float
+        flops = videos * views * per_view_flops
+        return {"views_per_video": views, "videos": videos, "videos_per_batch": batch_videos,
+                "views_per_forward": chunk, "flops": flops, "gpu_hours": flops / rate / 3600,
+                "host_bytes": host, "device_bytes": device}
+
+    test_views = cfg.test_segments * cfg.test_crops
+    v = validation_config(stage_data_config(cfg, stage))
+    # the CLN and TCLSTA validate on the cached features of the test protocol (a video's S segments / S x C maps)
+    val_views = {"cln": 1, "tclsta": test_views}.get(stage, v.test_segments * v.test_crops)
+    val = one(val_views, n_val)
+    train_flops_epoch = n["flops_per_step"] * s["steps_per_epoch"]
+    val["flops_per_epoch"] = val["flops"]
+    val["flops"] = val["flops_per_epoch"] * s["epochs"]
+    val["gpu_hours"] = val["flops"] / rate / 3600
+    val["share_of_training"] = val["flops_per_epoch"] / max(train_flops_epoch, 1)
+    scoring = one(test_views if stage != "cln" else 1, scored_videos)
+    batch_views = s["batch_size"] * (1 if stage in ("c3d", "motion") else cfg.num_segments)
+    train_in = batch_views * _view_input_bytes(cfg, stage, True)
+    return {"validation": val, "scoring": scoring, "train_input_bytes": train_in,
+            "train_host_bytes": in_flight * train_in}
 
 
 def make_plan(cfg, gpu: str = "A100", flow_workers: int | None = None) -> dict:
@@ -281,6 +408,14 @@ def make_plan(cfg, gpu: str = "A100", flow_workers: int | None = None) -> dict:
                            + f["tvl1"] * (all_videos - ds.test.videos) + f["tclsta"] * all_videos)
     scoring = {"views_per_video": views, "videos": all_videos, "flops": score_flops,
                "gpu_hours": score_flops / rate / 3600}
+    n_val = ds.val.videos if ds.val else ds.train.videos - n_train
+    scored = {"spatial": all_videos + ds.test.videos, "temporal": all_videos + ds.test.videos, "tvl1": all_videos,
+              "tclsta": all_videos, "rgbdiff": ds.test.videos, "conv_fusion": ds.test.videos, "c3d": ds.test.videos}
+    for stage, s in stages.items():
+        s.update(_passes(cfg, stage, counts[stage], n_val, scored.get(stage, 0), s, rate))
+        s["peak_device_bytes"] = max(s["memory_bytes"] + s["train_input_bytes"], s["scoring"]["device_bytes"],
+                                     s["validation"]["device_bytes"])
+        s["fits_gpu"] = s["peak_device_bytes"] <= GPU_MEMORY_GB[gpu] * 1e9
     total_flops = sum(s["flops"] for s in stages.values()) + score_flops
     frames_jpeg = sum(s.videos * s.frames * RGB_JPEG_BYTES_PER_PIXEL * _extraction_pixels(cfg, s) for s in subsets)
     return {"profile": cfg.profile, "dataset": cfg.dataset, "config": cfg.to_dict(),
@@ -291,7 +426,9 @@ def make_plan(cfg, gpu: str = "A100", flow_workers: int | None = None) -> dict:
             "total": {"steps": sum(s["steps"] for s in stages.values()), "flops": total_flops,
                       "gpu_hours": total_flops / rate / 3600, "tvl1_cpu_hours": extraction["cpu_hours"],
                       "disk_bytes": sum(s["disk_bytes"] for s in stages.values()),
-                      "peak_memory_bytes": max(s["memory_bytes"] for s in stages.values())},
+                      "peak_memory_bytes": max(s["memory_bytes"] for s in stages.values()),
+                      "peak_device_bytes": max(s["peak_device_bytes"] for s in stages.values()),
+                      "validation_flops": sum(s["validation"]["flops"] for s in stages.values())},
             "how": __doc__.split("\n\n", 2)[2].strip()}
 
 
@@ -318,7 +455,10 @@ def format_plan(plan: dict) -> str:
     rows = [{"stage": k, "epochs": s["epochs"], "steps": f"{s['steps']:,}", "optim": s["optimizer"],
              "params": f"{s['params'] / 1e6:.1f} M", "FLOP/step": _flops(s["flops_per_step"]),
              "FLOPs": _flops(s["flops"]), "GPU h": f"{s['gpu_hours']:.2g}",
-             "mem/batch": _gb(s["memory_bytes"]), "disk": _gb(s["disk_bytes"])} for k, s in plan["stages"].items()]
+             "mem/batch": _gb(s["memory_bytes"]), "disk": _gb(s["disk_bytes"]),
+             "val/train": f"{s['validation']['share_of_training']:.0%}",
+             "score mem": _gb(s["scoring"]["device_bytes"]), "host": _gb(s["scoring"]["host_bytes"]),
+             "fits": "yes" if s["fits_gpu"] else "NO"} for k, s in plan["stages"].items()]
     sc, t = plan["scoring"], plan["total"]
     rows.append({"stage": "scores", "FLOPs": _flops(sc["flops"]), "GPU h": f"{sc['gpu_hours']:.2g}"})
     rows.append({"stage": "total", "steps": f"{t['steps']:,}", "FLOPs": _flops(t["flops"]),
@@ -330,7 +470,7 @@ def format_plan(plan: dict) -> str:
              f"{data['classes']} classes, batch {plan['config']['batch_size']}, "
              f"{plan['config']['image_size']} px",
              "", _table(rows, ["stage", "epochs", "steps", "optim", "params", "FLOP/step", "FLOPs", "GPU h",
-                               "mem/batch", "disk"]), "",
+                               "mem/batch", "disk", "val/train", "score mem", "host", "fits"]), "",
              f"GPU hours are an estimate: counted FLOPs / ({g['name']} {g['peak_tflops']:.0f} TFLOP/s dense bf16 peak "
              f"x {g['utilisation']:.0%} assumed utilisation = {g['sustained_tflops']:.0f} TFLOP/s sustained); "
              "scores = the test-protocol forward passes "
@@ -343,6 +483,11 @@ def format_plan(plan: dict) -> str:
              f"the extraction size; `htsc flow extract --workers {ex['workers']}`: about {ex['wall_hours']:.0f} h "
              f"wall; flow JPEGs {_gb(ex['flow_jpeg_bytes'])}. Frames are decoded on the fly (as RGB JPEGs they "
              f"would take {_gb(data['frames_jpeg_bytes'])}).",
+             f"val/train = each epoch's validation FLOPs over its training FLOPs (validation protocol "
+             f"{plan['config']['val_protocol']!r}); score mem / host = peak device / host memory of the stage's "
+             f"test-protocol scoring pass (forwards of at most {plan['config']['views_per_forward']} views, uint8 "
+             f"frames until the device, the loader's batches in flight); fits = the stage's peak device memory "
+             f"(training, validation, scoring) within the {g['name']}'s {GPU_MEMORY_GB[g['name']]:.0f} GB.",
              "How every figure is derived: htsc_core/plan.py (docstring)."]
     return "\n".join(lines)
 

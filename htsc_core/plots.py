@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from htsc_core.fusion import TEMPORAL_WEIGHT  # noqa: E402
+from htsc_core.train.engine import is_main_process
 from htsc_core.utils import atomic_write_bytes
 
 FAMILY_COLOURS = {"appearance": "tab:orange", "motion": "tab:blue", "cue": "tab:green", None: "tab:gray"}
@@ -27,7 +28,7 @@ def _save(fig, path: str | Path | None):
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    if path is not None:
+    if path is not None and is_main_process():  # under torchrun (notebooks on every rank) rank 0 writes
         atomic_write_bytes(path, buf.getvalue())
     try:
         from IPython import get_ipython
@@ -421,4 +422,39 @@ def loss_landscape(rows: Sequence[dict], path=None):
     if ax.get_legend_handles_labels()[0]:  # no rows (or none at the truth): an empty panel, no empty legend
         ax.legend(fontsize=7)
     fig.tight_layout()
+    return _save(fig, path)
+
+
+VERDICT_COLOURS = {"holds": "tab:green", "reversed": "tab:red", "not resolved": "tab:gray"}
+
+
+def release_questions(panels: Sequence[dict], path=None):
+    """The fusion questions on released scores (notebook 09): one panel per question, one row per release,
+    dataset and split, the difference A - B of top-1 with its 95% interval, coloured by verdict; pooled
+    (across-splits) rows drawn as diamonds. ``panels``: [{title, entries: [{label, estimate, ci, verdict,
+    pooled}]}] (``release_questions.figure_inputs``)."""
+    ncols = min(3, max(1, len(panels)))
+    nrows = max(1, -(-len(panels) // ncols))
+    height = 0.28 * max([len(p["entries"]) for p in panels] or [1]) + 1.4
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, height * nrows), squeeze=False, sharey=True)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    for ax, panel in zip(axes.ravel(), panels):
+        entries = panel["entries"]
+        ys = np.arange(len(entries))[::-1]
+        for y, e in zip(ys, entries):
+            est = _num(e.get("estimate"))
+            ci = e.get("ci") or (None, None)
+            err = _error_bars(np.array([est]), [ci[0]], [ci[1]])
+            ax.errorbar([est], [y], xerr=err, fmt="D" if e.get("pooled") else "o", ms=5 if e.get("pooled") else 4,
+                        capsize=3, color=VERDICT_COLOURS.get(e.get("verdict"), "tab:gray"))
+        ax.axvline(0.0, color="black", lw=0.8)
+        ax.set_yticks(ys, [e["label"] for e in entries], fontsize=8)
+        ax.set_title(panel["title"], fontsize=8)
+        ax.set_xlabel("difference of top-1, A - B (95% CI)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=v) for v, c in VERDICT_COLOURS.items()]
+    handles.append(plt.Line2D([], [], color="black", marker="D", ls="", label="splits pooled"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(fig, path)

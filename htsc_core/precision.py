@@ -17,11 +17,15 @@ from typing import Any
 
 
 def resolve_device(name: str = "auto"):
-    """"auto" -> CUDA when available, else the CPU; any other name -> ``torch.device(name)``."""
+    """"auto" -> CUDA when available, else the CPU; any other name -> ``torch.device(name)``. Under ``torchrun``
+    (``LOCAL_RANK`` set) "auto" and "cuda" without an index name this process's own GPU, ``cuda:LOCAL_RANK``: every
+    rank its device, never all of them on GPU 0."""
     import torch
 
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device(name)
 
 

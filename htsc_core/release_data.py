@@ -101,7 +101,7 @@ def verify_checksums(root: str | Path = RELEASE_DIR, names: Sequence[str] | None
         if name not in expected:
             raise ReleaseDataError(f"{path}: not listed in {sums_path}")
         if not path.exists():
-            raise ReleaseDataError(f"{path} is missing (listed in {sums_path})")
+            raise ReleaseDataError(f"{path} is missing (listed in {sums_path} with sha256 {expected[name]})")
         got = _sha256(path)
         if got != expected[name]:
             raise ReleaseDataError(f"{path}: checksum mismatch (sha256 {got}, {sums_path} says {expected[name]}); "

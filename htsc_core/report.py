@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+
+from htsc_core.release_questions import verdict_table
 from htsc_core.utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,9 +177,30 @@ RELEASE_RESULTS = ROOT / "results" / "hts_release"
 RELEASE_COLUMNS = ("method", "streams", "top1", "ci_low", "ci_high", "mean_class_acc", "n", "fit", "beyond_paper")
 
 
+def release_questions_markdown(claims: list[dict], rel: Path) -> list[str]:
+    """The verdict table of the fusion questions asked of both releases (``release_questions.verdict_table``)."""
+    header, rows = verdict_table(claims)
+    if len(header) < 2:
+        return []
+    return ["### Released scores: the paper's fusion questions on two releases", "",
+            "Notebook 09 asks the same questions of the per-video test scores of two releases that replace TV-L1 "
+            "flow by a learned motion input: Hidden Two-Stream (HTS; UCF101 split 1, its own score convention) "
+            "and DMC-Net (DMC; UCF101 and HMDB51, splits 1-3, softmax scores; vendored in "
+            "`data/external/dmc_net_scores/`). A cell is the verdict and the difference of top-1, A - B, paired "
+            "on the same videos (95% paired bootstrap, exact McNemar); *pooled* is one verdict over a dataset's "
+            "three splits: the mean of the three differences, with a bootstrap over the splits' test videos and "
+            "the exact McNemar test on their discordant videos together. AWL is cross-fitted (fitted on all "
+            f"test groups but one, scored on that one). Intervals and p-values: `{rel}/metrics/claims.json`; "
+            f"Table 3 / 4 style rows of the released streams beside the paper's UCF101 and HMDB51 columns: "
+            f"`{rel}/tables/released_table34.csv`; figure: `{rel}/figures/09_release_questions.png`.", "",
+            "| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+            "| " + " | ".join(r[h] for h in header) + " |" for r in rows] + [""]
+
+
 def release_markdown(results_dir: Path = RELEASE_RESULTS) -> str:
-    """The section "Real UCF101 scores (Hidden Two-Stream release)" from notebook 09's fusion.csv and
-    claims.json (release-convention rows; the softmax rows are in the CSV). Empty if they are missing."""
+    """The sections on released scores from notebook 09's files: the verdict table of the questions asked of
+    both releases, then "Real UCF101 scores (Hidden Two-Stream release)" from fusion.csv and that release's
+    claims (release-convention rows; the softmax rows are in the CSV). Empty if the files are missing."""
     results_dir = Path(results_dir)
     table, claims_path = results_dir / "tables" / "fusion.csv", results_dir / "metrics" / "claims.json"
     if not table.exists() or not claims_path.exists():
@@ -186,20 +209,25 @@ def release_markdown(results_dir: Path = RELEASE_RESULTS) -> str:
         rows = [r for r in csv.DictReader(fh) if r.get("convention") == "release"]
     inside = results_dir.is_absolute() and results_dir.is_relative_to(ROOT)
     rel = results_dir.relative_to(ROOT) if inside else results_dir
-    lines = ["### Real UCF101 scores (Hidden Two-Stream release)", "",
+    claims = json.loads(claims_path.read_text())
+    lines = release_questions_markdown(claims, rel)
+    lines += ["### Real UCF101 scores (Hidden Two-Stream release)", "",
              f"Notebook 09 on the per-video UCF101 split-1 test scores published by the Hidden Two-Stream release "
              f"(`bryanyzhu/Hidden-Two-Stream`, `test/`, commit f7f684a, BSD 2-clause; vendored in "
-             f"`data/external/hts_release_ucf101_split1/`), the study's only real action data. Rows marked `fit` "
+             f"`data/external/hts_release_ucf101_split1/`), the first of its two releases. Rows marked `fit` "
              f"leave-one-group-out are fitted on six of the seven test groups and scored on the seventh; "
              f"`beyond_paper` rows are not in the paper. Top-1 with a 95% Wilson interval; files in `{rel}/`.", "",
              "| " + " | ".join(RELEASE_COLUMNS) + " |", "|" + "---|" * len(RELEASE_COLUMNS)]
     lines += ["| " + " | ".join(r.get(c, "") for c in RELEASE_COLUMNS) + " |" for r in rows]
     lines += ["", "**Claims on the release's scores** (`metrics/claims.json`, paired on the same videos)", ""]
-    for c in json.loads(claims_path.read_text()):
+    for c in claims:
+        if c.get("source", "hts_release") != "hts_release":
+            continue
         lo, hi = c["ci"]
         p = f", McNemar p = {c['p']:.2g}" if c.get("p") is not None else ""
+        paper = f"; {c['paper']}" if c.get("paper") else ""
         lines.append(f"- {c['claim']}: **{c['verdict']}** (difference {c['estimate']:+.4f}, "
-                     f"95% CI [{lo:+.4f}, {hi:+.4f}]{p}, n = {c['n']})")
+                     f"95% CI [{lo:+.4f}, {hi:+.4f}]{p}, n = {c['n']}{paper})")
     return "\n".join(lines) + "\n"
 
 

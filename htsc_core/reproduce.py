@@ -117,13 +117,18 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
     started = time.time()
     timings: dict[str, float] = {}
     claims = results_dir / "metrics" / "claims.json"
-    if not only and claims.exists():  # a full run states every claim afresh: no verdict of an earlier run stays
+    rank = launch_rank()
+    if rank == 0 and not only and claims.exists():  # a full run states every claim afresh: no earlier verdict stays
         claims.unlink()
-    synthesis_seconds = _ensure_synthetic(dataset, data_root, profile, seed)
+    synthesis_seconds = _ensure_synthetic(dataset, data_root, profile, seed) if rank == 0 else _await_synthetic(
+        dataset, data_root)
     for nb in notebook_paths():
         if only and not any(nb.name.startswith(o) for o in only):
             continue
-        out = results_dir / nb.name
+        # under torchrun every rank runs the notebook (its kernel joins the process group: study.setup); rank 0's
+        # executed copy is the result, the others' go beside the runs
+        out = results_dir / nb.name if rank == 0 else Path(runs_dir) / f"notebooks-rank{rank}" / nb.name
+        out.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.time()
         print(f"[{time.time() - started:7.1f}s] {nb.name} ...", flush=True)
         try:  # run from the project root, so every path in the parameters is root-relative
@@ -135,9 +140,12 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
             print(_failure(exc, nb), file=sys.stderr)
             print(f"the partly executed notebook is at {out}; results of earlier notebooks are kept", file=sys.stderr)
             return 1
-        _to_html(out)
+        if rank == 0:
+            _to_html(out)
         timings[nb.name] = round(time.time() - t0, 1)
         print(f"[{time.time() - started:7.1f}s] {nb.name} done in {timings[nb.name]}s", flush=True)
+    if rank != 0:  # rank 0 writes the record and the README
+        return 0
     record_path = results_dir / "metrics" / "reproduce.json"
     record = {"parameters": params, "seeds": [seed], "seconds_per_notebook": timings,
               "synthesis_seconds": synthesis_seconds,
@@ -171,6 +179,22 @@ def _extra_parameters(nb: Path, profile: str, results_dir: Path) -> dict:
     main = profile != "smoke" and Path(results_dir).resolve().parent == (ROOT / "results").resolve()
     target = ROOT / "results" / "hts_release" if main else Path(results_dir) / "hts_release"
     return {"release_results_dir": project_relative(target)}
+
+
+def launch_rank() -> int:
+    """This process's rank when launched by ``torchrun`` (``RANK``), else 0."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def _await_synthetic(dataset: str, data_root: str, timeout_s: float = 3600.0) -> None:
+    """Ranks > 0 under torchrun: wait for rank 0 to generate the synthetic set (never generate it twice)."""
+    marker = Path(data_root) / "classes.json"
+    deadline = time.time() + timeout_s
+    while dataset == "synthetic" and not marker.exists():
+        if time.time() > deadline:
+            raise TimeoutError(f"rank {launch_rank()}: {marker} did not appear within {timeout_s:.0f} s (rank 0 "
+                               "generates the synthetic set; did it fail?)")
+        time.sleep(5)
 
 
 def _ensure_synthetic(dataset: str, data_root: str, profile: str, seed: int) -> float | None:

@@ -12,6 +12,9 @@ decided by a paired analysis on the same test videos:
   McNemar test on the discordant videos (``mcnemar_exact``);
 - timing claims: repeated, interleaved measurements (at least 5 per pipeline),
   bootstrap interval of the ratio of means or medians (``ratio_ci``);
+- a difference over several strata (a dataset's splits): the mean of the per-stratum paired differences
+  with a bootstrap over video names (``pooled_paired_difference``) and the exact McNemar test on the
+  discordant videos of all strata together (``compare_accuracy_pooled``);
 - a claim over several training seeds scored on one test set: ``seed_aware_interval`` adds what a
   reseed changes (the spread of the per-seed estimates) to the test-set sampling of each run;
 - ``verdict`` turns an interval into "holds" / "reversed" / "not resolved".
@@ -353,6 +356,65 @@ def compare_accuracy(correct_a, correct_b, kind: str = "greater", margin: float 
                         kind=kind, margin=float(margin), accuracy_a=float(a.mean()), accuracy_b=float(b.mean()),
                         ci_a=list(wilson_interval(int(a.sum()), n, level)),
                         ci_b=list(wilson_interval(int(b.sum()), n, level)))
+
+
+def pooled_paired_difference(correct_a: Sequence[Any], correct_b: Sequence[Any], clusters: Sequence[Any],
+                             n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """Mean over S strata (e.g. a dataset's three splits) of the paired difference acc_s(A) - acc_s(B):
+    (estimate, lo, hi), each stratum weighing the same (the mean over splits that papers report).
+
+    ``correct_a[s]``, ``correct_b[s]`` are stratum s's per-video 0/1 correctness, ``clusters[s]`` its videos'
+    names. The percentile bootstrap resamples the names of the union with replacement: a video that is in
+    several strata (HMDB51's splits share some test videos) is drawn, or left out, in all of them at once,
+    so the interval does not treat it as independent repeats. With one stratum of distinct names it is
+    :func:`paired_difference` of the correctness with the same resamples.
+    """
+    if not (len(correct_a) == len(correct_b) == len(clusters)) or not correct_a:
+        raise ValueError("stats.py: pooled_paired_difference needs one (A, B, names) triple per stratum")
+    _check_level(level)
+    index: dict[Any, int] = {}
+    diffs, members = [], []
+    for s, (a, b, c) in enumerate(zip(correct_a, correct_b, clusters)):
+        a = _bool_vector(a, f"correct_a[{s}]").astype(np.float64)
+        b = _bool_vector(b, f"correct_b[{s}]").astype(np.float64)
+        c = list(c)
+        if not (a.size == b.size == len(c)) or a.size == 0:
+            raise ValueError(f"stats.py: stratum {s}: {a.size} and {b.size} videos, {len(c)} names")
+        if len(set(c)) != len(c):
+            raise ValueError(f"stats.py: stratum {s} lists a video twice")
+        diffs.append(a - b)
+        members.append(np.array([index.setdefault(v, len(index)) for v in c]))
+    estimate = float(np.mean([d.mean() for d in diffs]))
+    values = np.empty(max(n_boot, 0))
+    for r, idx in enumerate(_resamples(len(index), n_boot, seed)):
+        w = np.bincount(idx, minlength=len(index)).astype(np.float64)
+        per = [float(w[m] @ d) / max(float(w[m].sum()), 1.0) for m, d in zip(members, diffs)]
+        values[r] = np.mean(per)
+    lo, hi = enclose(estimate, *_percentiles(values, level))
+    return estimate, lo, hi
+
+
+def compare_accuracy_pooled(correct_a: Sequence[Any], correct_b: Sequence[Any], clusters: Sequence[Any],
+                            kind: str = "greater", claim: str = "", detail: str = "", n_boot: int = 2000,
+                            level: float = 0.95, seed: int = 0) -> dict:
+    """One claim over S strata (splits): estimate and interval from :func:`pooled_paired_difference`, the
+    verdict from that interval, and p = the exact McNemar test on the discordant videos of all strata
+    together (under H0 each of them favours A or B with probability 1/2, so the count favouring A is
+    Binomial(all discordant, 1/2); it counts a video tested in two strata twice, as two scorings).
+    ``n`` is the number of scored videos over the strata; ``per_stratum`` the S differences."""
+    if kind == "within":
+        raise ValueError("stats.py: compare_accuracy_pooled compares differences")
+    est, lo, hi = pooled_paired_difference(correct_a, correct_b, clusters, n_boot=n_boot, level=level, seed=seed)
+    a = np.concatenate([np.asarray(x, dtype=bool) for x in correct_a])
+    b = np.concatenate([np.asarray(x, dtype=bool) for x in correct_b])
+    per = [float(np.mean(np.asarray(x, dtype=float)) - np.mean(np.asarray(y, dtype=float)))
+           for x, y in zip(correct_a, correct_b)]
+    n_unique = len({v for c in clusters for v in c})
+    return claim_record(claim, detail or f"mean difference {est:+.4f} [{lo:+.4f}, {hi:+.4f}] over {len(per)} strata",
+                        verdict(lo, hi, kind), est, (lo, hi), p=mcnemar_exact(a, b), n=int(a.size), kind=kind,
+                        margin=0.0, per_stratum=per, n_unique=n_unique,
+                        accuracy_a=float(np.mean([np.mean(np.asarray(x, dtype=float)) for x in correct_a])),
+                        accuracy_b=float(np.mean([np.mean(np.asarray(x, dtype=float)) for x in correct_b])))
 
 
 def compare_metric(metric: Callable[..., float], arrays_a: Sequence[Any], arrays_b: Sequence[Any],

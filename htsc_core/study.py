@@ -22,8 +22,10 @@ from scipy.stats import binomtest
 from htsc_core import stats, tables
 from htsc_core.analysis import family_correct, metric
 from htsc_core.config import Config, from_params
-from htsc_core.utils import atomic_write_json, atomic_write_text, progress_disabled, run_metadata, seed_everything
+from htsc_core.utils import (atomic_write_json, atomic_write_text, progress_disabled, resolve_device, run_metadata,
+                             seed_everything)
 from htsc_core.utils import fmt_table  # noqa: F401 - the notebooks print tables with study.fmt_table
+from htsc_core.train.engine import init_distributed, is_main_process
 from htsc_core.train.stages import run_dir, train
 
 
@@ -40,10 +42,14 @@ def setup(overrides: dict[str, Any] | None = None, **params: Any) -> Config:
         raise ValueError(f"overrides must be a dict of config fields; got {type(overrides).__name__}")
     cfg = from_params({**params, **(overrides or {})})
     seed_everything(cfg.seed)
+    # launched by torchrun (each rank's kernel): the process group from the first cell on, so that every scoring
+    # pass of the notebook shards its videos over the ranks, not only the training stages; rank 0 writes
+    init_distributed(resolve_device(cfg.device))
     for sub in ("metrics", "tables", "figures"):
         (Path(cfg.results_dir) / sub).mkdir(parents=True, exist_ok=True)
     Path(cfg.runs_dir).mkdir(parents=True, exist_ok=True)
-    cfg.save(Path(cfg.results_dir) / "metrics" / "config.json")
+    if is_main_process():
+        cfg.save(Path(cfg.results_dir) / "metrics" / "config.json")
     return cfg
 
 
@@ -52,7 +58,10 @@ def figure_path(cfg: Config, name: str) -> Path:
 
 
 def write_metrics(cfg: Config, name: str, metrics: dict) -> Path:
-    """``<results_dir>/metrics/<name>.json``: the numbers plus what made them."""
+    """``<results_dir>/metrics/<name>.json``: the numbers plus what made them (rank 0 writes, under torchrun)."""
+    path = Path(cfg.results_dir) / "metrics" / f"{name}.json"
+    if not is_main_process():
+        return path
     return atomic_write_json(Path(cfg.results_dir) / "metrics" / f"{name}.json",
                              {"metrics": metrics, "meta": run_metadata(cfg)})
 
@@ -71,7 +80,8 @@ def write_table(cfg: Config, name: str, rows: Sequence[dict], columns: Sequence[
     writer.writeheader()
     for row in rows:
         writer.writerow({c: _fmt(row.get(c, "")) for c in columns})
-    return atomic_write_text(Path(cfg.results_dir) / "tables" / f"{name}.csv", buf.getvalue())
+    path = Path(cfg.results_dir) / "tables" / f"{name}.csv"
+    return atomic_write_text(path, buf.getvalue()) if is_main_process() else path
 
 
 def _fmt(value: Any) -> Any:
@@ -108,7 +118,8 @@ def record(cfg: Config, rec: dict, paper: str = "") -> dict:
     """
     if paper:
         rec = {**rec, "paper": paper}
-    stats.record_claim(claims_path(cfg), rec)
+    if is_main_process():  # under torchrun every rank decides the same verdict; one records it
+        stats.record_claim(claims_path(cfg), rec)
     p = f", p={rec['p']:.3g}" if rec.get("p") is not None else ""
     print(f"[{rec['verdict'].upper()}] {rec['claim']}: {rec['detail']} "
           f"(estimate {rec['estimate']:+.3f}, {_ci_text(rec)}{p}, n={rec['n']})"

@@ -27,7 +27,8 @@ from htsc_core.train.scores import (STREAMS, align_streams, extract_scores, gath
                                     view_loader)
 from htsc_core.train.cln import cln_scores, load_cln
 from htsc_core.train.tclsta import tclsta_scores
-from htsc_core.train.engine import barrier, is_main_process, precision_policy, progress
+from htsc_core.train.engine import (barrier, init_distributed, is_main_process, precision_policy, progress,
+                                    shutdown_distributed)
 from htsc_core.train.streams import build_stream, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz, atomic_write_json, resolve_device, run_metadata
 
@@ -55,7 +56,8 @@ def htsc_scores(cfg: Config, awl_weights, subset: str = "test", device: str | No
         if batch is None:
             continue
         with precision_policy(dev, cfg).autocast(dev):  # the training policy: bf16 where native
-            out = model(batch["stack"].to(dev, non_blocking=True), cfg.test_segments)
+            out = model(batch["stack"].to(dev, non_blocking=True), cfg.test_segments,
+                        views_per_forward=cfg.views_per_forward)  # uint8 frames, bounded forwards
         for k in HTSC_KEYS:
             parts[k].append(out[k].float().cpu().numpy())
         parts["labels"].append(batch["label"].numpy())
@@ -129,8 +131,10 @@ def fusion_results(cfg: Config, device: str | None = None) -> dict:
     result.update({k: metric(v, labels) for k, v in baselines.items()})
     result["htsc"] = result["hts_cln_awl"]
     # every row's per-video scores, for the intervals and paired verdicts of notebooks 06-07
-    atomic_save_npz(scores_path(cfg, "test", "methods"), labels=labels, video_ids=test["video_ids"],
-                    **{k: np.asarray(v, dtype=np.float32) for k, v in {**fused, **baselines}.items()})
+    if is_main_process():  # under torchrun every rank holds the gathered scores; one writes them
+        atomic_save_npz(scores_path(cfg, "test", "methods"), labels=labels, video_ids=test["video_ids"],
+                        **{k: np.asarray(v, dtype=np.float32) for k, v in {**fused, **baselines}.items()})
+    barrier()
     per_family = {}
     if labels.ndim == 1:
         for name, scores in {**fused, **baselines}.items():
@@ -154,7 +158,8 @@ def evaluate_all(cfg: Config, device: str | None = None, streams: tuple[str, ...
             extract_scores(cfg, stream, subset, device)
     results = fusion_results(cfg, device)
     results["meta"] = run_metadata(cfg)
-    atomic_write_json(Path(cfg.runs_dir) / "evaluation.json", results)
+    if is_main_process():
+        atomic_write_json(Path(cfg.runs_dir) / "evaluation.json", results)
     return results
 
 
@@ -250,7 +255,12 @@ def command(args: argparse.Namespace) -> int:
     unknown = sorted(set(streams) - set(EVAL_STREAMS))
     if unknown:
         raise ValueError(f"--streams: unknown {unknown}; expected some of {', '.join(EVAL_STREAMS)}")
+    # under torchrun: one process group for every pass, each rank on its own device (LOCAL_RANK), each video scored
+    # on one rank and the scores gathered; rank 0 writes (train/scores.py)
+    init_distributed(resolve_device(cfg.device))
     results = evaluate_all(cfg, streams=streams)
-    for k, v in results["test"].items():
-        print(f"{k:>16s}  {results['metric']} {v:.4f}")
+    if is_main_process():
+        for k, v in results["test"].items():
+            print(f"{k:>16s}  {results['metric']} {v:.4f}")
+    shutdown_distributed()
     return 0

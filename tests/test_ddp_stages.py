@@ -100,3 +100,38 @@ def test_scores_gathered_under_torchrun_cover_every_video_once(two_runs):
         assert z["video_ids"].tolist() == y["video_ids"].tolist() == expected
         for key in ("spatial", "temporal", "hts", "htsc"):
             np.testing.assert_allclose(z[key], y[key], rtol=1e-3, atol=1e-5)
+
+
+def _evaluate(run: Path, *launcher: str) -> subprocess.CompletedProcess:
+    """``htsc evaluate`` on a copy of ``run`` (its spatial stage's config.json: the settings it was trained with)."""
+    return subprocess.run([sys.executable, *launcher, "-m", "htsc_core.cli", "evaluate", "--config",
+                           str(run / "spatial" / "config.json"), "--runs-dir", str(run), "--device", "cpu",
+                           "--streams", "spatial,temporal,tvl1,rgbdiff"],
+                          env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def test_htsc_evaluate_under_torchrun_writes_the_scores_of_one_process(two_runs, tmp_path):
+    """Issue 37: `htsc evaluate` joins the process group under torchrun: each video is scored on one rank, the scores
+    gathered, rank 0 writes; every scores file equals the one-process run's (same videos, same order)."""
+    from htsc_core.data.registry import load_split
+
+    root, single, _ = two_runs
+    one, two = tmp_path / "one", tmp_path / "two"
+    for run in (one, two):
+        shutil.copytree(single, run, ignore=shutil.ignore_patterns("scores", "evaluation.json"))
+    r1 = _evaluate(one)
+    assert r1.returncode == 0, r1.stderr[-3000:]
+    r2 = _evaluate(two, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                   "--master_port", str(_free_port()))
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert r2.stdout.count("hts_cln_awl") == 1  # one rank prints the table
+    cfg = ddp_config(str(root), str(two), 2)
+    listing = {s: [r.video_id for r in load_split(cfg, s)[0]] for s in ("val", "test")}
+    for name, subset in (("val_spatial", "val"), ("val_temporal", "val"), ("test_tvl1", "test"),
+                         ("test_rgbdiff", "test"), ("val_cln", "val"), ("test_htsc", "test"), ("test_methods", "test")):
+        with np.load(one / "scores" / f"{name}.npz") as a, np.load(two / "scores" / f"{name}.npz") as b:
+            assert b["video_ids"].tolist() == a["video_ids"].tolist() == listing[subset], name  # each video once
+            for key in set(a.files) - {"video_ids", "made_from"}:
+                np.testing.assert_allclose(b[key], a[key], rtol=1e-4, atol=1e-6, err_msg=f"{name}: {key}")
+    assert json.loads((two / "evaluation.json").read_text())["test"] == pytest.approx(
+        json.loads((one / "evaluation.json").read_text())["test"])

@@ -117,8 +117,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("models",),
     ("flow",),
     ("train",),  # stages, the engine, the CLN stage and the test-time scores (train.scores)
-    ("analysis", "tables", "plots", "release", "release_data", "release_fit", "seeds", "cue_analysis",
-     "schedules", "flow_swap"),  # evaluation
+    ("analysis", "tables", "plots", "release", "release_data", "release_fit", "release_dmc", "release_questions",
+     "seeds", "cue_analysis", "schedules", "flow_swap"),  # evaluation
     ("study", "report", "reproduce", "bench", "plan"),  # applications: notebooks' helper, reports, benchmarks
     ("cli",),  # the entry point
 )

@@ -32,8 +32,8 @@ def test_saved_scores_path_equals_the_htsc_forward(smoke_set, tmp_path):
     L = cfg.stack_length
     assert torch.equal(batch["rgb"], batch["stack"][:, :, L // 2])  # the spatial input is the stack's centre frame
     with torch.inference_mode():
-        logits_s, fc7_s = scores._forward("spatial", spatial, batch)
-        logits_o, fc7_o = scores._forward("temporal", temporal, batch)
+        logits_s, fc7_s = scores._forward("spatial", spatial, batch, 0)
+        logits_o, fc7_o = scores._forward("temporal", temporal, batch, 0)
         cln = CollaborativeLearning(spatial.feature_dim, 8, m).eval()
         out = HTSC(spatial, temporal, cln)(batch["stack"], cfg.test_segments)
     tol = dict(rtol=1e-5, atol=1e-6)

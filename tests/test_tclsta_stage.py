@@ -73,7 +73,11 @@ def test_tclsta_stage_trains_on_the_streams_and_is_scored_as_a_table3_row(tmp_pa
     np.testing.assert_allclose(s["scores"].sum(1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(result["scores"], s["scores"])
     with np.load(tclsta.conv5_path(cfg, "test", "spatial")) as z:
-        assert z["maps"].dtype == np.float16 and z["maps"].shape[:2] == (3, cfg.test_segments * cfg.test_crops)
+        rows = z["rows"]
+    maps = np.load(tclsta.maps_path(cfg, "test", "spatial"))  # one row per video of the listing
+    assert len(rows) == 3 and maps.dtype == np.float16 and maps.shape[1] == cfg.test_segments * cfg.test_crops
+    np.testing.assert_array_equal(tclsta.MapRows(tclsta.maps_path(cfg, "test", "spatial"), rows)[[2, 0]].numpy(),
+                                  maps[rows[[2, 0]]])  # rows read from disk = the array's rows
     # Table 3's tclsta row: the saved scores themselves, in the HTSC pass's video order
     assert FUSED_BASELINES["tclsta"] == "tclsta"
     order = np.argsort(s["video_ids"])[::-1]

@@ -13,6 +13,10 @@ holds the modalities asked for (docs/CONTRACTS.md "Dataset"):
   (``sampling.diff_window_indices``), cropped and flipped together, then the D-1 differences
   ``I_{i+1} - I_i`` stacked along channels in pixel units [-255, 255] (``transforms.rgb_difference``)
 - ``label`` int64 scalar, or float32 (M,) multi-hot (THUMOS14)
+
+With ``uint8_frames`` (the test protocol's scoring and validation loaders) ``rgb`` and ``stack`` stay uint8 in
+[0, 255] until the device (``models.views.as_float``): 250 views of 11-frame 224-px stacks are 414 MB a video
+instead of 1.65 GB (docs/DESIGN.md section 4).
 - ``index`` int
 
 An unreadable video gives ``None`` (after a warning and a JSON line in
@@ -51,7 +55,8 @@ class VideoDataset(Dataset):
 
     def __init__(self, records: Sequence[VideoRecord], cfg, mode: str = "train",
                  modalities: Sequence[str] = ("rgb", "stack"), flow_root: str | Path | None = None,
-                 skip_log: str | Path | None = None, num_classes: int | None = None) -> None:
+                 skip_log: str | Path | None = None, num_classes: int | None = None,
+                 uint8_frames: bool = False) -> None:
         if mode not in ("train", "test"):
             raise ValueError(f"mode={mode!r}; expected 'train' or 'test'")
         modalities = tuple(modalities)
@@ -65,6 +70,7 @@ class VideoDataset(Dataset):
         self.modalities = modalities
         self.flow_root = Path(flow_root) if flow_root is not None else None
         self.skip_log = Path(skip_log) if skip_log is not None else None
+        self.uint8_frames = bool(uint8_frames)
         self.length = cfg.stack_length
         self.diff_length = cfg.rgbdiff_length
         self.segments = cfg.num_segments if mode == "train" else cfg.test_segments
@@ -183,11 +189,13 @@ class VideoDataset(Dataset):
             pos = np.searchsorted(uniq, stacks)  # (S, L) positions in the decoded frames
             if "stack" in self.modalities:
                 st = crops[:, pos]  # (C, S, L, s, s, 3)
-                item["stack"] = transforms.rgb_to_tensor(st.transpose(1, 0, 2, 3, 4, 5).reshape(V, L, *st.shape[3:]))
+                item["stack"] = transforms.rgb_to_tensor(st.transpose(1, 0, 2, 3, 4, 5).reshape(V, L, *st.shape[3:]),
+                                                        self.uint8_frames)
             if "rgb" in self.modalities:
                 centre = np.searchsorted(uniq, sampling.centre_frames(stacks))  # (S,)
                 rg = crops[:, centre]  # (C, S, s, s, 3)
-                item["rgb"] = transforms.rgb_to_tensor(rg.transpose(1, 0, 2, 3, 4).reshape(V, *rg.shape[2:]))
+                item["rgb"] = transforms.rgb_to_tensor(rg.transpose(1, 0, 2, 3, 4).reshape(V, *rg.shape[2:]),
+                                                      self.uint8_frames)
             if "rgbdiff" in self.modalities:
                 win = np.searchsorted(uniq, chosen["diff"])  # (S, D); the D frames share the crop and flip
                 dw = crops[:, win]  # (C, S, D, s, s, 3)
@@ -250,21 +258,30 @@ def loader_workers(requested: int) -> int:
     return min(int(requested), max(per_rank - 1, 0))
 
 
+def eval_videos_per_batch(cfg, views: int) -> int:
+    """Videos per batch of a scoring or validation loader whose items hold ``views`` views each: ``batch_size``,
+    fewer where batch x views would pass ``views_per_forward``, at least one (whose views then go through the
+    network in chunks, ``models.views.in_chunks``). The memory of such a pass is then bounded by one batch of at
+    most max(views_per_forward, views) views, whatever batch_size is (docs/DESIGN.md section 4)."""
+    return max(1, min(int(cfg.batch_size), int(cfg.views_per_forward) // max(int(views), 1)))
+
+
 def make_loader(dataset: Dataset, cfg, shuffle: bool, drop_last: bool = False, sampler=None,
-                seed: int | None = None) -> DataLoader:
+                seed: int | None = None, batch_size: int | None = None) -> DataLoader:
     """DataLoader with collate_skip_none, cfg.batch_size / cfg.num_workers, reproducible from ``seed``.
 
     ``seed`` defaults to cfg.seed; the trainer passes a per-epoch seed so that augmentation
     differs between epochs yet a resumed run repeats an uninterrupted one exactly. Workers are
     ``cfg.num_workers`` bounded by the host (:func:`loader_workers`); pinned memory on CUDA, so that the
-    trainer's ``non_blocking`` copies overlap the step.
+    trainer's ``non_blocking`` copies overlap the step. ``batch_size``: videos per batch, ``cfg.batch_size`` when
+    None (scoring and validation pass :func:`eval_videos_per_batch`).
     """
     workers = loader_workers(int(cfg.num_workers))
     generator = torch.Generator()
     generator.manual_seed(int(cfg.seed if seed is None else seed))  # shuffling and worker base seeds
     return DataLoader(
         dataset,
-        batch_size=cfg.batch_size,
+        batch_size=int(cfg.batch_size if batch_size is None else batch_size),
         shuffle=bool(shuffle) and sampler is None,
         sampler=sampler,
         num_workers=workers,

@@ -105,9 +105,13 @@ def crop_resize(frames: np.ndarray, box: Box, out_size: int, flip: bool = False)
     return np.ascontiguousarray(out)
 
 
-def rgb_to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255.0)
+def rgb_to_tensor(frames: np.ndarray, keep_uint8: bool = False) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [0, 1]; with ``keep_uint8`` the same layout in uint8
+    (the test protocol's items: a quarter of the bytes until the device, where ``models.views.as_float`` does
+    this function's ``float() / 255``)."""
+    t = torch.from_numpy(np.ascontiguousarray(frames))
+    if not keep_uint8:
+        t = t.float().div_(255.0)
     return t.movedim(-1, -3).contiguous()
 
 

@@ -134,8 +134,12 @@ def parse_methods(methods: str | Sequence[str]) -> list[str]:
 
 def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback", "zero"),
                   checkpoint: str | Path | None = None, max_videos: int | None = None, threads: int = 1,
-                  records: Iterable | None = None, subset: str = "test") -> list[dict]:
+                  records: Iterable | None = None, subset: str = "test", max_pairs: int = 0) -> list[dict]:
     """Score each method on ``subset`` videos (or ``records``) -> one row per method (see ROW_KEYS).
+
+    ``max_pairs`` > 0 (``cfg.flow_eval_pairs``): at most that many frame pairs in all, the same number from the
+    middle of every video (ceil(max_pairs / videos), at least one), so that TV-L1 on full-size real videos takes
+    minutes, not hours (issue 37: every pair of every 12th UCF101 test video was about 28 hours on one thread).
 
     Frames are decoded at native size when ground truth exists (it is stored at the
     video's resolution), else at ``cfg.frame_size`` short side.
@@ -148,6 +152,9 @@ def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback
     recs = list(records)[: int(max_videos)] if max_videos else list(records)
     if not recs:
         raise ValueError(f"no {subset} videos to evaluate flow on under {cfg.data_root}")
+    if max_pairs < 0:
+        raise ValueError(f"max_pairs={max_pairs}; expected >= 0 (0 = every pair)")
+    pairs_each = -(-int(max_pairs) // len(recs)) if max_pairs else 0
     estimators = {m: make_estimator(m, threads=threads, checkpoint=checkpoint, cfg=cfg) for m in methods}
     acc = {m: {"epe_sum": 0.0, "gt_pixels": 0, "photo_sum": 0.0, "pairs": 0, "seconds": 0.0,
                **{f"{r}_sum": 0.0 for r in REGIONS}, **{f"{r}_pixels": 0 for r in REGIONS}} for m in methods}
@@ -161,8 +168,12 @@ def evaluate_flow(cfg, methods: str | Sequence[str] = ("tvl1", "dis", "farneback
         gtp = gt_path(cfg.data_root, rec.video_id)
         try:
             n = video_length(rec.path)
-            frames = read_frames(rec.path, range(n), size=None if gtp.is_file() else (cfg.frame_size or None))
-            gt = load_gt(gtp, (n - 1, *frames.shape[1:3])) if gtp.is_file() else None
+            first, count = 0, n  # frames first .. first + count - 1: every pair, or max_pairs' share from the middle
+            if pairs_each and n - 1 > pairs_each:
+                first, count = (n - 1 - pairs_each) // 2, pairs_each + 1
+            frames = read_frames(rec.path, range(first, first + count),
+                                 size=None if gtp.is_file() else (cfg.frame_size or None))
+            gt = load_gt(gtp, (n - 1, *frames.shape[1:3]))[first:first + count - 1] if gtp.is_file() else None
         except (OSError, ValueError) as exc:  # unreadable video or bad GT: log with the file, skip
             log.warning("flow eval: skipping %s (%s)", rec.path, exc)
             continue

@@ -28,6 +28,7 @@ from htsc_core.fusion import TEMPORAL_WEIGHT  # spatial + 1.5 x temporal, the HT
 from htsc_core.models.cln import CollaborativeLearning
 from htsc_core.models.temporal import HiddenTemporalStream
 from htsc_core.models.vgg import VGG16
+from htsc_core.models.views import in_chunks
 
 
 Timer = Callable[[str], AbstractContextManager]
@@ -97,37 +98,46 @@ class HTSC(nn.Module):
         else:
             self.awl_weights = None
 
+    def _views(self, flat: torch.Tensor, timer: Timer | None) -> tuple[torch.Tensor, ...]:
+        """Both streams on views ``flat`` (N, L, 3, H, W): (fc7_s, logits_s, fc7_o, logits_o), N rows each."""
+        step = timer or _no_timer
+        with step("input"):
+            rgb = as_model_input(flat[:, flat.shape[1] // 2], self.spatial)  # centre frame (CONTRACTS: "rgb")
+        with step("spatial_cnn"):
+            fc7_s = self.spatial.features(rgb)  # (N, d)
+            logits_s = self.spatial.classifier_head(fc7_s)  # (N, M)
+        hidden = self.hidden_temporal(flat, timer=timer)  # MotionNet -> flow_to_cnn_input -> VGG16
+        return fc7_s, logits_s, hidden["fc7"], hidden["logits"]
+
     def forward(self, stack: torch.Tensor, segments: int, with_cln: bool = True,
-                timer: Timer | None = None) -> dict[str, torch.Tensor]:
-        """stack (B, V, L, 3, H, W) in [0, 1], V = ``segments`` x crops -> a dict of (B, M) video scores
+                timer: Timer | None = None, views_per_forward: int = 0) -> dict[str, torch.Tensor]:
+        """stack (B, V, L, 3, H, W) in [0, 1] (float, or uint8 in [0, 255]), V = ``segments`` x crops -> a dict of
+        (B, M) video scores
 
         ``spatial``, ``temporal``, ``hts`` (always), and with a CLN (unless ``with_cln=False``) ``cln_s``,
         ``cln_o`` (the two heads' softmax), ``cln`` (their 1:1.5 late fusion), ``c_s``, ``c_o`` (B, S)
         (the coefficients of Eq. 8), and ``htsc`` (AWL, Eq. 15) when AWL weights were given; also the
         segment features ``fc7_s``, ``fc7_o`` (B, S, d). ``timer(name)`` (a context manager factory)
-        times each step for the benchmark.
+        times each step for the benchmark. ``views_per_forward`` > 0: the B x V views go through both streams
+        in chunks of at most that many (:func:`~htsc_core.models.views.in_chunks`; 0 = all at once).
         """
         step = timer or _no_timer
         if stack.dim() != 6 or stack.shape[2] != self.stack_length or stack.shape[3] != 3:
             raise ValueError(f"HTSC: expected stack (B, V, L={self.stack_length}, 3, H, W); got {tuple(stack.shape)}")
-        B, V, L = stack.shape[:3]
+        B, V = stack.shape[:2]
         if segments < 1 or V % segments:
             raise ValueError(f"HTSC: {V} views per video is not a multiple of segments={segments}")
-        with step("input"):
-            flat = stack.flatten(0, 1)  # (B*V, L, 3, H, W)
-            rgb = as_model_input(flat[:, L // 2], self.spatial)  # the centre frame of each stack (CONTRACTS: "rgb")
-        with step("spatial_cnn"):
-            fc7_s = self.spatial.features(rgb)  # (B*V, d)
-            logits_s = self.spatial.classifier_head(fc7_s)  # (B*V, M)
-        hidden = self.hidden_temporal(flat, timer=timer)  # MotionNet -> flow_to_cnn_input -> VGG16
+        # per view (B*V rows): spatial VGG16 on the centre frame, MotionNet -> temporal VGG16 on the stack
+        fc7_s, logits_s, fc7_o, logits_o = in_chunks(lambda v: self._views(v, timer), stack.flatten(0, 1),
+                                                     views_per_forward)
         with step("fusion"):
-            s, o = video_scores(logits_s, B), video_scores(hidden["logits"], B)  # (B, M) each
+            s, o = video_scores(logits_s, B), video_scores(logits_o, B)  # (B, M) each
             out = {"spatial": s, "temporal": o, "hts": s + TEMPORAL_WEIGHT * o}
         if self.cln is None or not with_cln:
             return out
         with step("cln"):
             fs = segment_features(fc7_s, B, segments)  # (B, S, d)
-            fo = segment_features(hidden["fc7"], B, segments)  # (B, S, d)
+            fo = segment_features(fc7_o, B, segments)  # (B, S, d)
             with torch.autocast(fs.device.type, enabled=False):  # trained in fp32 (train/cln.py): scored in fp32
                 heads = self.cln(fs.float(), fo.float())  # Eq. 7-9
             cs, co = heads["logits_s"].float().softmax(-1), heads["logits_o"].float().softmax(-1)

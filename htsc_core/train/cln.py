@@ -17,7 +17,7 @@ from htsc_core.config import Config
 from htsc_core.fusion import TEMPORAL_WEIGHT
 from htsc_core.models.cln import CollaborativeLearning, cln_loss
 from htsc_core.train.scores import align_streams, extract_scores, load_scores, scores_path
-from htsc_core.train.engine import Trainer, load_checkpoint, load_state, rank_and_world
+from htsc_core.train.engine import Trainer, barrier, is_main_process, load_checkpoint, load_state, rank_and_world
 from htsc_core.train.streams import correct_count, make_optimizer, num_classes, run_dir
 from htsc_core.utils import atomic_save_npz
 
@@ -47,7 +47,7 @@ def load_cln(cfg: Config, feature_dim: int, n_classes: int) -> CollaborativeLear
     return model.eval()
 
 
-def paired_feature_batches(fs, fo, labels, batch_size: int, generator: torch.Generator | None):
+class paired_feature_batches:  # noqa: N801 - used as the function it was; a re-iterable of batches
     """Batches of cached per-video (spatial, temporal) feature pairs (the CLN's fc7 features; TCLSTA's conv5 maps,
     train/tclsta.py): shuffled by ``generator`` (training), in order without one (validation).
 
@@ -56,14 +56,29 @@ def paired_feature_batches(fs, fo, labels, batch_size: int, generator: torch.Gen
     every rank: ``generator`` is seeded alike), whose gradients DDP averages; a last global batch too small to
     give every rank a part is left out of training (a rank without a step would stall the others' all-reduce).
     Validation batches are split the same way, the trainer all-reducing the sums: every video once.
+
+    Lazy: each batch indexes ``fs`` / ``fo`` when its turn comes (tensors, or TCLSTA's :class:`MapRows` that read
+    their rows from disk then), so iterating holds one batch of features, not the subset's; it can be iterated
+    again (the trainer's validation, every epoch) with the same batches.
     """
-    rank, world = rank_and_world()
-    if generator is not None and batch_size < world:
-        raise ValueError(f"batch_size={batch_size} (the global batch) is smaller than the {world} processes")
-    idx = torch.randperm(len(labels), generator=generator) if generator is not None else torch.arange(len(labels))
-    parts = [chunk[rank::world] for chunk in idx.split(batch_size)
-             if len(chunk) >= world or generator is None]
-    return [{"fs": fs[i], "fo": fo[i], "label": labels[i]} for i in parts if len(i)]
+
+    def __init__(self, fs, fo, labels, batch_size: int, generator: torch.Generator | None):
+        rank, world = rank_and_world()
+        if generator is not None and batch_size < world:
+            raise ValueError(f"batch_size={batch_size} (the global batch) is smaller than the {world} processes")
+        n = len(labels)
+        idx = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        parts = [chunk[rank::world] for chunk in idx.split(batch_size)
+                 if len(chunk) >= world or generator is None]
+        self.parts = [i for i in parts if len(i)]
+        self.fs, self.fo, self.labels = fs, fo, labels
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def __iter__(self):
+        for i in self.parts:
+            yield {"fs": self.fs[i], "fo": self.fo[i], "label": self.labels[i]}
 
 
 def train_cln(cfg: Config, resume: bool = True, device: str | None = None) -> Path:
@@ -103,5 +118,7 @@ def cln_scores(cfg: Config, subset: str) -> dict[str, np.ndarray]:
     out = model(fs, fo)
     result = {"scores_s": out["logits_s"].softmax(-1).numpy(), "scores_o": out["logits_o"].softmax(-1).numpy(),
               "c_s": out["c_s"].numpy(), "c_o": out["c_o"].numpy(), "labels": y.numpy(), "video_ids": ids}
-    atomic_save_npz(scores_path(cfg, subset, "cln"), **result)
+    if is_main_process():
+        atomic_save_npz(scores_path(cfg, subset, "cln"), **result)
+    barrier()
     return result

@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from htsc_core.config import Config
-from htsc_core.data.dataset import VideoDataset, make_loader
+from htsc_core.data.dataset import VideoDataset, eval_videos_per_batch, make_loader
 from htsc_core.data.registry import load_split
 from htsc_core.models.htsc import segment_features, video_scores
+from htsc_core.models.views import as_float, in_chunks
 from htsc_core.train.engine import (ShardSampler, barrier, gather_rows, is_main_process,
                                     precision_policy, progress)
 from htsc_core.train.streams import MODALITY, build_stream, clip_config, flow_root, num_classes, run_dir
@@ -97,28 +98,36 @@ def align_streams(streams: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, 
 
 
 def _fused_video_scores(model: nn.Module, batch: dict, segments: int) -> torch.Tensor:
-    """Two-stream conv fusion: its video scores (B, M) (the mean of its fused and temporal heads' softmax)."""
-    return model(batch["rgb"], batch["flow"], segments)["scores"]
+    """Two-stream conv fusion: its video scores (B, M) (the mean of its fused and temporal heads' softmax). It
+    fuses a video's segments inside the network, so each forward takes whole videos (a scoring batch holds
+    ``eval_videos_per_batch`` of them: one at the paper profile's 250 views)."""
+    return model(as_float(batch["rgb"]), batch["flow"], segments)["scores"]
 
 
-def _forward(stream: str, model: nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, fc7) for every view of the batch, flattened to (B*V, ...)."""
+def _forward(stream: str, model: nn.Module, batch: dict, views_per_forward: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, fc7) for every view of the batch, flattened to (B*V, ...), in forwards of at most
+    ``views_per_forward`` views (:func:`in_chunks`)."""
     if stream == "temporal":
-        out = model(batch["stack"].flatten(0, 1))
-        return out["logits"], out["fc7"]
+        return in_chunks(lambda v: (lambda out: (out["logits"], out["fc7"]))(model(v)),
+                         batch["stack"].flatten(0, 1), views_per_forward)
     x = batch[{"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff", "c3d": "stack"}[stream]].flatten(0, 1)
-    fc7 = model.features(x)
-    return model.classifier_head(fc7), fc7
+
+    def head(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fc7 = model.features(v)
+        return model.classifier_head(fc7), fc7
+    return in_chunks(head, x, views_per_forward)
 
 
 def view_loader(cfg: Config, subset: str, modalities: tuple[str, ...], skip_stage: str, flow: bool = False):
-    """(records, loader) of ``subset`` under the test protocol (S segments x C crops, segment-major)."""
+    """(records, loader) of ``subset`` under the test protocol (S segments x C crops, segment-major): uint8 frames
+    (:func:`~htsc_core.models.views.as_float` on the device), ``eval_videos_per_batch`` videos a batch."""
     records, _ = load_split(cfg, subset)
     dataset = VideoDataset(records, cfg, mode="test", modalities=modalities,
                            skip_log=run_dir(cfg, skip_stage) / "skipped.jsonl",
-                           flow_root=flow_root(cfg) if flow else None)
+                           flow_root=flow_root(cfg) if flow else None, uint8_frames=True)
     # under torchrun each rank scores its share of the videos (extract_scores gathers them)
-    return records, make_loader(dataset, cfg, shuffle=False, sampler=ShardSampler(len(dataset)))
+    return records, make_loader(dataset, cfg, shuffle=False, sampler=ShardSampler(len(dataset)),
+                                batch_size=eval_videos_per_batch(cfg, dataset.num_views))
 
 
 @torch.inference_mode()
@@ -148,7 +157,7 @@ def extract_scores(cfg: Config, stream: str, subset: str, device: str | None = N
                 scores.append(_fused_video_scores(model, batch, cfg.test_segments).float().cpu().numpy())
                 feats.append(np.zeros((b, cfg.test_segments, 0), dtype=np.float32))
             else:
-                logits, fc7 = _forward(stream, model, batch)
+                logits, fc7 = _forward(stream, model, batch, cfg.views_per_forward)
                 scores.append(video_scores(logits.float(), b).cpu().numpy())  # (B, M): mean over segments x crops
                 feats.append(segment_features(fc7.float(), b, cfg.test_segments).cpu().numpy())  # (B, S, d)
         labels.append(batch["label"].cpu().numpy())

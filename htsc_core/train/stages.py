@@ -33,11 +33,12 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from htsc_core.cli_args import add_config_arguments, config_from_args
 from htsc_core.config import Config
-from htsc_core.data.dataset import VideoDataset, make_loader
+from htsc_core.data.dataset import VideoDataset, eval_videos_per_batch, make_loader
 from htsc_core.data.registry import load_split, test_split_sealed
 from htsc_core.flow.extract import check_stored_flow
 from htsc_core.models.flow_losses import MotionNetLoss
 from htsc_core.models.vgg import require_pretrained
+from htsc_core.models.views import as_float, in_chunks
 from htsc_core.train.cln import train_cln
 from htsc_core.train.tclsta import train_tclsta
 from htsc_core.train.engine import (ShardSampler, Trainer, batch_plan, init_distributed, is_main_process,
@@ -50,7 +51,7 @@ from htsc_core.data.video import clip_cache
 
 __all__ = ["STAGES", "MODALITY", "train", "run_dir", "flow_root", "build_stream", "num_classes", "image_step",
            "motion_step", "temporal_step", "conv_fusion_step", "flow_loss", "stage_step", "stage_data_config",
-           "stage_optimizer",
+           "stage_optimizer", "validation_config",
            "consensus", "correct_count", "classification_loss",
            "add_config_arguments", "config_from_args", "add_arguments", "command"]
 
@@ -63,19 +64,50 @@ SELECTION_MONITOR = "loss"
 
 
 # --- step functions: (model, batch) -> (loss, stats) ------------------------------
-def image_step(key: str):
+# Validation batches (no gradient) hold the validation protocol's views as uint8 frames; their forwards go in chunks
+# of at most ``views_per_forward`` views (models/views.py). Training steps are never chunked: the batch is the
+# recipe's. A validation batch within one chunk runs the very forward of a float batch (the CPU profiles).
+def _eval_chunks(x: torch.Tensor, views_per_forward: int) -> bool:
+    """Does this forward (of the flattened views ``x``) go in chunks? Only without gradients, when above the bound."""
+    return not torch.is_grad_enabled() and 0 < views_per_forward < x.shape[0]
+
+
+def image_step(key: str, views_per_forward: int = 0):
     def step(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
         x = batch[key]  # (B, V, C, S, S)
-        logits = consensus(model(x.flatten(0, 1)), x.shape[0])
+        flat = x.flatten(0, 1)
+        chunk = views_per_forward if _eval_chunks(flat, views_per_forward) else 0
+        logits = consensus(in_chunks(model, flat, chunk), x.shape[0])
         label = batch["label"]
         return classification_loss(logits, label), {"correct": correct_count(logits, label), "count": x.shape[0]}
     return step
 
 
-def motion_step(loss_fn: nn.Module):
+def _chunked_loss(loss_fn: nn.Module, model: nn.Module, flat: torch.Tensor, views_per_forward: int):
+    """Validation: the flow loss (a mean over views) of ``flat`` computed in chunks and recombined as the
+    view-weighted mean of the chunks' losses; (total, parts, per-view outputs' logits or None)."""
+    total, parts, logits, n = 0.0, {}, [], flat.shape[0]
+    for i in range(0, n, views_per_forward):
+        v = as_float(flat[i:i + views_per_forward])
+        out = model(v)
+        flows = out["flows"] if isinstance(out, dict) else out
+        t, p = loss_fn(v, flows)
+        w = v.shape[0] / n
+        total = total + t * w
+        parts = {k: parts.get(k, 0.0) + float(x) * w for k, x in p.items()}
+        if isinstance(out, dict):
+            logits.append(out["logits"])
+    return total, parts, torch.cat(logits) if logits else None
+
+
+def motion_step(loss_fn: nn.Module, views_per_forward: int = 0):
     def step(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
         stack = batch["stack"].flatten(0, 1)  # (B*V, L, 3, S, S)
-        total, parts = loss_fn(stack, model(stack))
+        if _eval_chunks(stack, views_per_forward):
+            total, parts, _ = _chunked_loss(loss_fn, model, stack, views_per_forward)
+        else:
+            stack = as_float(stack)
+            total, parts = loss_fn(stack, model(stack))
         n = batch["stack"].shape[0]
         # logged at the finest scale (flow2): Eq. 1 photometric, Eq. 2 smoothness, Eq. 4 SSIM loss
         names = {"photo2": "photometric", "smooth2": "smoothness", "ssim2": "ssim"}
@@ -83,13 +115,19 @@ def motion_step(loss_fn: nn.Module):
     return step
 
 
-def temporal_step(loss_fn: nn.Module):
+def temporal_step(loss_fn: nn.Module, views_per_forward: int = 0):
     def step(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
         stack = batch["stack"]  # (B, V, L, 3, S, S)
-        out = model(stack.flatten(0, 1))
-        logits = consensus(out["logits"], stack.shape[0])
+        flat = stack.flatten(0, 1)
+        if _eval_chunks(flat, views_per_forward):
+            flow_loss, _, per_view = _chunked_loss(loss_fn, model, flat, views_per_forward)
+        else:
+            flat = as_float(flat)
+            out = model(flat)
+            per_view = out["logits"]
+            flow_loss, _ = loss_fn(flat, out["flows"])
+        logits = consensus(per_view, stack.shape[0])
         ce = classification_loss(logits, batch["label"])
-        flow_loss, _ = loss_fn(stack.flatten(0, 1), out["flows"])
         n = stack.shape[0]
         stats = {"correct": correct_count(logits, batch["label"]), "count": n,
                  "ce": float(ce.detach()) * n, "flow_loss": float(flow_loss.detach()) * n}
@@ -102,7 +140,7 @@ def conv_fusion_step(test_segments: int):
     two losses of Feichtenhofer et al. 2016 (Sec. 3.5); accuracy from their averaged softmax, as tested. In
     training mode every view is a segment (one crop); in eval mode the views are ``test_segments`` x crops."""
     def step(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
-        rgb, label = batch["rgb"], batch["label"]
+        rgb, label = as_float(batch["rgb"]), batch["label"]  # whole videos: it fuses a video's segments
         out = model(rgb, batch["flow"], rgb.shape[1] if model.training else test_segments)
         ce_fused = classification_loss(out["logits"], label)
         ce_temporal = classification_loss(out["logits_temporal"], label)
@@ -132,12 +170,13 @@ def stage_step(stage: str, cfg: Config | None = None):
         if cfg is None:
             raise ValueError("stage_step('conv_fusion') needs the config (its test_segments)")
         return conv_fusion_step(cfg.test_segments)
+    cfg = cfg if cfg is not None else Config()
     if stage in ("motion", "temporal"):
-        cfg = cfg if cfg is not None else Config()
         return (motion_step if stage == "motion" else temporal_step)(
             flow_loss(stage, cfg.motion_pyramid, cfg.motion_smooth_weight, cfg.motion_photometric,
-                      cfg.motion_coarse_weight))
-    return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff", "c3d": "stack"}[stage])
+                      cfg.motion_coarse_weight), cfg.views_per_forward)
+    return image_step({"spatial": "rgb", "tvl1": "flow", "rgbdiff": "rgbdiff", "c3d": "stack"}[stage],
+                      cfg.views_per_forward)
 
 
 def stage_data_config(cfg: Config, stage: str) -> Config:
@@ -146,6 +185,17 @@ def stage_data_config(cfg: Config, stage: str) -> Config:
     if stage == "c3d":  # C3D trains on one clip per video (Tran et al. 2015), of its own length
         return clip_config(cfg, stage).replace(num_segments=1)
     return cfg.replace(num_segments=1, test_segments=1) if stage == "motion" else cfg
+
+
+def validation_config(cfg: Config) -> Config:
+    """The views a training stage validates on, as its config's test protocol (what test-mode items read):
+    ``val_protocol`` "test" keeps S x C (the CPU profiles); "centre" takes the stage's own K training segments and
+    one centre crop (the paper profile, docs/DESIGN.md section 4: 25 x 10 views of every validation video each
+    epoch would cost about 8x the epoch's training, 24x for C3D; K x 1 costs a tenth of it at every stage). The
+    test protocol of ``htsc evaluate`` is untouched: this config only reaches the stage's validation."""
+    if cfg.val_protocol == "centre":
+        return cfg.replace(test_segments=cfg.num_segments, test_crops=1)
+    return cfg
 
 
 # --- optimisation ----------------------------------------------------------------
@@ -164,13 +214,12 @@ def stage_optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Op
 
 
 def _loader(cfg: Config, dataset, epoch: int, shuffle: bool) -> DataLoader:
-    """This process's loader: in training its share of each global batch (``batch_size`` / world size, the engine
-    accumulating micro-batches of at most ``micro_batch``), in validation batches of what one device holds.
-    The order is the same permutation on every rank (the sampler's seed); the draws (crops, offsets, worker
-    seeds) are the rank's own, from :func:`~htsc_core.train.engine.process_seed`."""
+    """This process's loader. Training (``shuffle``): its share of each global batch (``batch_size`` / world size,
+    the engine accumulating micro-batches of at most ``micro_batch``), the same permutation on every rank (the
+    sampler's seed) and the rank's own draws (crops, offsets, worker seeds: :func:`~htsc_core.train.engine.
+    process_seed`); validation: :func:`eval_videos_per_batch`."""
     rank, world = rank_and_world()
     plan = batch_plan(cfg.batch_size, cfg.micro_batch, world)
-    size = plan["per_process_batch"] if shuffle else plan["micro_batch"]
     if world > 1 and shuffle:  # training: every rank the same number of steps (padded with repeats)
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
                                      drop_last=False)
@@ -181,8 +230,9 @@ def _loader(cfg: Config, dataset, epoch: int, shuffle: bool) -> DataLoader:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
     else:
         sampler = None
-    return make_loader(dataset, cfg if size == cfg.batch_size else cfg.replace(batch_size=size), shuffle=False,
-                       sampler=sampler, seed=process_seed(cfg.seed, epoch, rank))
+    size = plan["per_process_batch"] if shuffle else eval_videos_per_batch(cfg, dataset.num_views)
+    return make_loader(dataset, cfg, shuffle=False, sampler=sampler, seed=process_seed(cfg.seed, epoch, rank),
+                       batch_size=size)
 
 
 _optimizer = stage_optimizer  # the earlier private name
@@ -226,7 +276,7 @@ def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
         check_stored_flow(cfg, train_records + val_records, flow_root(cfg))
     kw = dict(modalities=MODALITY[stage], skip_log=out / "skipped.jsonl",
               flow_root=flow_root(cfg) if uses_flow else None)
-    data_cfg = stage_data_config(cfg, stage)
+    data_cfg = validation_config(stage_data_config(cfg, stage))
     cache = nullcontext()
     if cfg.clip_cache_mb and stage != "tvl1":  # tvl1 reads stored JPEG flow only, not clips
         # clips are decoded once and kept (about 85 MB for the default synthetic set's training and validation
@@ -235,7 +285,7 @@ def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
         cache = clip_cache(cfg.clip_cache_mb << 20)
         data_cfg = data_cfg.replace(num_workers=0)
     train_set = VideoDataset(train_records, data_cfg, mode="train", **kw)
-    val_set = VideoDataset(val_records, data_cfg, mode="test", **kw) if val_records else None
+    val_set = VideoDataset(val_records, data_cfg, mode="test", uint8_frames=True, **kw) if val_records else None
     model = build_stream(cfg, stage, num_classes(cfg))
     step = stage_step(stage, data_cfg)
     epochs = getattr(cfg, f"epochs_{stage}")
