@@ -69,7 +69,12 @@ class Config:
     # Eq. 1's photometric term: "charbonnier" (the paper's), or "census" (beyond the paper: issue 24's labelled
     # motionnet_beyond trial, models/census.py; never the study's MotionNet)
     motion_photometric: str = "charbonnier"
-    dropout: float = 0.2  # two-stream: 0.9 temporal / 0.5 spatial; 0.2 here: 0.5 stalled from-scratch CPU runs
+    # dropout per module (docs/DESIGN.md section 3, "Dropout per module", each with its source); the CPU profiles
+    # keep one value for every module (0.2 here, 0.5 smoke): 0.5 stalled from-scratch CPU runs of the VGG16s
+    dropout: float = 0.2  # the two-stream VGG16s' fc6/fc7 (spatial, temporal, TV-L1, RGB difference, conv fusion)
+    dropout_c3d: float = 0.2  # C3D's fc6/fc7 (Tran et al. 2015: 0.5)
+    dropout_cln: float = 0.2  # the CLN's pooled V^s, V^o before its heads (HTSC gives none; TCLSTA's release: 0.5)
+    dropout_tclsta: float = 0.2  # TCLSTA's heads and collaborative model (its release: 0.5 before the classifier)
     pretrained: bool = False  # ImageNet VGG16 weights from the hub cache; they exist only for width 1.0, so the
     # CPU profiles train from scratch and only the paper profile asks for them; absent -> the run stops before
     # training (models/vgg.MissingPretrainedWeights), never a silent from-scratch run
@@ -83,7 +88,10 @@ class Config:
     optimizer: str = "adam"  # "sgd" (momentum 0.9: two-stream/TSN practice, paper profile) or "adam" (= AdamW,
     # decoupled weight_decay, as everywhere: train/streams.make_optimizer; MotionNet and the CLN always use it)
     # (CPU profiles: from-scratch VGG16 barely learned with SGD in their epoch budget; measured)
+    # the global batch: videos per optimiser step at any world size (docs/DESIGN.md section 6); under torchrun each
+    # of W processes takes batch_size / W (train/engine.batch_plan); the CLN's and TCLSTA's feature batches too
     batch_size: int = 16
+    micro_batch: int = 0  # most videos one device forwards at once; a larger share is accumulated (0 = no limit)
     num_workers: int = 1  # decoding is cheap at 64 px; more workers oversubscribe 2 cores
     clip_cache_mb: int = 1024  # decode each training clip once and keep it (main process) up to this many MB;
     # short CPU-profile clips made decoding bound the MotionNet epochs (docs/SYNTHETIC.md); 0 = off
@@ -171,12 +179,17 @@ class Config:
             object.__setattr__(self, "amp", "auto" if self.amp else "off")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"amp={self.amp!r}; expected 'auto', 'bf16' or 'off' (or true/false)")
+        for key in ("dropout", "dropout_c3d", "dropout_cln", "dropout_tclsta"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ValueError(f"{key}={getattr(self, key)}; expected in [0, 1)")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size}; expected >= 1 (the global batch)")
         if self.val_protocol not in ("test", "centre"):
             raise ValueError(f"val_protocol={self.val_protocol!r}; expected 'test' or 'centre'")
         if self.views_per_forward < 1:
             raise ValueError(f"views_per_forward={self.views_per_forward}; expected >= 1")
         for key in ("max_steps_per_epoch", "max_eval_videos", "max_train_videos", "bench_repeats", "num_workers",
-                    "flow_eval_pairs"):
+                    "flow_eval_pairs", "micro_batch"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key}={getattr(self, key)}; expected >= 0 (0 = no cap / the default)")
         if self.frame_size and self.frame_size < self.image_size:
@@ -211,6 +224,7 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         synth_train_per_class=4, synth_test_per_class=2,
         frame_size=40, image_size=32, num_segments=2, test_segments=2, stack_length=5,
         vgg_width=1 / 16, motion_width=1 / 16, cln_hidden=16, tclsta_attention=16, tclsta_lstm=16, dropout=0.5,
+        dropout_c3d=0.5, dropout_cln=0.5, dropout_tclsta=0.5,
         pretrained=False, batch_size=4,
         num_workers=0,
         epochs_spatial=1, epochs_motion=1, epochs_temporal=1, epochs_tvl1=1, epochs_rgbdiff=1, epochs_cln=2,
@@ -221,7 +235,11 @@ PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         dataset="ucf101", data_root="data/ucf101", runs_dir="runs/paper", results_dir="results/ucf101",
         frame_size=256, image_size=224, num_segments=3, test_segments=25, test_crops=10, stack_length=11,
         vgg_width=1.0, vgg_batch_norm=False, pretrained=True, clip_cache_mb=0, motion_width=1.0,
-        dropout=0.9, cln_hidden=512, tclsta_attention=256, tclsta_lstm=512, optimizer="sgd",
+        # dropout per module (docs/DESIGN.md section 3): the two-stream VGG16s' 0.9; C3D's fc6/fc7 0.5 (Tran et al.
+        # 2015); the CLN's and TCLSTA's 0.5, before the classifier of TCLSTA's collaborative model (its release,
+        # CollaborativeLearning/misc/attention.lua), which the CLN restates
+        dropout=0.9, dropout_c3d=0.5, dropout_cln=0.5, dropout_tclsta=0.5,
+        cln_hidden=512, tclsta_attention=256, tclsta_lstm=512, optimizer="sgd",
         batch_size=32, num_workers=8, epochs_spatial=80, epochs_motion=40, epochs_temporal=80,
         epochs_tvl1=80, epochs_rgbdiff=80, epochs_cln=50, epochs_conv_fusion=30, epochs_c3d=80, epochs_tclsta=50,
         c3d_image_size=112, c3d_frame_size=128,  # C3D's own input (Tran et al. 2015, Sec. 3.2)
@@ -236,13 +254,18 @@ def valid_keys() -> list[str]:
     return [f.name for f in fields(Config)]
 
 
+# What a run's config.json records beside its settings (train/engine.Trainer: how its processes took the global
+# batch); not settings: a config read back from such a file (`--config`) leaves them out.
+RUN_RECORD_KEYS = ("batch_plan",)
+
+
 def from_params(params: Mapping[str, Any] | None = None, **kwargs: Any) -> Config:
     """Build a Config from papermill-style parameters.
 
     ``profile`` picks the defaults; every other key overrides them. Unknown
     keys raise ``ValueError`` listing the valid ones.
     """
-    merged = {**(params or {}), **kwargs}
+    merged = {k: v for k, v in {**(params or {}), **kwargs}.items() if k not in RUN_RECORD_KEYS}
     unknown = sorted(set(merged) - set(valid_keys()))
     if unknown:
         raise ValueError(f"unknown config key(s) {unknown}; valid keys are: {', '.join(valid_keys())}")

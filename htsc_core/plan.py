@@ -7,8 +7,9 @@ conv_fusion, c3d and tclsta), for the test-protocol scoring and in total. Every 
 estimate; how each is derived:
 
 - steps: optimiser steps = ceil(training videos / batch_size) per epoch (capped by max_steps_per_epoch)
-  x the stage's epochs, for one process (under ``torchrun`` each of N processes takes 1/N of them: the
-  work is the same). The trainer has no gradient accumulation (no iter_size). Training videos: the
+  x the stage's epochs, at any world size: ``batch_size`` is the global batch, of which each of N ``torchrun``
+  processes takes 1/N, accumulating micro-batches of ``micro_batch`` where one device cannot hold its share
+  (``train/engine.batch_plan``); the work is the same. Training videos: the
   dataset's official training list (:data:`DATASETS`, sizes with their source) less the share
   ``data/registry.py`` holds out for validation.
 - FLOPs: counted by ``torch.utils.flop_counter.FlopCounterMode`` on the real networks and losses built on
@@ -39,7 +40,8 @@ estimate; how each is derived:
   meta device (:class:`LiveBytes`, fp32); host = (workers x 2 prefetch + 1) eval batches in flight.
 - memory per batch: parameters + gradients + optimiser state (SGD momentum 1, AdamW 2 fp32 copies) + the
   activations autograd saves for backward (counted by saved-tensor hooks on the meta device, fp32, each
-  storage once, parameters excluded). bf16 autocast stores most activations in half the bytes; cuDNN
+  storage once, parameters excluded), for the whole global batch in one pass: with ``micro_batch`` m the
+  activations of one device scale by m / batch_size. bf16 autocast stores most activations in half the bytes; cuDNN
   workspaces and transient buffers are not counted: leave headroom.
 """
 from __future__ import annotations
@@ -137,7 +139,7 @@ def _count(cfg, stage: str, classes: int) -> dict:
         views_per_forward = 1  # views one forward of ``view`` covers (conv fusion: one video's segments)
         if stage == "cln":
             d = vgg(3).feature_dim
-            model = CollaborativeLearning(d, c.cln_hidden, classes, rounds=c.cln_rounds, dropout=c.dropout)
+            model = CollaborativeLearning(d, c.cln_hidden, classes, rounds=c.cln_rounds, dropout=c.dropout_cln)
             view = (torch.empty(1, c.test_segments, d), torch.empty(1, c.test_segments, d))
             feats = (torch.empty(B, c.test_segments, d), torch.empty(B, c.test_segments, d))
         elif stage == "conv_fusion":  # K segments of RGB and TV-L1 stacks per video, fused over the segments
@@ -148,12 +150,13 @@ def _count(cfg, stage: str, classes: int) -> dict:
             view = (torch.empty(1, c.test_segments, 3, S, S), torch.empty(1, c.test_segments, *flow), c.test_segments)
         elif stage == "tclsta":  # TCLSTA's heads on the two streams' cached conv5 maps, every test-protocol view
             ch, side, V, T = conv5_channels(vgg(3)), S // 16, c.test_segments * c.test_crops, c.test_segments
-            model = TCLSTAHeads(ch, classes, c.tclsta_attention, c.tclsta_lstm, c.cln_hidden, c.cln_rounds, c.dropout)
+            model = TCLSTAHeads(ch, classes, c.tclsta_attention, c.tclsta_lstm, c.cln_hidden, c.cln_rounds,
+                                c.dropout_tclsta)
             maps = (torch.empty(B, V, ch, side, side), torch.empty(B, V, ch, side, side))
             views_per_forward = T
             view = (torch.empty(1, T, ch, side, side), torch.empty(1, T, ch, side, side), T)
         elif stage == "c3d":  # one clip of c3d_clip_length frames per video (stage_data_config)
-            model = C3D(classes, c.vgg_width, c.vgg_batch_norm, c.dropout)
+            model = C3D(classes, c.vgg_width, c.vgg_batch_norm, c.dropout_c3d)
             batch = {"stack": torch.empty(B, K, L, 3, S, S), "label": label}
             view = (torch.empty(1, L, 3, S, S),)
         else:
@@ -352,8 +355,12 @@ def _passes(cfg, stage: str, n: dict, n_val: int, scored_videos: int, s: dict, r
             "train_host_bytes": in_flight * train_in}
 
 
-def make_plan(cfg, gpu: str = "A100", flow_workers: int = 8) -> dict:
-    """The plan as a dict (what ``--json`` writes); see the module docstring for every figure."""
+def make_plan(cfg, gpu: str = "A100", flow_workers: int | None = None) -> dict:
+    """The plan as a dict (what ``--json`` writes); see the module docstring for every figure. ``flow_workers``:
+    None = the host's cores, what ``htsc flow extract`` uses by default (:func:`~htsc_core.data.dataset.host_cpus`)."""
+    from htsc_core.data.dataset import host_cpus  # here: data.dataset loads torch, and `htsc --help` imports plan
+
+    flow_workers = host_cpus() if flow_workers is None else int(flow_workers)
     if gpu not in GPUS:
         raise ValueError(f"--gpu {gpu!r}; expected one of {', '.join(GPUS)}")
     ds, rate = dataset_size(cfg), GPUS[gpu] * 1e12 * UTILISATION
@@ -489,7 +496,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("--gpu", default="A100", choices=list(GPUS),
                    help="GPU class for the hours estimate (dense bf16 peak x 35%%; default A100)")
-    p.add_argument("--flow-workers", type=int, default=8, help="`htsc flow extract --workers` for the TV-L1 estimate")
+    p.add_argument("--flow-workers", type=int, default=None,
+                   help="`htsc flow extract --workers` for the TV-L1 estimate (default: this host's cores, as "
+                        "`htsc flow extract` uses)")
     p.add_argument("--json", type=Path, default=None, help="also write the plan as JSON to this path")
 
 

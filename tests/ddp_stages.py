@@ -1,7 +1,9 @@
 """Every training stage for a few steps on the smoke set, in one process or under torchrun; run by test_ddp_stages.py.
 
     python tests/ddp_stages.py DATA_ROOT RUNS_DIR --batch 2              # one process, global batch 2
-    torchrun --nproc_per_node 2 tests/ddp_stages.py DATA_ROOT RUNS_DIR --batch 1   # 2 ranks x 1 = the same 2
+    torchrun --nproc_per_node 2 tests/ddp_stages.py DATA_ROOT RUNS_DIR --batch 2   # 2 ranks x 1 = the same 2
+
+``--batch`` is the global batch (``batch_size``, docs/DESIGN.md section 6): each of W ranks takes batch / W.
 
 The stages run through their real recipes (``stages.train``: spatial, motion, temporal, tvl1, rgbdiff, cln) with
 the settings of :func:`ddp_config`, then the whole HTSC network scores "val" (``tables.htsc_scores``). Two things
@@ -11,11 +13,11 @@ same global batch":
 - the one-process run draws its training order from ``DistributedSampler`` with one replica, i.e. the same
   permutation torchrun's two ranks split (rank r takes positions r, r + 2, ...; a global batch of the two ranks
   is then the same contiguous slice of that permutation as the one process's batch);
-- augmentation (segment offsets, crops, flips) is seeded per video and epoch, not from the order a process
-  happens to load videos in (``VideoDataset`` draws from one generator per process).
+- augmentation (segment offsets, crops, flips) is seeded per video, not from the process that happens to load it
+  (``VideoDataset`` draws from one generator per process, seeded per rank: ``engine.process_seed``).
 
 Dropout is off and VGG16 has no batch norm (as in the paper), the two things that differ by construction
-(random masks per process; BN statistics over each rank's half batch; docs/DESIGN.md section 6).
+(masks drawn per rank; BN statistics over each rank's half batch; docs/DESIGN.md section 6).
 """
 from __future__ import annotations
 
@@ -36,8 +38,9 @@ STAGES = ("spatial", "motion", "temporal", "tvl1", "rgbdiff", "cln")
 
 def ddp_config(data_root: str, runs_dir: str, batch: int):
     return from_params(profile="smoke", data_root=data_root, runs_dir=runs_dir, results_dir=runs_dir, device="cpu",
-                       amp="off", dropout=0.0, vgg_batch_norm=False, batch_size=batch, max_steps_per_epoch=2,
-                       max_train_videos=4, max_eval_videos=3, epochs_cln=1)
+                       amp="off", dropout=0.0, dropout_c3d=0.0, dropout_cln=0.0, dropout_tclsta=0.0,
+                       vgg_batch_norm=False, batch_size=batch, max_steps_per_epoch=2, max_train_videos=4,
+                       max_eval_videos=3, epochs_cln=1)
 
 
 def _same_order_loader(original):
@@ -51,8 +54,8 @@ def _same_order_loader(original):
 
 
 def _per_video_augmentation(original):
-    def getitem(self, index):
-        self._rng = np.random.default_rng([torch.initial_seed() % 2**32, int(index)])
+    def getitem(self, index):  # the same draws for a video whichever rank loads it
+        self._rng = np.random.default_rng([12345, int(index)])
         self._rng_key = (os.getpid(), torch.initial_seed())
         return original(self, index)
     return getitem
@@ -62,7 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("data_root")
     parser.add_argument("runs_dir")
-    parser.add_argument("--batch", type=int, required=True, help="batch per process")
+    parser.add_argument("--batch", type=int, required=True, help="the global batch (batch_size)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     stages._loader = _same_order_loader(stages._loader)

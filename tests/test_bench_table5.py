@@ -124,7 +124,19 @@ def test_networks_run_under_autocast_iff_the_policy_says_bf16(tmp_path, monkeypa
     assert all(r["precision"] == want for r in res["runs"])
     saved = json.loads((tmp_path / "results" / "metrics" / "bench_table5.json").read_text())
     assert saved["meta"]["precision"] == want  # the file's metadata agrees with the rows
-    assert set(t5.TABLE5_COLUMNS) >= {"precision", "stack_length"}
+    assert set(t5.TABLE5_COLUMNS) >= {"precision", "stack_length", "flow_ran_on", "networks_ran_on"}
+    # issue 41: the networks' efficiency against a matmul in their own precision on their device; where stages ran
+    assert res["matmul"]["precision"] == want and res["matmul"]["device"] == "cpu"
+    assert res["matmul"]["dtype"] == {"bf16": "bfloat16", "fp32": "float32"}[want]  # what autocast computed in
+    assert res["matmul_fp32"]["dtype"] == "float32"
+    for n in res["networks"]:
+        assert n["mm_precision"] == n["precision"] == want and n["device"] == "cpu"
+        assert n["fraction_of_mm"] == pytest.approx(n["achieved_flops_per_s"] / res["matmul"]["flops_per_s"])
+        assert n["fraction_of_mm_fp32"] == pytest.approx(n["achieved_flops_per_s"] / res["matmul_fp32"]["flops_per_s"])
+    for r in res["table5"]:
+        assert r["networks_ran_on"] == "cpu"
+        assert r["flow_ran_on"] == ("cpu" if r["method"] in ("two_stream", "two_stream_fusion", "tclsta") else "none")
+    assert saved["metrics"]["stage_devices"]["two_stream"] == {"flow_ran_on": "cpu", "networks_ran_on": "cpu"}
 
 
 def test_paper_size_run_uses_l11_and_records_it(tmp_path, monkeypatch):

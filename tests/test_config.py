@@ -43,3 +43,21 @@ def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.seed = 5  # type: ignore[misc]
     assert cfg.replace(seed=5).seed == 5 and cfg.seed == 0
+
+
+def test_dropout_per_module_and_the_global_batch_per_profile():
+    """docs/DESIGN.md section 3 (dropout per module, each with its source) and section 6 (the global batch): the CPU
+    profiles keep one dropout for every module (their committed results), the paper profile each module's own."""
+    from htsc_core.config import from_params
+
+    keys = ("dropout", "dropout_c3d", "dropout_cln", "dropout_tclsta")
+    want = {"smoke": (0.5, 0.5, 0.5, 0.5), "default": (0.2, 0.2, 0.2, 0.2), "paper": (0.9, 0.5, 0.5, 0.5)}
+    for profile, values in want.items():
+        cfg = from_params(profile=profile)
+        assert tuple(getattr(cfg, k) for k in keys) == values, profile
+        assert cfg.micro_batch == 0  # the whole per-process share in one pass unless set
+    assert (from_params(profile="smoke").batch_size, from_params().batch_size,
+            from_params(profile="paper").batch_size) == (4, 16, 32)
+    for bad in ({"dropout_c3d": 1.0}, {"dropout_cln": -0.1}, {"micro_batch": -1}, {"batch_size": 0}):
+        with pytest.raises(ValueError):
+            from_params(**bad)

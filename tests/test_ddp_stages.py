@@ -1,7 +1,8 @@
 """Every stage under torchrun (2 CPU processes, gloo) equals one process with the same global batch (issue 25).
 
 tests/ddp_stages.py trains spatial, motion, temporal (end to end), tvl1, rgbdiff and cln for two steps on the
-smoke set, once in one process (batch 2) and once under ``torchrun --nproc_per_node 2`` (2 x 1). Both see the
+smoke set, once in one process and once under ``torchrun --nproc_per_node 2``, both with the global batch 2
+(``batch_size``; 2 ranks x 1 under torchrun). Both see the
 same videos in the same global batches with the same augmentation (the script's docstring says how), dropout is
 off and VGG16 has no batch norm (the paper's): so every stage's weights after its steps must agree to float
 tolerance, the only difference being the order of the sums (DDP averages two half-batch gradients). Validation
@@ -47,7 +48,7 @@ def two_runs(smoke_set_source, tmp_path_factory):
     assert single.returncode == 0, single.stderr[-3000:]
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
                           "127.0.0.1", "--master_port", str(_free_port()), str(SCRIPT), str(root), str(tmp / "ddp"),
-                          "--batch", "1"], env=ENV, capture_output=True, text=True, timeout=300)
+                          "--batch", "2"], env=ENV, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     return root, tmp / "single", tmp / "ddp"
 

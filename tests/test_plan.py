@@ -94,7 +94,7 @@ def test_baseline_step_flops_equal_the_trainers_step_on_the_real_model(stage):
     torch.manual_seed(0)
     label = torch.zeros(B, dtype=torch.long)
     if stage == "c3d":
-        model = C3D(classes, c.vgg_width, c.vgg_batch_norm, c.dropout)
+        model = C3D(classes, c.vgg_width, c.vgg_batch_norm, c.dropout_c3d)
         batch = {"stack": torch.rand(B, K, c.stack_length, 3, S, S), "label": label}
         view, per_forward = (torch.rand(1, c.stack_length, 3, S, S),), 1
         assert c.stack_length == cfg.c3d_clip_length and K == 1
@@ -126,7 +126,7 @@ def test_tclsta_is_counted_on_its_heads_and_cached_conv5_maps():
     B, T, V = cfg.batch_size, cfg.test_segments, cfg.test_segments * cfg.test_crops
     torch.manual_seed(0)
     model = TCLSTAHeads(ch, classes, cfg.tclsta_attention, cfg.tclsta_lstm, cfg.cln_hidden, cfg.cln_rounds,
-                        cfg.dropout).train()
+                        cfg.dropout_tclsta).train()
     with FlopCounterMode(display=False) as fc:
         maps = torch.rand(B, V, ch, side, side)
         tclsta_loss(model(maps, maps.clone(), T), torch.zeros(B, dtype=torch.long)).backward()
@@ -157,7 +157,11 @@ def test_paper_plan_counts_ucf101(paper):
     # VGG16 at 224 px: 15.5 G multiply-adds = ~30.9 GFLOPs per image (bench/table5.count_flops)
     assert result["stages"]["spatial"]["forward_flops_per_view"] == pytest.approx(30.9e9, rel=0.01)
     ex = result["stages"]["tvl1"]["extraction"]
-    assert ex["pairs"] == (9537 + 3783) * 185 and ex["wall_hours"] == pytest.approx(ex["cpu_hours"] / 8)
+    from htsc_core.data.dataset import host_cpus
+
+    # the workers default to this host's cores, as `htsc flow extract` (issue 41)
+    assert ex["workers"] == host_cpus()
+    assert ex["pairs"] == (9537 + 3783) * 185 and ex["wall_hours"] == pytest.approx(ex["cpu_hours"] / host_cpus())
     assert result["stages"]["cln"]["feature_bytes"] == 2 * 13320 * 25 * 4096 * 4
     # TCLSTA's conv5 maps: 2 streams x 13320 videos x 250 views x 512 x 14 x 14, float16: 1.3 TB (docs/TCLSTA.md)
     assert result["stages"]["tclsta"]["feature_bytes"] == 2 * 13320 * 250 * 512 * 14 * 14 * 2

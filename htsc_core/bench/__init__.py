@@ -96,7 +96,8 @@ def _print_table5(res: dict) -> None:
               f"({ci(ff['ci_low'], ff['ci_high'])}); HTSC/HTS {r['estimate']:.3f} ({ci(r['ci_low'], r['ci_high'])}, "
               f"{r['rounds']} rounds, {'resolved' if r['resolved'] else 'not resolved'} at +-{r['tolerance']:.0%})")
     mm = res["matmul"]
-    print(f"\nmatmul {mm['n']}x{mm['n']} fp32: {mm['flops_per_s'] / 1e9:.1f} GFLOP/s; 1x1 conv (oneDNN) "
+    print(f"\nmatmul {mm['n']}x{mm['n']} {mm.get('precision', 'fp32')} on {mm['device']} (the networks' precision): "
+          f"{mm['flops_per_s'] / 1e9:.1f} GFLOP/s; 1x1 conv (oneDNN, fp32) "
           f"{res['conv1x1']['flops_per_s'] / 1e9:.1f} GFLOP/s")
     print(_table([{**r, "gflops": r["gflops_per_input"], "achieved_gflops_per_s": r["achieved_flops_per_s"] / 1e9}
                   for r in res["networks"]],

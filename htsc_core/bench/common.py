@@ -70,17 +70,21 @@ def time_call(fn, repeats: int, device: torch.device, warmup: int = 1) -> dict[s
     return spread(out)
 
 
-def matmul_throughput(n: int, repeats: int, device: torch.device) -> dict:
-    """Measured fp32 ``torch.mm`` (n x n) FLOP/s on ``device``: the machine's attainable peak for dense maths."""
+def matmul_throughput(n: int, repeats: int, device: torch.device, precision=None) -> dict:
+    """Measured ``torch.mm`` (n x n) FLOP/s on ``device``: the machine's attainable peak for dense maths in
+    ``precision`` (a :class:`htsc_core.precision.Precision`: the mm runs under its autocast, as the networks do,
+    so a bf16 network is compared with a bf16 product on the same device; None: fp32)."""
     if n < 1:
         raise ValueError(f"matmul size n={n}; expected >= 1")
     g = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(n, n, generator=g).to(device)
     b = torch.randn(n, n, generator=g).to(device)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, device):
+        dtype = str(torch.mm(a[:2, :2], b[:2, :2]).dtype).removeprefix("torch.")  # what autocast computes in
         t = time_call(lambda: torch.mm(a, b), repeats, device)
     flops = 2.0 * n ** 3
-    return {"n": n, "dtype": "float32", "flop_per_call": flops, "seconds": t, "flops_per_s": flops / t["median"],
+    return {"n": n, "dtype": dtype, "precision": "fp32" if precision is None else precision.name,
+            "flop_per_call": flops, "seconds": t, "flops_per_s": flops / t["median"],
             "flops_per_s_best": flops / t["min"], "device": str(device), "torch_threads": torch.get_num_threads()}
 
 

@@ -30,7 +30,8 @@ from htsc_core.data.throughput import measure_loader_throughput
 from htsc_core.models.motionnet import build_motionnet
 from htsc_core.models.temporal import HiddenTemporalStream
 from htsc_core.models.vgg import build_vgg16
-from htsc_core.train.stages import stage_step, image_step
+from htsc_core.train.engine import Trainer
+from htsc_core.train.stages import image_step, stage_optimizer, stage_step
 
 STAGE_MODALITY = {"spatial": "rgb", "temporal": "stack"}
 
@@ -63,27 +64,30 @@ def _stage_model(cfg: Config, stage: str, num_classes: int):
 
 
 def training_step_rate(cfg: Config, stage: str, num_classes: int, repeats: int, device: torch.device) -> dict:
-    """Clips/s one optimisation step of ``stage`` consumes (batch cfg.batch_size, K segments, profile size),
-    using the trainer's own step functions (htsc_core.train.stages) on random inputs of the right shape."""
+    """Clips/s one optimisation step of ``stage`` consumes (this process's share of the global batch
+    cfg.batch_size, K segments, profile size): the trainer's own step (:meth:`Trainer._train_step`, issue 41) with
+    the stage's step function, optimiser (``cfg.optimizer``, the stage's learning rates), precision policy
+    (``cfg.amp``: bf16 autocast where native), channels_last where the policy sets it and the micro-batches of
+    ``cfg.micro_batch``, on random inputs of the right shape."""
     torch.manual_seed(cfg.seed)
-    model = _stage_model(cfg, stage, num_classes).to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    B, K, S, L = cfg.batch_size, cfg.num_segments, cfg.image_size, cfg.stack_length
+    model = _stage_model(cfg, stage, num_classes)
+    with tempfile.TemporaryDirectory(prefix="htsc_bench_step_") as tmp:  # the Trainer writes nothing until fit
+        trainer = Trainer(tmp, stage, model, stage_optimizer(cfg, stage, model), stage_step(stage, cfg),
+                          lambda e: [], 0, seed=cfg.seed, device=device, amp=cfg.amp, config=cfg.to_dict())
+    trainer.model.train()
+    B, K, S, L = trainer.batch["per_process_batch"], cfg.num_segments, cfg.image_size, cfg.stack_length
     if stage == "spatial":
         batch = {"rgb": torch.rand(B, K, 3, S, S, device=device)}
     else:
         batch = {"stack": torch.rand(B, K, L, 3, S, S, device=device)}
-    step = stage_step(stage)  # the trainer's own step (the temporal stage: end to end)
     batch["label"] = torch.randint(0, num_classes, (B,), device=device)
 
-    def one() -> None:
-        loss, _ = step(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    t = time_call(one, repeats, device)
-    return {"stage": stage, "batch_size": B, "segments": K, "resolution": S, "seconds_per_step": t,
+    t = time_call(lambda: trainer._train_step(batch, 0), repeats, device)
+    return {"stage": stage, "batch_size": B, "global_batch": trainer.batch["global_batch"],
+            "micro_batch": trainer.batch["micro_batch"], "accumulation": trainer.batch["accumulation"],
+            "segments": K, "resolution": S, "precision": trainer.precision.name,
+            "channels_last": trainer.precision.channels_last,
+            "optimizer": type(trainer.optimizer).__name__, "seconds_per_step": t,
             "clips_per_s": B / t["median"], "device": str(device), "torch_threads": torch.get_num_threads()}
 
 

@@ -58,6 +58,8 @@ from htsc_core.utils import progress
 
 METHODS = ("two_stream", "hts", "htsc", "tsn_rgb_diff", "two_stream_fusion", "c3d", "tclsta")
 FLOW_STEPS = ("tvl1", "flow_jpeg_write", "flow_jpeg_read")  # two-stream's flow stage (shared with the fusion)
+# the pipelines charged that flow stage: OpenCV's TV-L1 and the JPEGs run on the CPU whatever the networks' device
+TVL1_METHODS = ("two_stream", "two_stream_fusion", "tclsta")
 SHARES_FLOW = ("two_stream_fusion", "tclsta")  # methods charged two-stream's flow stage of the same round
 
 

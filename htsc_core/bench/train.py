@@ -98,7 +98,7 @@ def stage_case(cfg: Config, stage: str, num_classes: int, device: torch.device, 
         probe = build_vgg16(plain, num_classes, 3)
         d = probe.feature_dim
         del probe
-        model = CollaborativeLearning(d, cfg.cln_hidden, num_classes, rounds=cfg.cln_rounds, dropout=cfg.dropout)
+        model = CollaborativeLearning(d, cfg.cln_hidden, num_classes, rounds=cfg.cln_rounds, dropout=cfg.dropout_cln)
         batch = {"fs": torch.rand(B, cfg.test_segments, d, generator=g),
                  "fo": torch.rand(B, cfg.test_segments, d, generator=g)}
 

@@ -136,15 +136,17 @@ def write_flow_pairs(flow_root: str | Path, video_id: str, start: int, flows: np
 
 def mark_complete(flow_root: str | Path, video_id: str, pairs: int, height: int, width: int,
                   bound: float = DEFAULT_BOUND, quality: int = DEFAULT_JPEG_QUALITY,
-                  method: str = "tvl1") -> Path:
-    """Write ``.complete`` (last): checks every pair's files exist first."""
+                  method: str = "tvl1", made_for: dict | None = None) -> Path:
+    """Write ``.complete`` (last): checks every pair's files exist first. ``made_for`` records what the flow was
+    made for (:data:`MADE_FOR_KEYS`: the frame size asked for and the TV-L1 preset), so that a run reading it can
+    tell flow made for another run (``flow/extract.check_stored_flow``)."""
     missing = [str(flow_file(flow_root, video_id, c, i)) for i in range(pairs) for c in ("x", "y")
                if not flow_file(flow_root, video_id, c, i).is_file()]
     if missing:
         raise FileNotFoundError(f"cannot mark {video_dir(flow_root, video_id)} complete: "
                                 f"{len(missing)} flow file(s) missing, first {missing[0]}")
     meta = {"pairs": int(pairs), "height": int(height), "width": int(width), "bound": float(bound),
-            "jpeg_quality": int(quality), "method": method}
+            "jpeg_quality": int(quality), "method": method, **(made_for or {})}
     return atomic_write_json(video_dir(flow_root, video_id) / COMPLETE_MARKER, meta)
 
 
@@ -160,6 +162,36 @@ def write_flow_video(flow_root: str | Path, video_id: str, flows: np.ndarray,
     written = write_flow_pairs(flow_root, video_id, 0, flows, bound, quality)
     mark_complete(flow_root, video_id, len(flows), flows.shape[1], flows.shape[2], bound, quality, method)
     return written
+
+
+# What a video's flow was made for, beside ``method`` (issue 41): ``frame_size``, the short side the frames were
+# decoded at (0 = native), and ``tvl1_preset``, the TV-L1 parameter set (None for other methods). Markers written
+# before these keys carry only the stored height and width.
+MADE_FOR_KEYS = ("frame_size", "tvl1_preset")
+
+
+def made_for_mismatch(info: dict, expected: dict) -> list[str]:
+    """``key: stored -> expected`` for each of ``method`` and :data:`MADE_FOR_KEYS` that ``info`` (a ``.complete``)
+    records otherwise than ``expected`` (keys ``expected`` leaves out, or sets to None, are not compared). A marker
+    without ``frame_size`` (from before issue 41) is compared by its stored short side; without ``tvl1_preset``
+    it cannot be compared there (:func:`legacy_marker` says so), nor by method (extraction wrote "tvl1" for every
+    method then)."""
+    out = []
+    for key in ("method", *MADE_FOR_KEYS):
+        want = expected.get(key)
+        if want is None or (key == "method" and legacy_marker(info)):
+            continue
+        have = info.get(key)
+        if have is None and key == "frame_size" and want and "height" in info:
+            have = min(int(info["height"]), int(info["width"]))  # the stored short side
+        if have is not None and have != want:
+            out.append(f"{key}: {have!r} -> {want!r}")
+    return out
+
+
+def legacy_marker(info: dict) -> bool:
+    """A ``.complete`` written before :data:`MADE_FOR_KEYS` were recorded: its TV-L1 preset is unknown."""
+    return any(k not in info for k in MADE_FOR_KEYS)
 
 
 def is_complete(flow_root: str | Path, video_id: str) -> bool:

@@ -14,6 +14,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from htsc_core.cli_args import parse_overrides
 from htsc_core.config import DATASETS, PROFILES, TVL1_PRESETS, from_params
 from htsc_core.data.registry import load_split
 from htsc_core.flow.evaluate import evaluate_flow, format_rows, parse_methods, write_flow_eval
@@ -27,7 +28,11 @@ from htsc_core.utils import atomic_write_json, run_metadata
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", required=True, help="dataset root (synthetic: written by `htsc synth`)")
     p.add_argument("--dataset", default=None, choices=DATASETS, help="dataset layout (default: the profile's)")
-    p.add_argument("--profile", default="default", choices=PROFILES, help="config profile (frame size etc.)")
+    p.add_argument("--profile", default="default", choices=PROFILES,
+                   help="config profile of the run that reads the flow, as `htsc train --profile`: its frame size "
+                        "and TV-L1 preset (default: default; the paper profile: --profile paper)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field as the training run does (repeatable), e.g. --set frame_size=128")
     p.add_argument("--threads", type=int, default=1, help="OpenCV/torch threads per estimator (default 1)")
     p.add_argument("--seed", type=int, default=0,
                    help="the run's seed, which also draws its train/val split (use the training run's seed with "
@@ -36,14 +41,19 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="flow_cmd", required=True, metavar="{extract,eval,diagnose,moving,compare}")
-    ex = sub.add_parser("extract", help="TV-L1 flow of every video, stored as denseflow-style JPEGs")
+    ex = sub.add_parser("extract", help="TV-L1 flow of every video, stored as denseflow-style JPEGs",
+                        description="TV-L1 flow of every video for the run of --profile / --set (frame size, TV-L1 "
+                                    "preset), e.g. `htsc flow extract --profile paper --dataset ucf101 --data-root "
+                                    "/data/ucf101`; each video's .complete records what it was made for, and a "
+                                    "training stage refuses flow made for another size or preset")
     _common(ex)
     ex.add_argument("--out", default=None, help="flow root (default DATA_ROOT/flow_tvl1)")
     ex.add_argument("--method", default="tvl1", choices=EXTRACT_METHODS,
                     help="tvl1 (default); motionnet (needs --checkpoint) or truth (the synthetic set's flow_gt), "
                          "for the flow swap (docs/SYNTHETIC.md section 7): give them their own --out")
     ex.add_argument("--checkpoint", default=None, help="MotionNet checkpoint (method motionnet)")
-    ex.add_argument("--workers", type=int, default=1, help="parallel video processes (default 1)")
+    ex.add_argument("--workers", type=int, default=None,
+                    help="parallel video processes (default: the host's cores, as `htsc plan` assumes)")
     ex.add_argument("--limit", type=int, default=None, help="only the first N videos")
 
     ev = sub.add_parser("eval", help="EPE / photometric error / ms per pair of flow estimators")
@@ -98,6 +108,7 @@ def _config(args):
         params["tvl1_preset"] = args.tvl1_preset
     if args.dataset:
         params["dataset"] = args.dataset
+    params.update(parse_overrides(getattr(args, "set", [])))  # the training run's --set: the same flow
     return from_params(params)
 
 

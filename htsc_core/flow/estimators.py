@@ -90,16 +90,21 @@ TVL1_PRESET_PARAMS = {"denseflow": {}, "fast": {"nscales": 3, "warps": 3, "epsil
                       "minimal": {"nscales": 1, "warps": 1, "innnerIterations": 2, "outerIterations": 1}}
 
 
-def tvl1_preset_params(cfg, extraction: bool = False) -> dict:
-    """TV-L1 parameters under ``cfg.tvl1_preset``. "auto": the "fast" set for extraction (``extraction``) on
-    the CPU profiles, OpenCV's defaults (denseflow's) otherwise; a named preset applies everywhere."""
+def tvl1_preset_name(cfg, extraction: bool = False) -> str:
+    """The TV-L1 preset ``cfg.tvl1_preset`` resolves to. "auto": "fast" for extraction (``extraction``) on the CPU
+    profiles, "denseflow" (OpenCV's defaults) otherwise; a named preset applies everywhere."""
     preset = getattr(cfg, "tvl1_preset", "auto") if cfg is not None else "auto"
     if preset == "auto":
         fast = extraction and getattr(cfg, "profile", None) in ("smoke", "default")
         preset = "fast" if fast else "denseflow"
     if preset not in TVL1_PRESET_PARAMS:
         raise ValueError(f"tvl1_preset={preset!r}; expected 'auto' or one of {sorted(TVL1_PRESET_PARAMS)}")
-    return dict(TVL1_PRESET_PARAMS[preset])
+    return preset
+
+
+def tvl1_preset_params(cfg, extraction: bool = False) -> dict:
+    """TV-L1 parameters under ``cfg.tvl1_preset`` (:func:`tvl1_preset_name`)."""
+    return dict(TVL1_PRESET_PARAMS[tvl1_preset_name(cfg, extraction)])
 
 
 class TVL1Estimator(PairwiseEstimator):

@@ -35,7 +35,8 @@ def feature_pairs(cfg: Config, subset: str) -> tuple[torch.Tensor, torch.Tensor,
 
 
 def build_cln(cfg: Config, feature_dim: int, n_classes: int) -> CollaborativeLearning:
-    return CollaborativeLearning(feature_dim, cfg.cln_hidden, n_classes, rounds=cfg.cln_rounds, dropout=cfg.dropout)
+    return CollaborativeLearning(feature_dim, cfg.cln_hidden, n_classes, rounds=cfg.cln_rounds,
+                                 dropout=cfg.dropout_cln)  # docs/DESIGN.md section 3, dropout per module
 
 
 def load_cln(cfg: Config, feature_dim: int, n_classes: int) -> CollaborativeLearning:
@@ -50,10 +51,11 @@ class paired_feature_batches:  # noqa: N801 - used as the function it was; a re-
     """Batches of cached per-video (spatial, temporal) feature pairs (the CLN's fc7 features; TCLSTA's conv5 maps,
     train/tclsta.py): shuffled by ``generator`` (training), in order without one (validation).
 
-    Under ``torchrun`` (W ranks) ``batch_size`` is per rank, as for the video stages: each global batch of
-    W x ``batch_size`` features is split over the ranks, whose gradients DDP averages; a last global batch too
-    small to give every rank a part is left out of training (a rank without a step would stall the others'
-    all-reduce). Validation batches are split the same way, the trainer all-reducing the sums: every video once.
+    ``batch_size`` is the global batch, as for the video stages (docs/DESIGN.md section 6): under ``torchrun``
+    (W ranks) each global batch of ``batch_size`` features is split over the ranks (the same permutation on
+    every rank: ``generator`` is seeded alike), whose gradients DDP averages; a last global batch too small to
+    give every rank a part is left out of training (a rank without a step would stall the others' all-reduce).
+    Validation batches are split the same way, the trainer all-reducing the sums: every video once.
 
     Lazy: each batch indexes ``fs`` / ``fo`` when its turn comes (tensors, or TCLSTA's :class:`MapRows` that read
     their rows from disk then), so iterating holds one batch of features, not the subset's; it can be iterated
@@ -62,9 +64,11 @@ class paired_feature_batches:  # noqa: N801 - used as the function it was; a re-
 
     def __init__(self, fs, fo, labels, batch_size: int, generator: torch.Generator | None):
         rank, world = rank_and_world()
+        if generator is not None and batch_size < world:
+            raise ValueError(f"batch_size={batch_size} (the global batch) is smaller than the {world} processes")
         n = len(labels)
         idx = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        parts = [chunk[rank::world] for chunk in idx.split(batch_size * world)
+        parts = [chunk[rank::world] for chunk in idx.split(batch_size)
                  if len(chunk) >= world or generator is None]
         self.parts = [i for i in parts if len(i)]
         self.fs, self.fo, self.labels = fs, fo, labels

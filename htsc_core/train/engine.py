@@ -8,8 +8,13 @@ DDP under ``torchrun``, a JSONL log per epoch, ``last.pt`` / ``best.pt`` written
 resume from ``last.pt``, and progress bars.
 
 Reproducibility: every epoch reseeds torch (and the data order) from
-``seed + epoch``, so a run killed and resumed from the last epoch checkpoint ends
-with exactly the metrics of an uninterrupted run on the CPU.
+(seed, rank, epoch) (:func:`process_seed`), so a run killed and resumed from the last epoch checkpoint ends
+with exactly the metrics of an uninterrupted run on the CPU, and the ranks of ``torchrun`` draw their own
+crops and dropout masks.
+
+The global batch is the recipe (docs/DESIGN.md section 6): ``cfg.batch_size`` videos per optimiser step at any
+world size; each of W processes takes ``batch_size / W`` of them, in micro-batches of at most
+``cfg.micro_batch`` whose gradients are accumulated before the step (:func:`batch_plan`).
 """
 from __future__ import annotations
 
@@ -22,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -42,13 +49,18 @@ class CheckpointError(RuntimeError):
 
 # Config fields that say where or how fast a run executes, not what it learns: a run may resume with
 # them changed (another machine, device, worker count, cache size or output folder).
+# micro_batch: how many videos one device holds per forward, not how many the optimiser sees (the global batch).
 RESUMABLE_CHANGES = frozenset({"device", "num_workers", "clip_cache_mb", "runs_dir", "results_dir", "data_root",
-                               "amp"})
+                               "amp", "micro_batch"})
+# compared as the global batch, whatever the world size (Trainer.resume; checkpoints from before the global batch
+# recorded a per-process batch_size and, under torchrun, the world size in their metrics)
+BATCH_KEYS = frozenset({"batch_size"})
 
 
 def config_changes(saved: dict, current: dict) -> list[str]:
-    """``key: saved -> current`` for every training setting that differs (``RESUMABLE_CHANGES`` aside)."""
-    keys = sorted((set(saved) | set(current)) - RESUMABLE_CHANGES)
+    """``key: saved -> current`` for every training setting that differs (``RESUMABLE_CHANGES`` and the batch,
+    which :meth:`Trainer.resume` compares as the global batch, aside)."""
+    keys = sorted((set(saved) | set(current)) - RESUMABLE_CHANGES - BATCH_KEYS)
     return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys
             if k in saved and k in current and saved[k] != current[k]]
 
@@ -91,6 +103,51 @@ def init_distributed(device: torch.device) -> bool:
 def rank_and_world() -> tuple[int, int]:
     """(rank, world size); (0, 1) outside ``torchrun``."""
     return (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
+
+
+def process_seed(seed: int, epoch: int, rank: int | None = None) -> int:
+    """The seed of one process's random draws in one epoch (crop offsets, flips, segment offsets, dropout masks,
+    DataLoader worker seeds), derived from (seed, rank, epoch): rank 0, and a run outside ``torchrun``, keep
+    ``seed * 1000 + epoch``, the seed every run used before ranks had their own (so the committed CPU results
+    are unchanged); rank r > 0 takes a 63-bit seed mixed from the three by numpy's ``SeedSequence``, so ranks
+    draw differently and a rerun at the same world size repeats every draw. ``rank`` defaults to this process's."""
+    rank = rank_and_world()[0] if rank is None else int(rank)
+    base = int(seed) * 1000 + int(epoch)
+    if rank == 0:
+        return base
+    return int(np.random.SeedSequence([int(seed), int(epoch), rank]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def batch_plan(global_batch: int, micro_batch: int = 0, world: int | None = None) -> dict:
+    """How W processes take a global batch of ``global_batch`` videos per optimiser step: ``per_process_batch``
+    = global / W each, forwarded in ``accumulation`` micro-batches of at most ``micro_batch`` (0: the whole share
+    at once) whose gradients add up before the step. The optimiser then sees the same batch, steps and learning
+    rate at any world size (docs/DESIGN.md section 6). ``world`` defaults to this run's."""
+    world = rank_and_world()[1] if world is None else int(world)
+    global_batch, micro_batch = int(global_batch), int(micro_batch)
+    if global_batch < 1 or micro_batch < 0:
+        raise ValueError(f"batch_size={global_batch}, micro_batch={micro_batch}; expected >= 1 and >= 0")
+    if global_batch % world:
+        raise ValueError(f"batch_size={global_batch} is the global batch (videos per optimiser step) and does not "
+                         f"split over {world} processes: set --set batch_size= a multiple of {world}, or run "
+                         f"another number of processes")
+    share = global_batch // world
+    micro = min(micro_batch, share) if micro_batch else share
+    return {"global_batch": global_batch, "world_size": world, "per_process_batch": share, "micro_batch": micro,
+            "accumulation": math.ceil(share / micro)}
+
+
+def _saved_global_batch(ckpt: dict) -> tuple[int | None, str]:
+    """(global batch, how it is known) of a checkpoint: its recorded batch plan, else (checkpoints from before the
+    global batch) its per-process ``batch_size`` x the world size its log recorded (1 outside torchrun)."""
+    plan = ckpt.get("batch")
+    if plan:
+        return int(plan["global_batch"]), (f"{plan['world_size']} process(es) x {plan['per_process_batch']}")
+    size = (ckpt.get("config") or {}).get("batch_size")
+    if size is None:
+        return None, "not recorded"
+    world = int((ckpt.get("metrics") or {}).get("world_size", 1))
+    return int(size) * world, f"{world} process(es) x batch_size {size}, before the global batch"
 
 
 class ShardSampler(torch.utils.data.Sampler):
@@ -189,7 +246,7 @@ class Trainer:
                  step: StepFn, make_loader: Callable[[int], Iterable], epochs: int, *, seed: int = 0,
                  device: str | torch.device = "auto", amp: Any = "auto", val_loader: Iterable | None = None,
                  monitor: str = "accuracy", max_steps_per_epoch: int = 0, config: dict | None = None,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler | None = None):
+                 scheduler: torch.optim.lr_scheduler.LRScheduler | None = None, batch: dict | None = None):
         self.run_dir = Path(run_dir)
         self.stage = stage
         self.device = resolve_device(device) if isinstance(device, str) else device
@@ -208,6 +265,11 @@ class Trainer:
         self.epochs, self.seed, self.monitor = epochs, seed, monitor
         self.max_steps = max_steps_per_epoch
         self.config = config or {}
+        # the batch plan (batch_plan): given, or from the config's global batch and micro-batch; None: the loader's
+        # batches as they come (a Trainer without a config), one forward per step
+        if batch is None and "batch_size" in self.config:
+            batch = batch_plan(self.config["batch_size"], self.config.get("micro_batch", 0))
+        self.batch = batch
         self.start_epoch = 0
         self.best: float | None = None
 
@@ -225,7 +287,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 "epoch": epoch, "best": self.best, "stage": self.stage, "config": self.config,
-                "metrics": metrics}
+                "batch": self.batch, "metrics": metrics}
 
     def resume(self) -> bool:
         """Continue from ``last.pt`` if it exists; a corrupt or mismatched one raises, never restarts."""
@@ -237,6 +299,15 @@ class Trainer:
             raise CheckpointError(
                 f"{self.last_path} was trained with other settings ({'; '.join(changed)}): start afresh "
                 f"(`htsc train ... --no-resume`, or delete {self.run_dir}) or restore those settings")
+        saved, how = _saved_global_batch(ckpt)
+        current = self.batch["global_batch"] if self.batch else self.config.get("batch_size")
+        if saved is not None and current is not None and saved != current:  # another recipe: refused
+            w = self.batch["world_size"] if self.batch else 1
+            raise CheckpointError(
+                f"{self.last_path} was trained with a global batch of {saved} videos per optimiser step ({how}); "
+                f"this run would take {current} (batch_size={self.config.get('batch_size')} over {w} process(es)). "
+                f"The global batch is the recipe: resume with --set batch_size={saved} (any number of processes "
+                f"that divides it), or start afresh (`htsc train ... --no-resume`, or delete {self.run_dir})")
         load_state(self.module, ckpt, self.last_path)
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -251,6 +322,42 @@ class Trainer:
         return True
 
     # -- loop ---------------------------------------------------------------
+    def _micro_batches(self, batch: dict) -> list[tuple[dict, float]]:
+        """The process's batch as (micro-batch, its share of the batch's videos): one part when it fits."""
+        micro = self.batch["micro_batch"] if self.batch else 0
+        sizes = {v.shape[0] for v in batch.values() if torch.is_tensor(v) and v.dim()}
+        n = max(sizes) if sizes else 0
+        if not micro or n <= micro:
+            return [(batch, 1.0)]
+        return [({k: v[i:i + micro] if torch.is_tensor(v) and v.dim() and v.shape[0] == n else v
+                  for k, v in batch.items()}, min(micro, n - i) / n) for i in range(0, n, micro)]
+
+    def _check_finite(self, loss: torch.Tensor, epoch: int) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{self.stage}: non-finite loss {loss.item()} at epoch {epoch + 1}")
+
+    def _train_step(self, batch: dict, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """One optimiser step on the process's share of the global batch: every micro-batch's loss, weighted by
+        its share of the videos (the stages' losses are means over videos), adds its gradients; DDP all-reduces
+        them once, on the last micro-batch; then one step. One micro-batch: the plain step, bit for bit."""
+        parts = self._micro_batches(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        total, sums = None, {}
+        for i, (part, share) in enumerate(parts):
+            last = i == len(parts) - 1
+            with self.model.no_sync() if self.distributed and not last else nullcontext():
+                with self.precision.autocast(self.device):
+                    loss, stats = self.step(self.model, part)
+                self._check_finite(loss, epoch)
+                scaled = loss if len(parts) == 1 else loss * share
+                self.scaler.scale(scaled).backward()  # fp16: scaled loss, unscaled step skipped on inf/nan
+            total = scaled.detach() if total is None else total + scaled.detach()
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return total, sums
+
     def _run_epoch(self, loader: Iterable, train: bool, epoch: int) -> dict[str, float]:
         self.model.train(train)
         sums: dict[str, float] = {}
@@ -262,15 +369,12 @@ class Trainer:
                     continue
                 batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
                          for k, v in batch.items()}
-                with self.precision.autocast(self.device):
-                    loss, stats = self.step(self.model, batch)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{self.stage}: non-finite loss {loss.item()} at epoch {epoch + 1}")
-                if train:
-                    self.optimizer.zero_grad(set_to_none=True)
-                    self.scaler.scale(loss).backward()  # fp16: scaled loss, unscaled step skipped on inf/nan
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
+                if train:  # one optimiser step, over micro-batches where one device cannot hold the share
+                    loss, stats = self._train_step(batch, epoch)
+                else:
+                    with self.precision.autocast(self.device):
+                        loss, stats = self.step(self.model, batch)
+                    self._check_finite(loss, epoch)
                 n = float(stats.get("count", 1.0))
                 sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * n
                 for k, v in stats.items():
@@ -297,10 +401,14 @@ class Trainer:
             self.resume()
         if is_main_process():
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.run_dir / "config.json", json.dumps(self.config, indent=2, sort_keys=True))
+            # the settings, and how this run's processes take the global batch (config.RUN_RECORD_KEYS: not a
+            # setting; `--config` reads the file back without it)
+            record = {**self.config, "batch_plan": self.batch} if self.batch else self.config
+            atomic_write_text(self.run_dir / "config.json", json.dumps(record, indent=2, sort_keys=True))
         history = []
         for epoch in range(self.start_epoch, self.epochs):
-            torch.manual_seed(self.seed * 1000 + epoch)  # per-epoch seed: resume == uninterrupted
+            # per-epoch, per-rank seed: resume == uninterrupted; ranks draw their own crops and dropout masks
+            torch.manual_seed(process_seed(self.seed, epoch))
             t0 = time.time()
             train_stats = self._run_epoch(self.make_loader(epoch), True, epoch)
             val_stats = self._run_epoch(self.val_loader, False, epoch) if self.val_loader is not None else {}

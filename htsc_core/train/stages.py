@@ -35,13 +35,14 @@ from htsc_core.cli_args import add_config_arguments, config_from_args
 from htsc_core.config import Config
 from htsc_core.data.dataset import VideoDataset, eval_videos_per_batch, make_loader
 from htsc_core.data.registry import load_split, test_split_sealed
+from htsc_core.flow.extract import check_stored_flow
 from htsc_core.models.flow_losses import MotionNetLoss
 from htsc_core.models.vgg import require_pretrained
 from htsc_core.models.views import as_float, in_chunks
 from htsc_core.train.cln import train_cln
 from htsc_core.train.tclsta import train_tclsta
-from htsc_core.train.engine import (ShardSampler, Trainer, init_distributed, is_distributed, is_main_process,
-                                    shutdown_distributed)
+from htsc_core.train.engine import (ShardSampler, Trainer, batch_plan, init_distributed, is_main_process,
+                                    process_seed, rank_and_world, shutdown_distributed)
 from htsc_core.utils import resolve_device
 from htsc_core.train.streams import (MODALITY, build_stream, classification_loss, clip_config, consensus, correct_count,
                                      flow_root, imagenet_needed, make_optimizer, num_classes, run_dir)
@@ -50,7 +51,7 @@ from htsc_core.data.video import clip_cache
 
 __all__ = ["STAGES", "MODALITY", "train", "run_dir", "flow_root", "build_stream", "num_classes", "image_step",
            "motion_step", "temporal_step", "conv_fusion_step", "flow_loss", "stage_step", "stage_data_config",
-           "validation_config",
+           "stage_optimizer", "validation_config",
            "consensus", "correct_count", "classification_loss",
            "add_config_arguments", "config_from_args", "add_arguments", "command"]
 
@@ -198,7 +199,8 @@ def validation_config(cfg: Config) -> Config:
 
 
 # --- optimisation ----------------------------------------------------------------
-def _optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimizer:
+def stage_optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimizer:
+    """The optimiser ``stage`` trains with (what ``htsc bench data`` times too)."""
     if stage == "motion":  # the release trains MotionNet with Adam, whatever the classifiers use
         return make_optimizer(cfg, [{"params": model.parameters(), "lr": cfg.lr_motion}], kind="adam")
     if stage == "temporal":
@@ -212,18 +214,28 @@ def _optimizer(cfg: Config, stage: str, model: nn.Module) -> torch.optim.Optimiz
 
 
 def _loader(cfg: Config, dataset, epoch: int, shuffle: bool) -> DataLoader:
-    """Training (``shuffle``): ``batch_size`` videos a batch; validation: :func:`eval_videos_per_batch`."""
-    if is_distributed() and shuffle:  # training: every rank the same number of steps (padded with repeats)
-        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.seed, drop_last=False)
+    """This process's loader. Training (``shuffle``): its share of each global batch (``batch_size`` / world size,
+    the engine accumulating micro-batches of at most ``micro_batch``), the same permutation on every rank (the
+    sampler's seed) and the rank's own draws (crops, offsets, worker seeds: :func:`~htsc_core.train.engine.
+    process_seed`); validation: :func:`eval_videos_per_batch`."""
+    rank, world = rank_and_world()
+    plan = batch_plan(cfg.batch_size, cfg.micro_batch, world)
+    if world > 1 and shuffle:  # training: every rank the same number of steps (padded with repeats)
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
+                                     drop_last=False)
         sampler.set_epoch(epoch)
-    elif is_distributed():  # validation: every video on exactly one rank, the sums all-reduced (engine.py)
-        sampler = ShardSampler(len(dataset))
+    elif world > 1:  # validation: every video on exactly one rank, the sums all-reduced (engine.py)
+        sampler = ShardSampler(len(dataset), rank, world)
     elif shuffle:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
     else:
         sampler = None
-    return make_loader(dataset, cfg, shuffle=False, sampler=sampler, seed=cfg.seed * 1000 + epoch,
-                       batch_size=None if shuffle else eval_videos_per_batch(cfg, dataset.num_views))
+    size = plan["per_process_batch"] if shuffle else eval_videos_per_batch(cfg, dataset.num_views)
+    return make_loader(dataset, cfg, shuffle=False, sampler=sampler, seed=process_seed(cfg.seed, epoch, rank),
+                       batch_size=size)
+
+
+_optimizer = stage_optimizer  # the earlier private name
 
 
 def motion_lr_factor(epoch: int, epochs: int) -> float:
@@ -260,6 +272,8 @@ def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
     if is_main_process():  # the videos the dataset screen left out, beside those that fail while loading
         log_excluded(cfg, out / "skipped.jsonl")
     uses_flow = "flow" in MODALITY[stage]  # tvl1, conv_fusion: stored TV-L1 JPEGs
+    if uses_flow:  # flow made for this run's frame size and TV-L1 preset, else stop here, naming the command
+        check_stored_flow(cfg, train_records + val_records, flow_root(cfg))
     kw = dict(modalities=MODALITY[stage], skip_log=out / "skipped.jsonl",
               flow_root=flow_root(cfg) if uses_flow else None)
     data_cfg = validation_config(stage_data_config(cfg, stage))
@@ -275,7 +289,7 @@ def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
     model = build_stream(cfg, stage, num_classes(cfg))
     step = stage_step(stage, data_cfg)
     epochs = getattr(cfg, f"epochs_{stage}")
-    optimizer = _optimizer(cfg, stage, model)
+    optimizer = stage_optimizer(cfg, stage, model)
     if stage == "motion":  # MotionNet: hold the rate while it learns, then step down (never to zero)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: motion_lr_factor(e, epochs))
     else:

@@ -111,7 +111,7 @@ def build_stream(cfg: Config, stage: str, n_classes: int, load_trained: bool = F
                 load_state(motion, load_checkpoint(path, stage="motion"), path)
             model = HiddenTemporalStream(motion, vgg)
     elif stage == "c3d":  # one net on RGB clips, trained from scratch (Tran et al. 2015; docs/DESIGN.md)
-        model = C3D(n_classes, cfg.vgg_width, cfg.vgg_batch_norm, cfg.dropout)
+        model = C3D(n_classes, cfg.vgg_width, cfg.vgg_batch_norm, cfg.dropout_c3d)
     elif stage == "conv_fusion":
         # Feichtenhofer et al. 2016 fine-tune fusion from trained two-stream networks: ours starts from the trained
         # spatial and TV-L1 streams (their best.pt; missing ones raise, saying which stage to train first)

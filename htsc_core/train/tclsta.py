@@ -176,7 +176,7 @@ def build_tclsta(cfg: Config, n_classes: int, channels: int | None = None) -> TC
     if channels is None:  # only the width is needed: no weights are loaded
         channels = conv5_channels(build_vgg16(cfg, n_classes, 3, imagenet=False))
     return TCLSTAHeads(channels, n_classes, cfg.tclsta_attention, cfg.tclsta_lstm, cfg.cln_hidden,
-                       cfg.cln_rounds, cfg.dropout)
+                       cfg.cln_rounds, cfg.dropout_tclsta)
 
 
 def load_tclsta(cfg: Config, n_classes: int, channels: int) -> TCLSTAHeads:
