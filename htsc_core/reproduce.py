@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from htsc_core import rates
 from htsc_core.cli_args import parse_overrides
 from htsc_core.config import DATASETS, PROFILES, from_params
 from htsc_core.data.synthetic import generate
@@ -151,11 +152,30 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
               "synthesis_seconds": synthesis_seconds,
               "total_seconds": round(time.time() - started, 1), "git_commit": git_commit(),
               "cpu_count": os.cpu_count()}
+    if not only:  # each stage's rate and the time split (issue 40), from this run's logs and the plan's FLOPs
+        record.update(_rates(dataset, data_root, profile, runs_dir, seed, overrides, timings))
     atomic_write_json(record_path, _merge_record(record_path, record, only if partial else None))
     if not only and dataset == "synthetic" and profile == "default" and is_main_results(results_dir):  # main run only
         update_readme(results_dir)
     print(f"all notebooks done in {time.time() - started:.0f}s; results in {results_dir}")
     return 0
+
+
+def _rates(dataset: str, data_root: str, profile: str, runs_dir: Path, seed: int, overrides: dict | None,
+           timings: dict[str, float]) -> dict:
+    """``stage_rates`` and ``time_split`` for the run record (:mod:`htsc_core.rates`); printed too. A failure here
+    is reported, never lost work: the notebooks' results are already written."""
+    try:
+        cfg = from_params({"dataset": dataset, "data_root": data_root, "profile": profile, "runs_dir": str(runs_dir),
+                           "seed": seed, **(overrides or {})})
+        rows = rates.stage_rates(cfg)
+        split = rates.time_split(cfg, timings, rows)
+    except Exception as exc:  # noqa: BLE001 - the record is written whatever happens here
+        print(f"stage rates not recorded: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return {}
+    print(rates.format_rates(rows))
+    print("notebook seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in split.items()))
+    return {"stage_rates": rows, "time_split": split}
 
 
 def _declared(nb: Path, params: dict) -> dict:

@@ -119,7 +119,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("train",),  # stages, the engine, the CLN stage and the test-time scores (train.scores)
     ("analysis", "tables", "plots", "release", "release_data", "release_fit", "release_dmc", "release_questions",
      "seeds", "cue_analysis", "schedules", "flow_swap"),  # evaluation
-    ("study", "report", "reproduce", "bench", "plan"),  # applications: notebooks' helper, reports, benchmarks
+    ("study", "report", "reproduce", "bench", "plan", "rates"),  # applications: notebooks' helper, reports, benchmarks
     ("cli",),  # the entry point
 )
 # Modules no library module may import (only the entry point itself, which is not a library module).
