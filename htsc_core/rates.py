@@ -3,10 +3,11 @@
 After ``htsc reproduce`` the run record (``metrics/reproduce.json``) gets, from the run's own files:
 
 - ``stage_rates``: per trained stage, its epochs and seconds (the sum of ``seconds`` in
-  ``<runs_dir>/<stage>/log.jsonl``: each epoch's training and validation), the FLOPs ``htsc plan`` counts for those
-  epochs (training steps plus the validation passes, :mod:`htsc_core.plan`), and the achieved GFLOP/s = FLOPs / seconds. The plan's FLOPs count
-  convolutions and matrix products only (2 per multiply-add); elementwise work (MotionNet's losses) is time without
-  counted FLOPs, so a low rate there says "bound by something other than the matrix units", which is the point.
+  ``<runs_dir>/<stage>/log.jsonl``: each epoch's training and validation), the FLOPs ``htsc plan`` counts for
+  those epochs (training steps plus the validation passes, :mod:`htsc_core.plan`), and the achieved GFLOP/s =
+  FLOPs / seconds. The plan's FLOPs count convolutions and matrix products only (2 per multiply-add); elementwise
+  work (MotionNet's losses) is time without counted FLOPs, so a low rate there says "bound by something other than
+  the matrix units", which is the point.
 - ``time_split``: the notebooks' seconds as training (the stages' logs), TV-L1 flow extraction (its summary's
   ``seconds``), the Table 5 benchmark (notebook 08) and the rest (scoring, features, AWL, tables, figures, start-up).
 """
