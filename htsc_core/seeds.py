@@ -332,7 +332,10 @@ def other_precision_check(results_dir: Path, other_dir: Path) -> Path:
     if this["precision"] == other["precision"]:
         raise ValueError(f"{other_dir}: ran in {other['precision']} like {results_dir}; the check needs a run in "
                          f"the other precision (HTSC_FP32=1 on a CPU with native bf16, or a CPU without it)")
-    mine, theirs = _claims(results_dir), _claims(other_dir)
+    # the claims that derive from a run's stored metrics, stated by today's code for both runs (the AWL assignment
+    # claim from each run's 05_awl.json), so a run made before a claim changed is compared on the same question
+    mine = restate_from_metrics(_claims(results_dir), results_dir)
+    theirs = restate_from_metrics(_claims(other_dir), other_dir)
     rows = []
     for claim, rec in mine.items():
         o = theirs.get(claim)
