@@ -86,6 +86,41 @@ def awl_report(cfg: Config) -> dict:
     return {"rows": rows, "fusion": fusion, "family_weights": family_weights, "W": W.tolist()}
 
 
+AWL_ASSIGNMENT = "AWL weights the temporal stream more on motion classes than on appearance classes"
+# the two 4-class claims it replaces (issue 38): 4 of 4 classes against 0.5 can never reach p < 0.05
+AWL_SUPERSEDED = ("AWL gives the motion classes to the temporal stream",
+                  "AWL gives the appearance classes to the spatial stream")
+
+
+def awl_assignment(rows: list[dict]) -> dict | None:
+    """Does AWL weight the temporal stream more on the motion classes than on the appearance classes?
+
+    One claim over the classes of both families (``rows`` of :func:`awl_report`: class, family, w_temporal):
+    the difference of the mean temporal weight, motion minus appearance, with the exact permutation test over
+    every split of those classes into two families of their sizes (:func:`htsc_core.stats.permutation_difference`;
+    at 4 + 4 classes a complete separation has one-sided p = 1/70, two-sided 2/70). The verdict comes from the
+    interval that inverts the test and needs the two-sided p < 0.05 (the rule of docs/DESIGN.md section 7 for
+    small designs). None when the set has no motion or no appearance classes."""
+    motion = [float(r["w_temporal"]) for r in rows if r.get("family") == "motion"]
+    appearance = [float(r["w_temporal"]) for r in rows if r.get("family") == "appearance"]
+    if not motion or not appearance:
+        return None
+    from htsc_core import stats
+
+    t = stats.permutation_difference(motion, appearance)
+    lo, hi = t["ci"]
+    verdict = stats.verdict(lo, hi, "greater")
+    detail = (f"mean temporal weight {np.mean(motion):.3f} on {len(motion)} motion classes vs "
+              f"{np.mean(appearance):.3f} on {len(appearance)} appearance classes; exact permutation test over "
+              f"{t['relabellings']} relabellings, two-sided p = {t['p_two_sided']:.4f}")
+    if verdict != "not resolved" and t["p_two_sided"] >= stats.ALPHA:
+        verdict, detail = "not resolved", detail + f" (two-sided p >= {stats.ALPHA}: no verdict)"
+    return stats.claim_record(AWL_ASSIGNMENT, detail, verdict, t["estimate"], (lo, hi), p=t["p"],
+                              n=len(motion) + len(appearance), kind="greater", margin=0.0, test="permutation",
+                              p_two_sided=t["p_two_sided"], min_p=t["min_p"], groups=[len(motion), len(appearance)],
+                              values={"motion": motion, "appearance": appearance}, interval="permutation")
+
+
 def awl_cross_fit(cfg: Config) -> dict | None:
     """How well the validation videos pin down AWL's per-class weights (issue 22, item 5).
 

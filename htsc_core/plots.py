@@ -230,8 +230,9 @@ def awl_weights(rows: Sequence[dict], path=None):
 
 
 def method_bars(rows: Sequence[dict], value: str, paper: str | None = None, title: str = "", path=None,
-                ylabel: str = "", log: bool = False):
-    """Ours (with its 95% interval when rows carry ci_low/ci_high) and optionally the paper's value."""
+                ylabel: str = "", log: bool = False, points: Sequence[Sequence[float]] | None = None):
+    """Ours (with its 95% interval when rows carry ci_low/ci_high) and optionally the paper's value; ``points``
+    (one list per row: each training seed's value) are drawn on the bar of ours, whose height is then their mean."""
     fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * len(rows)), 3.2))
     xs = np.arange(len(rows))
     width = 0.4 if paper else 0.7
@@ -240,7 +241,13 @@ def method_bars(rows: Sequence[dict], value: str, paper: str | None = None, titl
     if rows and any(r.get("ci_low") not in ("", None) and r.get("ci_high") not in ("", None) for r in rows):
         err = _error_bars(ours, [r.get("ci_low") for r in rows], [r.get("ci_high") for r in rows])
     ax.bar(xs - (width / 2 if paper else 0), ours, width, yerr=err, capsize=3,
-           label="ours (95% CI)" if err is not None else "ours")
+           label=("ours, mean over seeds (95% CI)" if points else "ours (95% CI)") if err is not None else "ours")
+    if points:
+        if len(points) != len(rows):
+            raise ValueError(f"method_bars: {len(points)} lists of points for {len(rows)} rows")
+        for i, pts in enumerate(points):
+            ax.scatter(np.full(len(pts), xs[i] - (width / 2 if paper else 0)), pts, s=12, color="black", zorder=3,
+                       label="each seed" if i == 0 else None)
     if paper:
         vals = [_num(r.get(paper)) for r in rows]
         ax.bar(xs + width / 2, vals, width, label=f"paper ({paper.removeprefix('paper_')})", color="tab:gray")

@@ -239,6 +239,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field in every notebook (repeatable), e.g. --set epochs_spatial=2")
     p.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
+    p.add_argument("--aggregate-only", action="store_true",
+                   help="run no notebook: from the results folder and its seeds/seed<k>/ folders as they are (a "
+                        "committed --seeds N run), state again what derives from them by today's code (the "
+                        "claims each seed's metrics give, the Table 5 goals from bench_table5.json's runs, the "
+                        "across-seed table, claims, tables and figures) and regenerate the README's results")
     p.add_argument("--seeds", type=int, default=1,
                    help="train the whole study with N seeds (seed, seed+1, ...); the first seed's run is the main "
                         "result, the others go to <results>/seeds/seed<k>/, and tables/seeds.csv gives the mean "
@@ -259,18 +264,45 @@ def seed_dependent_notebooks(only: list[str] | None = None) -> list[str]:
 
 
 def aggregate_seeds(results_dir: Path, seed_dirs: list[Path], seeds: list[int]) -> Path:
-    """After a ``--seeds N`` run: ``tables/seeds.csv``, the seed-aware ``claims.json`` (:mod:`htsc_core.seeds`)
-    and the seeds in the run record; returns the seed table's path."""
+    """After a ``--seeds N`` run: ``tables/seeds.csv``, the seed-aware ``claims.json``, Tables 3-4, the per-family
+    table and figures 06-07 over the seeds (:mod:`htsc_core.seeds`) and the seeds in the run record; returns the
+    seed table's path. It reads only the seeds' result folders, so it can run again on committed results
+    (``--aggregate-only``)."""
     from htsc_core import seeds as across_seeds
 
-    out = across_seeds.seeds_table(seed_dirs)
+    out = across_seeds.seeds_table(seed_dirs, seeds)
     if all((Path(d) / "metrics" / "claims.json").exists() for d in seed_dirs):
         across_seeds.seed_aware_claims(seed_dirs, seeds)
+    across_seeds.seed_aware_tables(seed_dirs, seeds)
     record = results_dir / "metrics" / "reproduce.json"
     if record.exists():
         atomic_write_json(record, {**json.loads(record.read_text()), "seeds": seeds,
                                    "seed_results": [project_relative(d) for d in seed_dirs]})
     return out
+
+
+def aggregate_only(dataset: str, profile: str, results: Path, seed_dirs: list[Path], seeds: list[int]) -> int:
+    """``--aggregate-only``: what derives from a finished run's result folders, without a notebook or a training.
+
+    The Table 5 goals are decided again from the runs ``bench_table5.json`` (and notebook 08's copy) recorded
+    (:func:`htsc_core.bench.table5.restate_goals`); with two or more seeds, :func:`aggregate_seeds`; then the
+    README, for the clone's main synthetic results."""
+    from htsc_core.bench.table5 import restate_goals
+
+    missing = [str(d) for d in seed_dirs if not (Path(d) / "metrics").is_dir()]
+    if missing:
+        print(f"--aggregate-only: no results of seed run(s) in {', '.join(missing)}", file=sys.stderr)
+        return 2
+    for name in ("bench_table5.json", "08_table5.json"):
+        path = Path(results) / "metrics" / name
+        if path.exists():
+            print(f"goals decided again from the stored runs: {restate_goals(path)}")
+    if len(seeds) > 1:
+        print(f"across {len(seeds)} seeds: {aggregate_seeds(results, seed_dirs, seeds)}")
+    if dataset == "synthetic" and profile == "default" and is_main_results(results):
+        update_readme(results)
+        print("README.md results section regenerated")
+    return 0
 
 
 def command(args: argparse.Namespace) -> int:
@@ -288,11 +320,13 @@ def command(args: argparse.Namespace) -> int:
     cfg = from_params({"dataset": args.dataset, "profile": args.profile, "seed": args.seed, **overrides})
     # and ImageNet weights the config asks for must be there: MissingPretrainedWeights (exit 2) says where they
     # are looked for, how to get them, and how to opt out (--set pretrained=false); no silent from-scratch run
+    seeds = [args.seed + k for k in range(args.seeds)]
+    seed_dirs = [results] + [results / "seeds" / f"seed{s}" for s in seeds[1:]]
+    if args.aggregate_only:  # trains nothing: no weights needed
+        return aggregate_only(args.dataset, args.profile, results, seed_dirs, seeds)
     from htsc_core.models.vgg import require_pretrained
 
     require_pretrained(cfg)
-    seeds = [args.seed + k for k in range(args.seeds)]
-    seed_dirs = [results] + [results / "seeds" / f"seed{s}" for s in seeds[1:]]
     for k, (seed, res) in enumerate(zip(seeds, seed_dirs)):
         run = runs if k == 0 else runs.with_name(f"{runs.name}-seed{seed}")
         only = args.only if k == 0 else seed_dependent_notebooks(args.only)

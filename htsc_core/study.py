@@ -10,6 +10,7 @@ import csv
 import math
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from IPython.display import Markdown, display
 from scipy.stats import binomtest
 
 from htsc_core import stats, tables
+from htsc_core.analysis import awl_assignment as awl_assignment_record
 from htsc_core.analysis import family_correct, metric
 from htsc_core.config import Config, from_params
 from htsc_core.utils import (atomic_write_json, atomic_write_text, progress_disabled, resolve_device, run_metadata,
@@ -29,8 +31,28 @@ from htsc_core.train.engine import init_distributed, is_main_process
 from htsc_core.train.stages import run_dir, train
 
 
+ROOT = Path(__file__).resolve().parents[1]
+PATH_PARAMETERS = ("data_root", "results_dir", "runs_dir")
+
+
+def root_path(path: str | Path) -> str:
+    """A notebook's path parameter, which is relative to the repository root (as ``htsc reproduce`` writes them
+    and as the profiles' defaults are), as a path that works from the kernel's working directory: an
+    executed notebook opened where it lives (``results/synthetic/``, whose kernel starts there) finds the
+    study's data, runs and results. It stays relative (to the working directory), so the notebook's outputs
+    and the metadata of what it writes carry no checkout's location; an absolute path is kept as it is.
+    """
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return str(path)
+    return os.path.relpath(ROOT / path, Path.cwd())
+
+
 def setup(overrides: dict[str, Any] | None = None, **params: Any) -> Config:
     """Build the config from a notebook's parameters, seed everything, create the result folders.
+
+    Relative ``data_root``, ``results_dir`` and ``runs_dir`` (parameters or overrides) are relative to the
+    repository root, from whatever folder the kernel runs in (:func:`root_path`).
 
     ``overrides`` is the notebooks' one free-form parameter (``htsc reproduce --set KEY=VALUE``): any
     config field, applied over the named parameters; unknown keys raise, listing the valid ones. A JSON
@@ -40,7 +62,8 @@ def setup(overrides: dict[str, Any] | None = None, **params: Any) -> Config:
         overrides = json.loads(overrides)
     if overrides is not None and not isinstance(overrides, dict):
         raise ValueError(f"overrides must be a dict of config fields; got {type(overrides).__name__}")
-    cfg = from_params({**params, **(overrides or {})})
+    merged = {**params, **(overrides or {})}
+    cfg = from_params({**merged, **{k: root_path(merged[k]) for k in PATH_PARAMETERS if merged.get(k)}})
     seed_everything(cfg.seed)
     # launched by torchrun (each rank's kernel): the process group from the first cell on, so that every scoring
     # pass of the notebook shards its videos over the ranks, not only the training stages; rank 0 writes
@@ -103,7 +126,7 @@ def train_stage(cfg: Config, stage: str) -> list[dict]:
     return read_log(cfg, stage)
 
 
-MIN_BOOTSTRAP_ITEMS = 10  # fewest paired items a bootstrap verdict is drawn from
+MIN_BOOTSTRAP_ITEMS = stats.MIN_BOOTSTRAP_ITEMS  # fewest paired items a bootstrap verdict is drawn from
 
 
 def claims_path(cfg: Config) -> Path:
@@ -118,12 +141,16 @@ def record(cfg: Config, rec: dict, paper: str = "") -> dict:
     """
     if paper:
         rec = {**rec, "paper": paper}
+    rec = stats.flag_decidability(rec)  # a design that cannot reach p < 0.05 is marked so, with what would decide it
     if is_main_process():  # under torchrun every rank decides the same verdict; one records it
         stats.record_claim(claims_path(cfg), rec)
     p = f", p={rec['p']:.3g}" if rec.get("p") is not None else ""
     print(f"[{rec['verdict'].upper()}] {rec['claim']}: {rec['detail']} "
           f"(estimate {rec['estimate']:+.3f}, {_ci_text(rec)}{p}, n={rec['n']})"
           + (f"; paper: {paper}" if paper else ""))
+    if rec["undecidable"]:
+        d = rec["decidability"]
+        print(f"  undecidable by design: {d['why']}; {d['items_to_decide']} items would decide it")
     if rec.get("strict") and rec["verdict"] != "holds":
         raise AssertionError(f"invariant failed: {rec['claim']}: {rec['detail']}")
     return rec
@@ -205,6 +232,13 @@ def compare_methods(cfg: Config, claim: str, a: str, b: str, kind: str = "greate
     return compare(cfg, claim, ca, cb, kind, margin, names=(a, b), paper=paper)
 
 
+def awl_assignment(cfg: Config, rows: Sequence[dict]) -> dict | None:
+    """The AWL stream-assignment claim over the motion and appearance classes together
+    (:func:`htsc_core.analysis.awl_assignment`: exact permutation test); None without those families."""
+    rec = awl_assignment_record(rows)
+    return None if rec is None else record(cfg, rec)
+
+
 def ratio(cfg: Config, claim: str, values_a, values_b, kind: str, margin: float = 0.0, threshold: float = 1.0,
           names: tuple[str, str] = ("A", "B"), unit: str = "", paper: str = "") -> dict:
     """A claim about the ratio of two repeated, interleaved measurements (timings): bootstrap interval of
@@ -226,7 +260,7 @@ def ratio(cfg: Config, claim: str, values_a, values_b, kind: str, margin: float 
     rec = stats.claim_record(claim, f"{names[0]} / {names[1]} = {est:.3f} from {len(values_a)} and {len(values_b)} "
                              f"interleaved measurements ({np.median(values_a):.4g} vs {np.median(values_b):.4g}{unit})",
                              v, est, (lo, hi), n=min(len(values_a), len(values_b)), kind=kind, margin=margin,
-                             measure="timing")  # repeats of one build: htsc_core.seeds keeps its own rule
+                             measure="timing", rule="interval")  # repeats of one build: seeds.py keeps its own rule
     return record(cfg, rec, paper)
 
 

@@ -183,18 +183,28 @@ def interval(scores: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[flo
     return float(ok.mean()), lo, hi
 
 
+def interval_name(labels: np.ndarray) -> str:
+    """What a one-model table's interval is (its ``interval`` column): Wilson for top-1, bootstrap for mAP."""
+    return "bootstrap" if labels.ndim == 2 else "wilson"
+
+
 def _rows(cfg: Config, paper: dict) -> list[dict]:
     scores, labels = method_scores(cfg)
     rows = []
     for m, values in paper.items():
-        row = {"method": m, "ours": "", "ci_low": "", "ci_high": "", "n_test": len(labels)}
+        row = {"method": m, "ours": "", "ci_low": "", "ci_high": "", "n_test": len(labels), "interval": "",
+               "seeds": ""}
         if m in scores:
             row["ours"], row["ci_low"], row["ci_high"] = interval(scores[m], labels, cfg.seed)
+            row.update(interval=interval_name(labels), seeds=1)
         rows.append({**row, **dict(zip(PAPER_COLUMNS, values))})
     return rows
 
 
-TABLE_COLUMNS = ("method", "ours", "ci_low", "ci_high", "n_test", *PAPER_COLUMNS)
+# ``interval`` says which interval a row carries: "wilson" (or "bootstrap" for mAP) from one trained model, or
+# "seed-aware" once `htsc reproduce --seeds N` restated the table over N seeds (htsc_core/seeds.py, which adds
+# each seed's value as ``ours_seed<k>``); ``seeds`` how many trained models the value covers.
+TABLE_COLUMNS = ("method", "ours", "ci_low", "ci_high", "n_test", "interval", "seeds", *PAPER_COLUMNS)
 TABLE3_COLUMNS = (*TABLE_COLUMNS, "no_ours_because")
 
 
@@ -226,12 +236,13 @@ def per_family_rows(cfg: Config) -> tuple[list[dict], list[str]]:
     scores, labels = method_scores(cfg)
     fam_of_video = video_families(cfg, labels)
     names = [f for f in dict.fromkeys(families[c] for c in classes)]
-    columns = ["method"] + [f"{f}{suffix}" for f in names for suffix in ("", "_ci_low", "_ci_high", "_n")]
+    columns = ["method", "interval", "seeds"] + [f"{f}{suffix}" for f in names
+                                                 for suffix in ("", "_ci_low", "_ci_high", "_n")]
     rows = []
     for m in PER_FAMILY_METHODS:
         if m not in scores:
             continue
-        row = {"method": m}
+        row = {"method": m, "interval": "wilson", "seeds": 1}
         for f in names:
             sel = fam_of_video == f
             if not sel.any():  # a family with no test video (a small user split): a gap, not a crash

@@ -185,3 +185,93 @@ def test_seed_table_has_motionnets_errors_not_its_timing(tmp_path):
     rows = seeds.seeds_table(dirs).read_text().splitlines()[1:]
     assert rows == ["flow,motionnet,epe,2,0.4200,0.0283,0.4000 0.4400",
                     "flow,motionnet,epe_background,2,0.3000,0.0000,0.3000 0.3000"]
+
+
+T4 = "method,ours,ci_low,ci_high,n_test,paper_ucf101,paper_hmdb51,paper_thumos14\n"
+
+
+def _three_seed_tables(tmp_path):
+    """Three seeds' one-model Table 4, per-family table and AWL weights, as notebooks 05-06 write them."""
+    dirs = [tmp_path / "main"] + [tmp_path / "main" / "seeds" / f"seed{k}" for k in (1, 2)]
+    fam = "method,interval,seeds,appearance,appearance_ci_low,appearance_ci_high,appearance_n\n"
+    for d, (hts, lo, hi), app in zip(dirs, ((0.60, 0.55, 0.65), (0.70, 0.65, 0.75), (0.65, 0.60, 0.70)),
+                                     (0.99, 0.98, 1.0)):
+        (d / "tables").mkdir(parents=True)
+        (d / "metrics").mkdir(parents=True)
+        (d / "figures").mkdir(parents=True)
+        (d / "tables" / "table4.csv").write_text(T4 + f"hts,{hts},{lo},{hi},360,0.903,0.605,0.746\n"
+                                                 "mvsv,,,,360,0.835,0.559,\n")
+        high = min(app + 0.01, 1.0)
+        (d / "tables" / "per_family.csv").write_text(fam + f"spatial,wilson,1,{app},{app - 0.04},{high},120\n")
+        rows = ([{"class": f"m{i}", "family": "motion", "w_temporal": 1.0, "w_spatial": 0.0} for i in range(4)]
+                + [{"class": f"a{i}", "family": "appearance", "w_temporal": 0.0, "w_spatial": 1.0} for i in range(4)])
+        (d / "metrics" / "05_awl.json").write_text(json.dumps({"metrics": {"rows": rows}}))
+        (d / "metrics" / "claims.json").write_text(json.dumps([
+            _claim("HTS above spatial", 0.2, [0.1, 0.3], "holds"),
+            _claim("AWL gives the motion classes to the temporal stream", 0.5, [0.2, 0.5], "not resolved", n=4,
+                   reference=0.5, interval="clopper-pearson"),
+            _claim("AWL gives the appearance classes to the spatial stream", 0.5, [0.2, 0.5], "not resolved", n=4,
+                   reference=0.5, interval="clopper-pearson")]))
+    return dirs
+
+
+def test_tables_over_the_seeds_carry_the_mean_the_seed_aware_interval_and_each_seed(tmp_path):
+    import csv
+
+    dirs = _three_seed_tables(tmp_path)
+    seeds.seed_aware_tables(dirs, [0, 1, 2])
+    with open(dirs[0] / "tables" / "table4.csv") as fh:
+        rows = {r["method"]: r for r in csv.DictReader(fh)}
+    hts = rows["hts"]
+    m, lo, hi, _ = stats.seed_aware_interval([0.60, 0.70, 0.65], [0.05] * 3)  # the claims' interval
+    assert float(hts["ours"]) == pytest.approx(0.65, abs=1e-4)  # hand: (0.60 + 0.70 + 0.65) / 3
+    assert (float(hts["ci_low"]), float(hts["ci_high"])) == pytest.approx((lo, hi), abs=1e-4)
+    assert hts["interval"] == "seed-aware" and hts["seeds"] == "3"
+    assert [hts[f"ours_seed{k}"] for k in (0, 1, 2)] == ["0.6000", "0.7000", "0.6500"]
+    assert rows["mvsv"]["ours"] == "" and rows["mvsv"]["paper_ucf101"] == "0.835"
+    with open(dirs[0] / "tables" / "per_family.csv") as fh:
+        spatial = next(csv.DictReader(fh))
+    assert float(spatial["appearance"]) == pytest.approx(0.99, abs=1e-4) and float(spatial["appearance_ci_high"]) <= 1
+    assert spatial["appearance_seed2"] == "1.0000" and spatial["appearance_n"] == "120"
+    assert (dirs[0] / "figures" / "06_table4.png").stat().st_size > 0
+    # the main seed's own table stays beside it, and a second pass reads it from there: same output
+    assert "0.6,0.55,0.65" in (dirs[0] / "tables" / "table4_seed0.csv").read_text()
+    first = (dirs[0] / "tables" / "table4.csv").read_text()
+    seeds.seed_aware_tables(dirs, [0, 1, 2])
+    assert (dirs[0] / "tables" / "table4.csv").read_text() == first
+    assert seeds.seeds_table(dirs, [0, 1, 2]).read_text().splitlines()[1].endswith("0.6000 0.7000 0.6500")
+
+
+def test_the_awl_assignment_claim_replaces_the_two_four_class_claims_in_every_seed(tmp_path):
+    from htsc_core.analysis import AWL_ASSIGNMENT
+
+    dirs = _three_seed_tables(tmp_path)
+    for _ in range(2):  # a second pass restates from claims_seed0.json, not from the seed-aware claims.json
+        seeds.seed_aware_claims(dirs, [0, 1, 2])
+        out = json.loads((dirs[0] / "metrics" / "claims.json").read_text())
+        assert [c["claim"] for c in out] == ["HTS above spatial", AWL_ASSIGNMENT]
+        awl = out[1]
+        assert awl["verdict"] == "holds" and awl["seeds"] == 3 and awl["per_seed"]["verdicts"] == ["holds"] * 3
+        assert awl["p"] == pytest.approx(1 / 70) and awl["undecidable"] is False
+        assert out[0]["estimate"] == pytest.approx(0.2) and out[0]["per_seed"]["estimates"] == [0.2] * 3
+    extra = json.loads((dirs[1] / "metrics" / "claims.json").read_text())
+    assert [c["claim"] for c in extra] == ["HTS above spatial", AWL_ASSIGNMENT]
+
+
+def test_readme_section_leads_with_the_verdicts_and_links_the_seed_table(tmp_path):
+    from htsc_core.report import results_markdown
+
+    dirs = _three_seed_tables(tmp_path)
+    seeds.seeds_table(dirs, [0, 1, 2])
+    seeds.seed_aware_claims(dirs, [0, 1, 2])
+    seeds.seed_aware_tables(dirs, [0, 1, 2])
+    text = results_markdown(dirs[0])
+    lines = text.splitlines()
+    assert lines[2].startswith("**Verdicts**") and lines[4] == "| claim | verdict | estimate | 95% interval | seeds |"
+    claim_rows = [line for line in lines[6:] if line.startswith("| ")][:2]
+    assert claim_rows[0].startswith("| HTS above spatial | **holds** | +0.200 | [") and claim_rows[0].endswith("| 3 |")
+    assert claim_rows[1].startswith("| AWL weights the temporal stream") and claim_rows[1].endswith("| 3 |")
+    assert "mean over 3 training seeds" in text and "`tables/seeds.csv`" in text
+    assert "0.6000 0.7000 0.6500" not in text  # seeds.csv is linked, not printed
+    assert "appearance_seed0" not in text and "appearance_n" not in text  # per-family: values and intervals
+    assert "Every claim's design can decide it" in text

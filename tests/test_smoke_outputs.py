@@ -64,3 +64,31 @@ def test_figures_claims_and_the_release_study(results):
     assert any("cue" in c["claim"] for c in claims)
     assert "cue_probe_accuracy" in json.loads((results / "metrics" / "04_cln.json").read_text())["metrics"]
     assert (results / "hts_release" / "tables" / "fusion.csv").exists()  # notebook 09 under the smoke results
+
+
+def test_a_results_notebook_reruns_from_its_own_folder(results, tmp_path):
+    """Issue 38: an executed results notebook opened where it lives (JupyterLab starts its kernel in
+    results/synthetic/) reads the study's runs: its paths are relative to the repository root, whatever the
+    working directory. Executed here with papermill from that folder at the smoke profile (the smoke study nbval
+    just made), into a temporary copy; nothing may appear under results/synthetic/results or .../runs."""
+    import papermill as pm
+
+    from htsc_core.reproduce import _ipc_kernel_manager
+
+    root = RESULTS.parents[1]
+    folder = root / "results" / "synthetic"
+    before = json.loads((results / "metrics" / "claims.json").read_text())
+    out = tmp_path / "07_table3.ipynb"
+    pm.execute_notebook(str(folder / "07_table3.ipynb"), str(out), cwd=str(folder), kernel_name="python3",
+                        kernel_manager_class=_ipc_kernel_manager(), progress_bar=False,
+                        parameters=dict(dataset="synthetic", data_root="data/synthetic-smoke", profile="smoke", seed=0,
+                                        device="cpu", results_dir="results/smoke", runs_dir="runs/smoke",
+                                        overrides={}))
+    assert not (folder / "results").exists() and not (folder / "runs").exists()
+    text = out.read_text()
+    assert "htsc" in text and any(v in text for v in ("[HOLDS] HTSC above HTS", "[NOT RESOLVED] HTSC above HTS",
+                                                      "[REVERSED] HTSC above HTS"))
+    after = {c["claim"]: c for c in json.loads((results / "metrics" / "claims.json").read_text())}
+    # the same study's runs read again: the same verdicts on the same test videos
+    assert all(after[c["claim"]]["estimate"] == c["estimate"] for c in before if c["claim"] in after
+               and c["claim"].startswith("HTSC above"))

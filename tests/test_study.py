@@ -26,6 +26,27 @@ def test_setup_applies_overrides_and_saves_the_config(tmp_path):
         assert (tmp_path / "results" / sub).is_dir()
 
 
+def test_relative_paths_are_relative_to_the_repository_root_from_any_folder(tmp_path, monkeypatch):
+    """Issue 38: a notebook opened where it lives (its kernel in results/synthetic/) finds the study's folders; the
+    paths stay relative (no checkout location in what the notebook prints or records)."""
+    import os
+    from pathlib import Path
+
+    root_relative = {k: os.path.relpath(tmp_path / k, study.ROOT) for k in ("data", "results", "runs")}
+    elsewhere = tmp_path / "results" / "synthetic"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    cfg = study.setup(profile="smoke", data_root=root_relative["data"], results_dir=root_relative["results"],
+                      runs_dir=root_relative["runs"])
+    assert (tmp_path / "results" / "metrics" / "config.json").exists() and (tmp_path / "runs").is_dir()
+    assert not (elsewhere / "results").exists() and not (elsewhere / "runs").exists()
+    assert cfg.results_dir == ".." and cfg.runs_dir == os.path.join("..", "..", "runs")  # from the kernel's folder
+    assert not Path(cfg.data_root).is_absolute() and Path(cfg.data_root).resolve() == tmp_path / "data"
+    assert study.root_path(tmp_path / "x") == str(tmp_path / "x")  # an absolute path stays as it is
+    monkeypatch.chdir(study.ROOT)
+    assert study.root_path("results/smoke") == "results/smoke"  # htsc reproduce's kernels run in the root
+
+
 def test_setup_rejects_unknown_override(tmp_path):
     with pytest.raises(ValueError, match="unknown config key.*valid keys"):
         study.setup(**params(tmp_path), overrides={"epoch_spatial": 5})
