@@ -143,32 +143,32 @@ def test_plan_scoring_memory_matches_a_measured_forward():
 
 @pytest.fixture(scope="module")
 def many_videos(tmp_path_factory) -> Path:
-    """36 test videos (a batch of 32 must be full), smoke sizes."""
+    """18 test videos (a batch of 16 must be full), smoke sizes."""
     from htsc_core.data import synthetic
 
     root = tmp_path_factory.mktemp("views") / "set"
-    synthetic.generate(root, synthetic.synth_config("smoke", 0, synth_test_per_class=6, synth_train_per_class=2),
+    synthetic.generate(root, synthetic.synth_config("smoke", 0, synth_test_per_class=3, synth_train_per_class=2),
                        workers=1, progress=False)
     return root
 
 
 @pytest.mark.parametrize("mode", ["score", "validate"])
 def test_peak_memory_of_a_pass_does_not_grow_with_batch_x_views(many_videos, tmp_path, mode):
-    """25 x 10 views, batch 4 and 32: peak resident memory within 20 %; the unbounded pass of before (every view of
-    a batch in one forward: views_per_forward above 32 x 250) shows what the bound removes."""
+    """25 x 10 views, batch 2 and 16: peak resident memory within 20 %; the unbounded pass of before (every view of
+    a batch in one forward: views_per_forward above 16 x 250) shows what the bound removes."""
     root = str(many_videos)
-    small = _probe(mode, root, str(tmp_path / "b4"), "--batch", "4")
-    large = _probe(mode, root, str(tmp_path / "b32"), "--batch", "32")
-    unbounded = _probe(mode, root, str(tmp_path / "x32"), "--batch", "32", "--views-per-forward", "100000")
+    small = _probe(mode, root, str(tmp_path / "b2"), "--batch", "2")
+    large = _probe(mode, root, str(tmp_path / "b16"), "--batch", "16")
+    unbounded = _probe(mode, root, str(tmp_path / "x16"), "--batch", "16", "--views-per-forward", "100000")
     assert large <= 1.2 * small, (small, large)
     assert unbounded > 1.2 * large, (large, unbounded)  # the probe can see the difference the bound makes
 
 
 def test_tclsta_stage_memory_does_not_grow_with_the_number_of_videos(many_videos, tmp_path):
-    few = _probe("tclsta", str(many_videos), str(tmp_path / "n70"), "--videos", "70")
-    many = _probe("tclsta", str(many_videos), str(tmp_path / "n140"), "--videos", "140")
-    held = _probe("tclsta", str(many_videos), str(tmp_path / "m140"), "--videos", "140", "--in-memory")
-    assert many <= 1.2 * few, (few, many)  # 70 more videos' maps (about 280 MB of float16) would not fit in the 20 %
+    few = _probe("tclsta", str(many_videos), str(tmp_path / "n10"), "--videos", "10")
+    many = _probe("tclsta", str(many_videos), str(tmp_path / "n80"), "--videos", "80")
+    held = _probe("tclsta", str(many_videos), str(tmp_path / "m80"), "--videos", "80", "--in-memory")
+    assert many <= 1.2 * few, (few, many)  # 70 more videos' maps held (290 MB of float16, train and val) would not
     assert held > many + 100, (many, held)  # the maps held whole (the stage before issue 37) show in the probe
 
 
