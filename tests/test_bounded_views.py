@@ -161,7 +161,8 @@ def test_peak_memory_of_a_pass_does_not_grow_with_batch_x_views(many_videos, tmp
     large = _probe(mode, root, str(tmp_path / "b16"), "--batch", "16")
     unbounded = _probe(mode, root, str(tmp_path / "x16"), "--batch", "16", "--views-per-forward", "100000")
     assert large <= 1.2 * small, (small, large)
-    assert unbounded > 1.2 * large, (large, unbounded)  # the probe can see the difference the bound makes
+    # the probe sees what the bound removes: 4,000 views in one forward hold some 200 MB more at these sizes
+    assert unbounded > large + 100, (large, unbounded)
 
 
 def test_tclsta_stage_memory_does_not_grow_with_the_number_of_videos(many_videos, tmp_path):
