@@ -3,8 +3,8 @@
 After ``htsc reproduce`` the run record (``metrics/reproduce.json``) gets, from the run's own files:
 
 - ``stage_rates``: per trained stage, its epochs and seconds (the sum of ``seconds`` in
-  ``<runs_dir>/<stage>/log.jsonl``: each epoch's training and validation), the FLOPs ``htsc plan`` counts for
-  those epochs (training steps plus the validation passes, :mod:`htsc_core.plan`), and the achieved GFLOP/s =
+  ``<runs_dir>/<stage>/log.jsonl``: each epoch's training and validation), the FLOPs ``htsc plan`` counts for the
+  videos those epochs trained and validated on (:mod:`htsc_core.plan`, per video), and the achieved GFLOP/s =
   FLOPs / seconds. The plan's FLOPs count convolutions and matrix products only (2 per multiply-add); elementwise
   work (MotionNet's losses) is time without counted FLOPs, so a low rate there says "bound by something other than
   the matrix units", which is the point.
@@ -32,7 +32,9 @@ def _log(cfg: Config, stage: str) -> list[dict]:
 
 
 def stage_rates(cfg: Config, plan: dict | None = None) -> list[dict]:
-    """One row per stage with a training log: epochs, seconds, planned FLOPs of those epochs, GFLOP/s."""
+    """One row per stage with a training log: epochs, seconds, the plan's FLOPs for the videos those epochs saw
+    (each epoch's ``train_count`` and ``val_count``: capped runs, such as the paper-profile dry run, count what they
+    ran), GFLOP/s."""
     plan = plan or make_plan(cfg)
     rows = []
     for stage, s in plan["stages"].items():
@@ -40,8 +42,11 @@ def stage_rates(cfg: Config, plan: dict | None = None) -> list[dict]:
         if not log:
             continue
         seconds = sum(float(r.get("seconds", 0.0)) for r in log)
-        per_epoch = s["flops"] / max(s["epochs"], 1) + s["validation"]["flops_per_epoch"]
-        flops = per_epoch * len(log)
+        per_train_video = s["flops_per_step"] / max(s["batch_size"], 1)  # a step's forward, loss and backward
+        val = s["validation"]
+        per_val_video = val["flops_per_epoch"] / max(val["videos"], 1)
+        flops = sum(per_train_video * float(r.get("train_count", 0.0)) + per_val_video * float(r.get("val_count", 0.0))
+                    for r in log)
         rows.append({"stage": stage, "epochs": len(log), "seconds": round(seconds, 1),
                      "plan_tflop": round(flops / 1e12, 3),
                      "gflop_per_s": round(flops / seconds / 1e9, 1) if seconds > 0 else None,

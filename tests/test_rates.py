@@ -13,16 +13,19 @@ from htsc_core.flow.extract import SUMMARY_NAME
 
 def test_stage_rates_and_time_split_from_a_runs_logs(tmp_path):
     cfg = from_params(profile="smoke", data_root=str(tmp_path / "data"), runs_dir=str(tmp_path / "runs"))
-    plan = {"stages": {"spatial": {"flops": 4e12, "epochs": 2, "validation": {"flops_per_epoch": 1e12}},
-                       "motion": {"flops": 9e12, "epochs": 3, "validation": {"flops_per_epoch": 0.0}}}}
+    # a step of 4 videos costs 1 TFLOP; a validation pass over 10 videos 0.5 TFLOP
+    plan = {"stages": {"spatial": {"flops_per_step": 1e12, "batch_size": 4,
+                                   "validation": {"flops_per_epoch": 0.5e12, "videos": 10}},
+                       "motion": {"flops_per_step": 9e12, "batch_size": 4,
+                                  "validation": {"flops_per_epoch": 0.0, "videos": 10}}}}
     log = tmp_path / "runs" / "spatial" / "log.jsonl"
     log.parent.mkdir(parents=True)
-    log.write_text("\n".join(json.dumps({"stage": "spatial", "epoch": e, "seconds": s, "precision": "fp32"})
-                             for e, s in ((1, 10.0), (2, 15.0))) + "\n")
+    log.write_text("\n".join(json.dumps({"stage": "spatial", "epoch": e, "seconds": s, "precision": "fp32",
+                                         "train_count": 8, "val_count": 10}) for e, s in ((1, 10.0), (2, 15.0))) + "\n")
     rows = rates.stage_rates(cfg, plan)  # motion has no log: no row
     assert [r["stage"] for r in rows] == ["spatial"]
-    # 2 epochs x (4e12 / 2 training + 1e12 validation) = 6 TFLOP in 25 s = 240 GFLOP/s
-    assert rows[0] == {"stage": "spatial", "epochs": 2, "seconds": 25.0, "plan_tflop": 6.0, "gflop_per_s": 240.0,
+    # 2 epochs x (8 videos x 0.25 TFLOP + 10 videos x 0.05 TFLOP) = 5 TFLOP in 25 s = 200 GFLOP/s
+    assert rows[0] == {"stage": "spatial", "epochs": 2, "seconds": 25.0, "plan_tflop": 5.0, "gflop_per_s": 200.0,
                        "precision": "fp32"}
     flow = tmp_path / "data" / cfg.flow_dir
     flow.mkdir(parents=True)
@@ -30,4 +33,4 @@ def test_stage_rates_and_time_split_from_a_runs_logs(tmp_path):
     split = rates.time_split(cfg, {"01_spatial.ipynb": 40.0, "03_temporal.ipynb": 50.0, "08_table5.ipynb": 20.0}, rows)
     assert split == pytest.approx({"notebooks": 110.0, "training": 25.0, "flow_extraction": 30.0,
                                    "table5_benchmark": 20.0, "rest": 35.0})
-    assert "240.0" in rates.format_rates(rows)
+    assert "200.0" in rates.format_rates(rows)
