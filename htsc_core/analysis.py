@@ -97,7 +97,7 @@ def awl_assignment(rows: list[dict]) -> dict | None:
 
     One claim over the classes of both families (``rows`` of :func:`awl_report`: class, family, w_temporal):
     the difference of the mean temporal weight, motion minus appearance, with the exact permutation test over
-    every split of those classes into two families of their sizes (:func:`htsc_core.stats.permutation_difference`;
+    every split of those classes into two families of their sizes (:func:`htsc_core.exact_tests.permutation_difference`;
     at 4 + 4 classes a complete separation has one-sided p = 1/70, two-sided 2/70). The verdict comes from the
     interval that inverts the test and needs the two-sided p < 0.05 (the rule of docs/DESIGN.md section 7 for
     small designs). None when the set has no motion or no appearance classes."""
@@ -105,9 +105,9 @@ def awl_assignment(rows: list[dict]) -> dict | None:
     appearance = [float(r["w_temporal"]) for r in rows if r.get("family") == "appearance"]
     if not motion or not appearance:
         return None
-    from htsc_core import stats
+    from htsc_core import exact_tests, stats
 
-    t = stats.permutation_difference(motion, appearance)
+    t = exact_tests.permutation_difference(motion, appearance)
     lo, hi = t["ci"]
     verdict = stats.verdict(lo, hi, "greater")
     detail = (f"mean temporal weight {np.mean(motion):.3f} on {len(motion)} motion classes vs "

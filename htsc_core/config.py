@@ -89,7 +89,7 @@ class Config:
     # decoupled weight_decay, as everywhere: train/streams.make_optimizer; MotionNet and the CLN always use it)
     # (CPU profiles: from-scratch VGG16 barely learned with SGD in their epoch budget; measured)
     # the global batch: videos per optimiser step at any world size (docs/DESIGN.md section 6); under torchrun each
-    # of W processes takes batch_size / W (train/engine.batch_plan); the CLN's and TCLSTA's feature batches too
+    # of W processes takes batch_size / W (train/distributed.batch_plan); the CLN's and TCLSTA's feature batches too
     batch_size: int = 16
     micro_batch: int = 0  # most videos one device forwards at once; a larger share is accumulated (0 = no limit)
     num_workers: int = 1  # decoding is cheap at 64 px; more workers oversubscribe 2 cores

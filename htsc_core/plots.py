@@ -2,63 +2,14 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from collections.abc import Mapping, Sequence
 
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from htsc_core.fusion import TEMPORAL_WEIGHT  # noqa: E402
-from htsc_core.train.engine import is_main_process
-from htsc_core.utils import atomic_write_bytes
-
-FAMILY_COLOURS = {"appearance": "tab:orange", "motion": "tab:blue", "cue": "tab:green", None: "tab:gray"}
-
-
-def _save(fig, path: str | Path | None):
-    """Save ``fig`` as PNG (atomically) and, inside a notebook, show it once as that PNG; return ``fig``.
-
-    Showing the saved bytes rather than leaving the figure to the inline backend gives exactly one
-    output per figure, whichever backend the kernel runs (nbval compares output counts). The figure is
-    returned so a notebook can restyle it (``fig = plots.method_bars(...)``; end the call with ``;`` or
-    assign it, or Jupyter shows the returned figure a second time).
-    """
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    if path is not None and is_main_process():  # under torchrun (notebooks on every rank) rank 0 writes
-        atomic_write_bytes(path, buf.getvalue())
-    try:
-        from IPython import get_ipython
-        from IPython.display import Image, display
-    except ImportError:
-        return fig
-    if get_ipython() is not None and type(get_ipython()).__name__ == "ZMQInteractiveShell":
-        plt.close(fig)  # closed for pyplot (no second inline copy), still a Figure to restyle and save again
-        display(Image(buf.getvalue()))
-    return fig
-
-
-def _num(value) -> float:
-    """A table cell as a float: missing ("", None) -> NaN, so a row without a value is drawn as a gap."""
-    return np.nan if value in ("", None) else float(value)
-
-
-def _error_bars(values: np.ndarray, lo: Sequence, hi: Sequence) -> np.ndarray:
-    """(2, n) non-negative error-bar lengths around ``values`` from interval ends ``lo``, ``hi``.
-
-    An interval that excludes its value by rounding, has zero width, or is missing (NaN) gives a
-    zero-length bar rather than a negative one (matplotlib refuses those); the value is drawn
-    either way, so the figure shows what there is.
-    """
-    values = np.asarray(values, dtype=float)
-    lo = np.array([_num(v) for v in lo], dtype=float)
-    hi = np.array([_num(v) for v in hi], dtype=float)
-    err = np.vstack([values - lo, hi - values])
-    return np.nan_to_num(np.clip(err, 0.0, None), nan=0.0)
-
+from htsc_core.plots_base import FAMILY_COLOURS, _error_bars, _num, _save  # noqa: F401 - FAMILY_COLOURS re-exported
+from htsc_core.plots_release import release_fusion, release_questions  # noqa: F401 - re-exported for the notebooks
 
 def training_curves(logs: Mapping[str, Sequence[dict]], path=None):
     """Loss (and, where a stage logs it, accuracy) per epoch from each stage's log.jsonl records.
@@ -329,45 +280,6 @@ def flow_scales(frame: np.ndarray, scales: Mapping[str, np.ndarray], path=None):
     return _save(fig, path)
 
 
-def release_fusion(rows: Sequence[dict], weights: Mapping[str, np.ndarray], reference: float | None = None,
-                   path=None):
-    """Real UCF101 scores (notebook 09): top-1 with its 95% interval per method, and per-class weights.
-
-    ``rows``: {method, top1, ci_low, ci_high[, published]}, drawn top to bottom. ``weights`` maps a
-    method to (M,) weights of the first stream (e.g. averaged over cross-fitting folds); classes are
-    sorted by the first method's weight. ``reference``: a fixed fusion's weight drawn as a line
-    (spatial + 1.5 temporal = weight ``1 / (1 + fusion.TEMPORAL_WEIGHT)`` = 0.4 on spatial).
-    """
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.32 * len(rows) + 1.8), gridspec_kw={"width_ratios": [1, 1.4]})
-    ax = axes[0]
-    ys = np.arange(len(rows))[::-1]
-    top1 = np.array([_num(r.get("top1")) for r in rows], dtype=float)
-    err = _error_bars(top1, [r.get("ci_low") for r in rows], [r.get("ci_high") for r in rows])
-    ax.errorbar(top1, ys, xerr=err, fmt="o", ms=4, capsize=3, label="ours (95% Wilson CI)")
-    pub = [(y, float(r["published"])) for y, r in zip(ys, rows) if r.get("published") not in ("", None)]
-    if pub:
-        ax.plot([p for _, p in pub], [y for y, _ in pub], "x", color="tab:red", ms=7, label="release (published)")
-    ax.set_yticks(ys, [r["method"] for r in rows], fontsize=8)
-    ax.set(xlabel="top-1 accuracy (UCF101 split 1, 3783 videos)", title="fusion on the release's scores")
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    ax = axes[1]
-    names = list(weights)
-    order = np.argsort(np.asarray(weights[names[0]]), kind="stable") if names else []
-    for name, marker in zip(names, ("o", "s", "^", "D")):
-        w = np.asarray(weights[name])[order]
-        ax.plot(np.arange(w.size), w, marker, ms=3, label=name, alpha=0.8)
-    if reference is not None:
-        ax.axhline(reference, color="tab:gray", ls="--", lw=1,
-                   label=f"1:{TEMPORAL_WEIGHT:g} fusion (weight {reference:.1f})")
-    ax.set(xlabel=f"class (sorted by {names[0] if names else ''} weight)", ylabel="weight of the spatial stream",
-           ylim=(-0.05, 1.05), title="per-class weights, mean over the 7 cross-fitting folds")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    return _save(fig, path)
-
-
 def cue_attention(cue: Mapping[str, Sequence[float]], uniform: float, path=None):
     """Per test video, the mean CLN coefficient of its segments that see the cue vs the others (paired lines),
     for c^s and c^o, with the uniform share 1/K as a dashed line."""
@@ -429,39 +341,4 @@ def loss_landscape(rows: Sequence[dict], path=None):
     if ax.get_legend_handles_labels()[0]:  # no rows (or none at the truth): an empty panel, no empty legend
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
-
-
-VERDICT_COLOURS = {"holds": "tab:green", "reversed": "tab:red", "not resolved": "tab:gray"}
-
-
-def release_questions(panels: Sequence[dict], path=None):
-    """The fusion questions on released scores (notebook 09): one panel per question, one row per release,
-    dataset and split, the difference A - B of top-1 with its 95% interval, coloured by verdict; pooled
-    (across-splits) rows drawn as diamonds. ``panels``: [{title, entries: [{label, estimate, ci, verdict,
-    pooled}]}] (``release_questions.figure_inputs``)."""
-    ncols = min(3, max(1, len(panels)))
-    nrows = max(1, -(-len(panels) // ncols))
-    height = 0.28 * max([len(p["entries"]) for p in panels] or [1]) + 1.4
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, height * nrows), squeeze=False, sharey=True)
-    for ax in axes.ravel()[len(panels):]:
-        ax.axis("off")
-    for ax, panel in zip(axes.ravel(), panels):
-        entries = panel["entries"]
-        ys = np.arange(len(entries))[::-1]
-        for y, e in zip(ys, entries):
-            est = _num(e.get("estimate"))
-            ci = e.get("ci") or (None, None)
-            err = _error_bars(np.array([est]), [ci[0]], [ci[1]])
-            ax.errorbar([est], [y], xerr=err, fmt="D" if e.get("pooled") else "o", ms=5 if e.get("pooled") else 4,
-                        capsize=3, color=VERDICT_COLOURS.get(e.get("verdict"), "tab:gray"))
-        ax.axvline(0.0, color="black", lw=0.8)
-        ax.set_yticks(ys, [e["label"] for e in entries], fontsize=8)
-        ax.set_title(panel["title"], fontsize=8)
-        ax.set_xlabel("difference of top-1, A - B (95% CI)", fontsize=8)
-        ax.grid(axis="x", alpha=0.3)
-    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=v) for v, c in VERDICT_COLOURS.items()]
-    handles.append(plt.Line2D([], [], color="black", marker="D", ls="", label="splits pooled"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(fig, path)

@@ -30,7 +30,7 @@ import io
 import json
 from pathlib import Path
 
-from htsc_core import stats
+from htsc_core import exact_tests, stats
 from htsc_core.analysis import AWL_ASSIGNMENT, AWL_SUPERSEDED, awl_assignment
 from htsc_core.utils import atomic_write_json, atomic_write_text
 
@@ -166,14 +166,14 @@ def seed_aware_claims(seed_dirs: list[Path], seeds: list[int]) -> Path:
     restatement runs again, ``htsc reproduce --aggregate-only``). Each seed's claims that derive from its
     stored metrics are stated first (:func:`restate_from_metrics`; an extra seed's ``claims.json`` is updated).
     A claim missing from some seed's run (a notebook that failed or was skipped) keeps the main run's record
-    with ``seeds`` = 1. Every record says whether its design can decide it (:func:`stats.flag_decidability`)."""
+    with ``seeds`` = 1. Every record says whether its design can decide it (:func:`exact_tests.flag_decidability`)."""
     if len(seed_dirs) != len(seeds) or len(seeds) < 2:
         raise ValueError(f"seed_aware_claims needs >= 2 seeds, one results folder each; got {seeds}, {seed_dirs}")
     main_dir = Path(seed_dirs[0])
     per_seed = []
     for k, (d, seed) in enumerate(zip(seed_dirs, seeds)):
         own = restate_from_metrics(own_claims(d, seed, main=k == 0), d)
-        own = {name: stats.flag_decidability(c) for name, c in own.items()}
+        own = {name: exact_tests.flag_decidability(c) for name, c in own.items()}
         target = main_dir / "metrics" / f"claims_seed{seed}.json" if k == 0 else Path(d) / "metrics" / "claims.json"
         atomic_write_json(target, list(own.values()))
         per_seed.append(own)
@@ -184,7 +184,7 @@ def seed_aware_claims(seed_dirs: list[Path], seeds: list[int]) -> Path:
             out.append({**first, "seeds": 1})
         else:
             out.append(seed_aware_record(records, seeds))
-    return atomic_write_json(main_dir / "metrics" / "claims.json", [stats.flag_decidability(c) for c in out])
+    return atomic_write_json(main_dir / "metrics" / "claims.json", [exact_tests.flag_decidability(c) for c in out])
 
 
 def _cell(value: float) -> str:

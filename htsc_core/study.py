@@ -20,7 +20,7 @@ from IPython import get_ipython
 from IPython.display import Markdown, display
 from scipy.stats import binomtest
 
-from htsc_core import stats, tables
+from htsc_core import exact_tests, stats, tables
 from htsc_core.analysis import awl_assignment as awl_assignment_record
 from htsc_core.analysis import family_correct, metric
 from htsc_core.config import Config, from_params
@@ -141,7 +141,7 @@ def record(cfg: Config, rec: dict, paper: str = "") -> dict:
     """
     if paper:
         rec = {**rec, "paper": paper}
-    rec = stats.flag_decidability(rec)  # a design that cannot reach p < 0.05 is marked so, with what would decide it
+    rec = exact_tests.flag_decidability(rec)  # a design that cannot reach p < 0.05 is marked so, with what decides it
     if is_main_process():  # under torchrun every rank decides the same verdict; one records it
         stats.record_claim(claims_path(cfg), rec)
     p = f", p={rec['p']:.3g}" if rec.get("p") is not None else ""

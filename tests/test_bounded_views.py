@@ -114,12 +114,12 @@ def _probe(*args: str) -> float:
 
 
 def test_plan_scoring_memory_matches_a_measured_forward():
-    """The plan's live-activation count (:class:`htsc_core.plan.LiveBytes`, on the meta device) against the resident
-    memory a real CPU forward of the same VGG16 adds, at 256 views of 64 px."""
+    """The plan's live-activation count (``plan_passes.LiveBytes``, on the meta device) against the resident memory a
+    real CPU forward of the same VGG16 adds, at 256 views of 64 px."""
     # the CPU side: resident memory (/proc/self/statm) after every layer's forward, less the memory before the forward
     code = ("import os, sys, torch\n"
             "from htsc_core.models.vgg import VGG16\n"
-            "from htsc_core.plan import LiveBytes\n"
+            "from htsc_core.plan_passes import LiveBytes\n"
             "meta = sys.argv[1] == 'meta'\n"
             "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
             "with torch.device('meta' if meta else 'cpu'):\n"

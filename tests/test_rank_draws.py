@@ -15,7 +15,7 @@ from torch.utils.data import RandomSampler
 from htsc_core.config import from_params
 from htsc_core.data.dataset import VideoDataset, make_loader
 from htsc_core.data.registry import load_split
-from htsc_core.train import engine, stages
+from htsc_core.train import distributed, engine, stages
 from htsc_core.train.engine import Trainer, process_seed
 
 
@@ -67,7 +67,8 @@ def test_one_process_loads_as_before_issue_41(one_video, monkeypatch):
 
 def _dropout_masks(tmp_path, rank, monkeypatch):
     """The dropout mask of the first training step of a Trainer at ``rank`` of 2 (its per-epoch seeding)."""
-    monkeypatch.setattr(engine, "rank_and_world", lambda: (rank, 2))
+    for module in (engine, distributed):  # the trainer's seeds and batch plan (train/distributed.py) see rank of 2
+        monkeypatch.setattr(module, "rank_and_world", lambda: (rank, 2))
     torch.manual_seed(0)
     model = nn.Sequential(nn.Dropout(0.5), nn.Linear(64, 1))
     masks = []
