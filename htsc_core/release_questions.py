@@ -13,7 +13,7 @@ On each release, dataset and split (:data:`QUESTIONS`):
 
 each a paired comparison on the same videos (paired bootstrap interval, exact McNemar test, verdict from
 the interval: ``stats.compare_accuracy``). (c) Across a dataset's three splits, one verdict per question
-(``stats.compare_accuracy_pooled``): the estimate is the mean over splits of the per-split difference
+(``replicates.compare_accuracy_pooled``): the estimate is the mean over splits of the per-split difference
 (what papers report as "mean over three splits"), its interval a bootstrap over the test videos of all
 three splits (a video tested in two HMDB51 splits is drawn in both at once), the p-value the exact
 McNemar test on the discordant videos of all three splits together; the verdict comes from the interval,
@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from htsc_core import fusion, metrics, paper, stats
+from htsc_core import fusion, metrics, paper, replicates, stats
 from htsc_core.release_data import ROOT, ReleaseScores, convert
 from htsc_core.release_dmc import DATASETS, SOURCE, SPLITS, STREAMS
 from htsc_core.release_fit import cross_fit
@@ -122,7 +122,7 @@ def pooled_claims(release: str, dataset: str, per_split: Mapping[int, Mapping[st
     splits = sorted(per_split)
     out = []
     for key, (_, a, b) in QUESTIONS.items():
-        rec = stats.compare_accuracy_pooled([per_split[s]["correct"][a] for s in splits],
+        rec = replicates.compare_accuracy_pooled([per_split[s]["correct"][a] for s in splits],
                                             [per_split[s]["correct"][b] for s in splits],
                                             [per_split[s]["video_ids"] for s in splits], kind="greater",
                                             claim=claim_name(release, dataset, POOLED, key), n_boot=n_boot, seed=seed)

@@ -11,7 +11,7 @@ across three seeds (docs/SYNTHETIC.md). So after the runs:
   the seed-aware interval the claims use and each seed's value (the main seed's own tables stay beside them as
   ``<table>_seed<k>.csv``, as its claims stay in ``claims_seed<k>.json``);
 - ``seed_aware_claims`` restates every accuracy and flow claim of the main run from all seeds' records:
-  the mean of the per-seed estimates with :func:`htsc_core.stats.seed_aware_interval` (reseed spread plus
+  the mean of the per-seed estimates with :func:`htsc_core.replicates.seed_aware_interval` (reseed spread plus
   test-set sampling), the verdict from that interval, and ``seeds`` = how many runs it covers. Claims
   over fewer than :data:`htsc_core.stats.MIN_EXACT_N` items keep a verdict only when every seed reached
   it with its own exact test; timing claims (``measure`` "timing": repeated measurements of one build,
@@ -30,7 +30,7 @@ import io
 import json
 from pathlib import Path
 
-from htsc_core import exact_tests, stats
+from htsc_core import exact_tests, replicates, stats
 from htsc_core.analysis import AWL_ASSIGNMENT, AWL_SUPERSEDED, awl_assignment
 from htsc_core.utils import atomic_write_json, atomic_write_text
 
@@ -90,7 +90,7 @@ def seeds_table(seed_dirs: list[Path], seeds: list[int] | None = None) -> Path:
             for col in _value_columns(table, first):
                 vals = [float(t[method][col]) for t in per_seed if method in t and t[method].get(col) not in ("", None)]
                 if vals:
-                    summary = stats.seeds_summary(vals)
+                    summary = replicates.seeds_summary(vals)
                     rows.append(f"{table},{method},{col},{summary['n']},{summary['mean']:.4f},{summary['std']:.4f},"
                                 + " ".join(f"{v:.4f}" for v in vals))
     lines = ["table,method,column,n_seeds,mean,std,values", *rows]
@@ -143,7 +143,7 @@ def seed_aware_record(records: list[dict], seeds: list[int]) -> dict:
     first = records[0]
     estimates = [r["estimate"] for r in records]
     half_widths = [(r["ci"][1] - r["ci"][0]) / 2 for r in records]
-    mean, lo, hi, df = stats.seed_aware_interval(estimates, half_widths)
+    mean, lo, hi, df = replicates.seed_aware_interval(estimates, half_widths)
     verdict = stats.verdict(lo, hi, first["kind"], first.get("margin") or 0.0)
     per_seed = [r["verdict"] for r in records]
     detail = (f"mean over {len(records)} seeds {mean:+.3f} (per seed "
@@ -192,9 +192,9 @@ def _cell(value: float) -> str:
 
 
 def _seed_aware_value(values: list[float], lows: list[float], highs: list[float]) -> tuple[float, float, float]:
-    """Mean over seeds of a top-1 (or mAP) with :func:`stats.seed_aware_interval` from each seed's own interval,
+    """Mean over seeds of a top-1 (or mAP) with :func:`replicates.seed_aware_interval` from each seed's own interval,
     clipped to [0, 1] (a proportion); the interval always contains the mean."""
-    mean, lo, hi, _ = stats.seed_aware_interval(values, [(h - lo_) / 2 for lo_, h in zip(lows, highs)])
+    mean, lo, hi, _ = replicates.seed_aware_interval(values, [(h - lo_) / 2 for lo_, h in zip(lows, highs)])
     return mean, min(max(lo, 0.0), mean), max(min(hi, 1.0), mean)
 
 

@@ -7,19 +7,19 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from htsc_core import fusion, release, release_questions as rq, stats
+from htsc_core import fusion, release, release_questions as rq, replicates, stats
 from htsc_core.release_data import ROOT, ReleaseScores
 
 RESULTS = ROOT / "results" / "hts_release"
 
 
-# ---- stats.pooled_paired_difference / compare_accuracy_pooled
+# ---- replicates.pooled_paired_difference / compare_accuracy_pooled
 
 
 def test_one_stratum_is_the_paired_bootstrap():
     rng = np.random.default_rng(3)
     a, b = rng.random(400) < 0.7, rng.random(400) < 0.6
-    pooled = stats.pooled_paired_difference([a], [b], [[f"v{i}" for i in range(400)]], n_boot=500, seed=4)
+    pooled = replicates.pooled_paired_difference([a], [b], [[f"v{i}" for i in range(400)]], n_boot=500, seed=4)
     plain = stats.paired_difference(np.mean, (a.astype(float),), (b.astype(float),), n_boot=500, seed=4)
     assert pooled == pytest.approx(plain, abs=1e-12)
 
@@ -30,7 +30,7 @@ def test_pooled_estimate_and_exact_p_by_hand():
     a2, b2 = [1, 1, 0, 0], [0, 0, 0, 0]
     a3, b3 = [0, 1, 1], [1, 1, 1]
     names = [[f"s1_{i}" for i in range(6)], [f"s2_{i}" for i in range(4)], [f"s3_{i}" for i in range(3)]]
-    rec = stats.compare_accuracy_pooled([a1, a2, a3], [b1, b2, b3], names, n_boot=300)
+    rec = replicates.compare_accuracy_pooled([a1, a2, a3], [b1, b2, b3], names, n_boot=300)
     assert rec["estimate"] == pytest.approx(((3 - 1) / 6 + 2 / 4 + (0 - 1) / 3) / 3)
     assert rec["per_stratum"] == pytest.approx([2 / 6, 2 / 4, -1 / 3])
     assert rec["p"] == pytest.approx(sps.binomtest(5, 7, 0.5).pvalue)  # 5 of the 7 discordant favour A
@@ -45,9 +45,9 @@ def test_a_video_in_two_strata_is_resampled_as_one():
     a, b = rng.random(300) < 0.7, rng.random(300) < 0.6
     shared = [f"v{i}" for i in range(300)]
     width = lambda r: r[2] - r[1]  # noqa: E731
-    one = stats.pooled_paired_difference([a], [b], [shared], n_boot=1000, seed=1)
-    same = stats.pooled_paired_difference([a, a], [b, b], [shared, shared], n_boot=1000, seed=1)
-    apart = stats.pooled_paired_difference([a, a], [b, b], [shared, [f"w{i}" for i in range(300)]], n_boot=1000,
+    one = replicates.pooled_paired_difference([a], [b], [shared], n_boot=1000, seed=1)
+    same = replicates.pooled_paired_difference([a, a], [b, b], [shared, shared], n_boot=1000, seed=1)
+    apart = replicates.pooled_paired_difference([a, a], [b, b], [shared, [f"w{i}" for i in range(300)]], n_boot=1000,
                                            seed=1)
     assert same == pytest.approx(one)
     assert width(apart) == pytest.approx(width(one) / np.sqrt(2), rel=0.15)
@@ -55,11 +55,11 @@ def test_a_video_in_two_strata_is_resampled_as_one():
 
 def test_pooled_refuses_bad_input():
     with pytest.raises(ValueError, match="one .A, B, names. triple"):
-        stats.pooled_paired_difference([[1]], [], [["a"]])
+        replicates.pooled_paired_difference([[1]], [], [["a"]])
     with pytest.raises(ValueError, match="lists a video twice"):
-        stats.pooled_paired_difference([[1, 0]], [[0, 0]], [["a", "a"]])
+        replicates.pooled_paired_difference([[1, 0]], [[0, 0]], [["a", "a"]])
     with pytest.raises(ValueError, match="stratum 0: 2 and 1 videos"):
-        stats.pooled_paired_difference([[1, 0]], [[0]], [["a", "b"]])
+        replicates.pooled_paired_difference([[1, 0]], [[0]], [["a", "b"]])
 
 
 # ---- the per-split questions on a planted release

@@ -1,21 +1,21 @@
-"""Seed-aware intervals and verdicts (htsc_core.seeds, stats.seed_aware_interval), issue 23."""
+"""Seed-aware intervals and verdicts (htsc_core.seeds, replicates.seed_aware_interval), issue 23."""
 import json
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
-from htsc_core import seeds, stats
+from htsc_core import replicates, seeds
 
 
 def test_seeds_that_agree_give_the_within_run_interval():
-    m, lo, hi, df = stats.seed_aware_interval([0.3, 0.3, 0.3], [0.05, 0.05, 0.05])
+    m, lo, hi, df = replicates.seed_aware_interval([0.3, 0.3, 0.3], [0.05, 0.05, 0.05])
     assert df == float("inf") and (m, lo, hi) == pytest.approx((0.3, 0.25, 0.35))
 
 
 def test_without_test_noise_it_is_the_t_interval_of_the_seeds():
     est = [0.61, 0.52, 0.50]
-    m, lo, hi, df = stats.seed_aware_interval(est, [0.0, 0.0, 0.0])
+    m, lo, hi, df = replicates.seed_aware_interval(est, [0.0, 0.0, 0.0])
     ref = sps.t.interval(0.95, 2, loc=np.mean(est), scale=sps.sem(est))  # scipy's one-sample t interval
     assert df == pytest.approx(2.0) and (lo, hi) == pytest.approx(ref)
 
@@ -26,7 +26,7 @@ def test_hand_computed_welch_satterthwaite():
     se2 = between + within
     df = 2 * se2 ** 2 / between ** 2
     half = sps.t.ppf(0.975, df) * se2 ** 0.5
-    m, lo, hi, got_df = stats.seed_aware_interval([0.1, 0.2, 0.3], [0.05] * 3)
+    m, lo, hi, got_df = replicates.seed_aware_interval([0.1, 0.2, 0.3], [0.05] * 3)
     assert got_df == pytest.approx(df, rel=1e-6) and (lo, hi) == pytest.approx((0.2 - half, 0.2 + half), rel=1e-6)
 
 
@@ -40,7 +40,7 @@ def test_coverage_when_seeds_and_a_shared_test_set_both_vary():
     covered = alone = 0
     for _ in range(sims):
         est = rng.normal(0, sd_b, s) + rng.normal(0, sd_w)
-        _, lo, hi, _ = stats.seed_aware_interval(est, [hw] * s)
+        _, lo, hi, _ = replicates.seed_aware_interval(est, [hw] * s)
         covered += lo <= 0 <= hi
         alone += est[0] - hw <= 0 <= est[0] + hw
     assert covered / sims >= 0.93
@@ -51,7 +51,7 @@ def test_coverage_when_seeds_and_a_shared_test_set_both_vary():
                                  ([0.1, 0.2], [0.1, -0.1])])
 def test_bad_input_is_an_error(bad):
     with pytest.raises(ValueError, match="seed_aware_interval"):
-        stats.seed_aware_interval(*bad)
+        replicates.seed_aware_interval(*bad)
 
 
 def _claim(name, est, ci, verdict, n=360, kind="greater", **extra):
@@ -223,7 +223,7 @@ def test_tables_over_the_seeds_carry_the_mean_the_seed_aware_interval_and_each_s
     with open(dirs[0] / "tables" / "table4.csv") as fh:
         rows = {r["method"]: r for r in csv.DictReader(fh)}
     hts = rows["hts"]
-    m, lo, hi, _ = stats.seed_aware_interval([0.60, 0.70, 0.65], [0.05] * 3)  # the claims' interval
+    m, lo, hi, _ = replicates.seed_aware_interval([0.60, 0.70, 0.65], [0.05] * 3)  # the claims' interval
     assert float(hts["ours"]) == pytest.approx(0.65, abs=1e-4)  # hand: (0.60 + 0.70 + 0.65) / 3
     assert (float(hts["ci_low"]), float(hts["ci_high"])) == pytest.approx((lo, hi), abs=1e-4)
     assert hts["interval"] == "seed-aware" and hts["seeds"] == "3"

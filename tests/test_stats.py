@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from htsc_core import metrics, stats
+from htsc_core import metrics, replicates, stats
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (10, 10), (81, 100), (3063, 3783), (1, 2)])
@@ -165,9 +165,9 @@ def test_ratio_ci():
 
 
 def test_seeds_summary():
-    s = stats.seeds_summary([0.5, 0.7, 0.6])
+    s = replicates.seeds_summary([0.5, 0.7, 0.6])
     assert s == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1), "n": 3}
-    assert stats.seeds_summary([0.4])["std"] == 0.0
+    assert replicates.seeds_summary([0.4])["std"] == 0.0
 
 
 def test_record_claim_appends_and_replaces(tmp_path):
