@@ -116,31 +116,46 @@ def mean_class_accuracy(scores, labels, num_classes: int) -> float:
     return float(np.mean(np.diag(cm)[present] / support[present]))
 
 
-def average_precision(scores, positives) -> float:
-    """Non-interpolated average precision of one class over n videos.
+def average_precisions(scores, positives) -> np.ndarray:
+    """Non-interpolated average precision of every class (column) over n videos: (M,), NaN for a class with no
+    positive.
 
     AP = sum over distinct score thresholds t (descending) of (R_t - R_{t-1}) * P_t,
     i.e. the mean of the precision at the rank of each positive when scores are all
     distinct. Tied scores form one threshold (the whole tie block is taken
     together), as in scikit-learn's ``average_precision_score``, so the result does
-    not depend on the order of tied videos. Raises if there is no positive.
+    not depend on the order of tied videos. Equivalently, every positive counts the precision at the end of its
+    tie block, which is how the columns are computed together (one sort; the bootstrap of a THUMOS14 mAP calls
+    this thousands of times).
     """
+    s = np.asarray(scores, dtype=np.float64)
+    pos = np.asarray(positives).astype(bool)
+    if s.shape != pos.shape or s.ndim != 2:
+        raise ValueError(f"metrics.py: scores {s.shape} and positives {pos.shape} differ or are not (n, M)")
+    n = s.shape[0]
+    order = np.argsort(-s, axis=0, kind="stable")
+    s, pos = np.take_along_axis(s, order, 0), np.take_along_axis(pos, order, 0)
+    tp = np.cumsum(pos, axis=0)
+    rank = np.arange(n)[:, None]
+    # the last row of every block of equal scores (a distinct threshold), then for every row its block's last row
+    block_end = np.where(np.r_[s[1:] != s[:-1], np.ones((1, s.shape[1]), dtype=bool)], rank, n)
+    end = np.minimum.accumulate(block_end[::-1], axis=0)[::-1]
+    precision_at_end = np.take_along_axis(tp, end, 0) / (end + 1)
+    n_pos = pos.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_pos > 0, (precision_at_end * pos).sum(axis=0) / n_pos, np.nan)
+
+
+def average_precision(scores, positives) -> float:
+    """Non-interpolated average precision of one class over n videos (:func:`average_precisions`, one column).
+    Raises if there is no positive."""
     s = np.asarray(scores, dtype=np.float64).ravel()
     pos = np.asarray(positives).astype(bool).ravel()
     if s.shape != pos.shape:
         raise ValueError(f"metrics.py: scores {s.shape} and positives {pos.shape} differ in length")
-    n_pos = int(pos.sum())
-    if n_pos == 0:
+    if not pos.any():
         raise ValueError("metrics.py: average precision is undefined for a class with no positives")
-    order = np.argsort(-s, kind="stable")
-    s, pos = s[order], pos[order]
-    tp = np.cumsum(pos)
-    # last index of every block of equal scores = the distinct thresholds
-    last = np.r_[np.nonzero(np.diff(s))[0], s.size - 1]
-    tp_t = tp[last]
-    precision = tp_t / (last + 1)
-    recall_gain = np.diff(np.r_[0, tp_t]) / n_pos
-    return float(np.sum(recall_gain * precision))
+    return float(average_precisions(s[:, None], pos[:, None])[0])
 
 
 def mean_average_precision(scores, multi_hot) -> float:
@@ -152,10 +167,10 @@ def mean_average_precision(scores, multi_hot) -> float:
     s = _scores(scores)
     n, m = s.shape
     y = _as_multi_hot(multi_hot, n, m)
-    aps = [average_precision(s[:, a], y[:, a]) for a in range(m) if y[:, a].any()]
-    if not aps:
+    present = y.any(axis=0)
+    if not present.any():
         raise ValueError("metrics.py: no class has a positive video; mAP is undefined")
-    return float(np.mean(aps))
+    return float(np.mean(average_precisions(s[:, present], y[:, present])))
 
 
 def per_family_accuracy(scores, labels, class_names: Sequence[str],

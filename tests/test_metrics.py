@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from htsc_core.metrics import (average_precision, confusion, mean_average_precision, mean_class_accuracy,
+from htsc_core.metrics import (average_precision, average_precisions, confusion, mean_average_precision, mean_class_accuracy,
                                per_family_accuracy, softmax_np, top1)
 
 # 6 videos, 3 classes; predictions: 0, 1, 1, 2, 2, 0
@@ -82,6 +82,35 @@ def test_map_matches_independent_reference(seed):
     mh[:, 5] = 0  # a class without positives is excluded
     ref = np.mean([_ap_reference(scores[:, a], mh[:, a]) for a in range(5)])
     assert mean_average_precision(scores, mh) == pytest.approx(ref, rel=1e-12)
+
+
+def _ap_by_thresholds(scores, pos):
+    """Independent AP with ties: at every distinct score t (descending), precision and recall of "score >= t"."""
+    pos = np.asarray(pos, dtype=bool)
+    ap, prev_recall = 0.0, 0.0
+    for t in sorted(set(scores.tolist()), reverse=True):
+        taken = scores >= t
+        recall = (pos & taken).sum() / pos.sum()
+        ap += (recall - prev_recall) * (pos & taken).sum() / taken.sum()
+        prev_recall = recall
+    return ap
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_column_at_once_matches_thresholds_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n, m = 40, 7
+    scores = np.round(rng.random((n, m)), 1)  # one decimal: many ties, within and across positives and negatives
+    mh = rng.random((n, m)) < 0.3
+    mh[:, 6] = False  # no positive: NaN, and left out of the mAP
+    mh[0, 0] = True
+    aps = average_precisions(scores, mh)
+    ref = [_ap_by_thresholds(scores[:, a], mh[:, a]) for a in range(6)]
+    assert aps[:6] == pytest.approx(ref, rel=1e-12) and np.isnan(aps[6])
+    assert mean_average_precision(scores, mh.astype(int)) == pytest.approx(np.mean(ref), rel=1e-12)
+    # the result does not depend on the order of the videos (tie blocks are taken whole)
+    perm = rng.permutation(n)
+    assert average_precisions(scores[perm], mh[perm])[:6] == pytest.approx(aps[:6], rel=1e-12)
 
 
 def test_map_with_index_labels_and_perfect_scores():
