@@ -48,30 +48,34 @@ def _tiny(size=32, **kw):
     return benchmark_resolution(size, **{**args, **kw})
 
 
-def test_set_bench_repeats_fix_the_rounds_and_the_default_adapts():
+def test_the_ratio_rounds_are_fixed_by_the_config():
     assert t5.default_repeats(from_params(profile="default")) == 5  # stats.MIN_TIMINGS
-    assert t5.default_max_repeats(from_params(profile="default")) == 30
-    assert t5.default_max_repeats(from_params(profile="smoke")) == 10
-    # a dry run (bench_repeats=1): one round, no HTS / HTSC rounds chasing an interval one round cannot have
+    assert t5.default_ratio_rounds(from_params(profile="default")) == 20
+    assert t5.default_ratio_rounds(from_params(profile="smoke")) == 10
+    assert t5.default_ratio_rounds(from_params(profile="default", bench_ratio_rounds=12)) == 12
+    # a dry run (bench_repeats=1): one round, no HTS / HTSC rounds for an interval one round cannot have
     one = from_params(profile="paper", bench_repeats=1)
-    assert t5.default_repeats(one) == t5.default_max_repeats(one) == 1
-    assert t5.default_max_repeats(from_params(profile="default", bench_repeats=8)) == 8
+    assert t5.default_repeats(one) == t5.default_ratio_rounds(one) == 1
+    assert t5.default_ratio_rounds(from_params(profile="default", bench_repeats=8)) == 8
+    with pytest.raises(ValueError, match="bench_ratio_rounds"):
+        from_params(profile="default", bench_ratio_rounds=-1)
 
 
-def test_adaptive_rounds_run_until_resolved_or_the_cap():
-    never = _tiny(max_repeats=7, ratio_tolerance=1e-12)  # no real timing is that tight: runs to the cap
+def test_the_ratio_rounds_run_to_their_number_whatever_the_interval():
+    never = _tiny(ratio_rounds=7, ratio_tolerance=1e-12)  # no real timing is that tight: not resolved
     fps = {r["method"]: r["fps_repeats"] for r in never["rows"]}
     assert len(fps["two_stream"]) == len(fps["tsn_rgb_diff"]) == 5  # the extra rounds are HTS / HTSC only
     assert len(fps["hts"]) == len(fps["htsc"]) == 7
     r = never["htsc_over_hts"]
-    assert r["rounds"] == 7 and not r["resolved"] and r["tolerance"] == 1e-12
+    assert r["rounds"] == r["n"] == 7 and not r["resolved"] and r["tolerance"] == 1e-12
     assert r["estimate"] == pytest.approx(np.median(fps["htsc"]) / np.median(fps["hts"]))
     assert r["ci_low"] <= r["estimate"] <= r["ci_high"]
-    easy = _tiny(max_repeats=7, ratio_tolerance=10.0)
-    assert easy["htsc_over_hts"]["rounds"] == 5 and easy["htsc_over_hts"]["resolved"]
-    assert all(len(row["fps_repeats"]) == 5 for row in easy["rows"])
-    with pytest.raises(ValueError, match="max_repeats"):
-        _tiny(max_repeats=3)
+    # an interval resolved early does not stop the rounds: the benchmark's time does not depend on its timings
+    easy = _tiny(ratio_rounds=7, ratio_tolerance=10.0)
+    assert easy["htsc_over_hts"]["rounds"] == 7 and easy["htsc_over_hts"]["resolved"]
+    assert [len(row["fps_repeats"]) for row in easy["rows"] if row["method"] in ("hts", "htsc")] == [7, 7]
+    with pytest.raises(ValueError, match="ratio_rounds"):
+        _tiny(ratio_rounds=3)
 
     # two-stream fusion is charged the same round's two-stream flow stage (share_flow), step by step
     step = {(x["method"], x["step"]): x["seconds_per_video"] for x in never["steps"]}
@@ -108,7 +112,7 @@ def test_networks_run_under_autocast_iff_the_policy_says_bf16(tmp_path, monkeypa
 
     handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
     try:
-        res = t5.table5_benchmark(smoke_cfg(tmp_path), repeats=5, max_repeats=5, threads=1)
+        res = t5.table5_benchmark(smoke_cfg(tmp_path), repeats=5, ratio_rounds=5, threads=1)
     finally:
         handle.remove()
     # TCLSTA's heads run in fp32 as they are scored (train/tclsta.py, on the cached conv5 maps), like the CLN
@@ -147,7 +151,7 @@ def test_paper_size_run_uses_l11_and_records_it(tmp_path, monkeypatch):
 
     def shrunk(size, **kw):
         calls.append({"size": size, **kw})
-        run = real(32, **{**kw, "vgg_width": 1 / 16, "motion_width": 1 / 16, "max_repeats": kw["repeats"]})
+        run = real(32, **{**kw, "vgg_width": 1 / 16, "motion_width": 1 / 16, "ratio_rounds": kw["repeats"]})
         return {**run, "resolution": size}
 
     def fake_efficiency(num_classes, stack_length, size, *args, precision=None):

@@ -123,7 +123,7 @@ def test_paper_profile_dry_run(big_tmp_path):
     assert len(flow_videos) == 3  # one train, one val, one test video
     table5 = json.loads((results / "metrics" / "bench_table5.json").read_text())["metrics"]
     assert [r["resolution"] for r in table5["runs"]] == [224, 224]
-    assert table5["htsc_over_hts"][0]["rounds"] == 1  # bench_repeats=1: one round, no adaptive ones
+    assert table5["htsc_over_hts"][0]["rounds"] == 1  # bench_repeats=1: one round, no extra HTS / HTSC ones
     # resume: `htsc train spatial` with the run's own config loads the paper-sized last.pt (model and SGD state)
     # into a fresh paper-width VGG16, finds the epoch done and neither trains nor rewrites it
     before = (runs / "spatial" / "last.pt").stat()

@@ -1,6 +1,6 @@
 """``htsc bench``: the efficiency benchmarks (paper section 4.4, Table 5; docs/DESIGN.md section 7).
 
-    htsc bench table5   [--profile P] [--resolutions 128,224] [--repeats N] [--max-repeats N] [--threads N]
+    htsc bench table5   [--profile P] [--resolutions 128,224] [--repeats N] [--ratio-rounds N] [--threads N]
                         [--compile] [--out DIR]
     htsc bench data     [--profile P] [--data-root ROOT] [--out DIR]
     htsc bench scaling  [--profile P] [--data-root ROOT] [--out DIR]
@@ -55,9 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="paper-width resolutions besides the profile's (comma-separated multiples of 32, 'none' "
                         "for none; default: none for smoke, else the profile size,128,224)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per figure (default by profile)")
-    p.add_argument("--max-repeats", type=int, default=None,
-                   help="`table5`: at most this many HTS / HTSC rounds while the interval of their ratio is wider "
-                        "than +-5%% (default: 10 for smoke, else 30)")
+    p.add_argument("--ratio-rounds", type=int, default=None,
+                   help="`table5`: HTS / HTSC rounds in all, a fixed number (default: config bench_ratio_rounds; "
+                        "0 = 10 for smoke, else 20)")
     p.add_argument("--videos", type=int, default=1, help="videos per batch in the Table 5 pipelines")
     p.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: torch's)")
     p.add_argument("--num-workers", type=int, default=None, help="loader workers for `data` (default: profile's)")
@@ -118,7 +118,7 @@ def command(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.what in ("table5", "all"):
         res = table5_benchmark(cfg, args.resolutions, args.repeats, videos=args.videos, threads=args.threads,
-                               try_compile=args.compile, out=args.out, max_repeats=args.max_repeats)
+                               try_compile=args.compile, out=args.out, ratio_rounds=args.ratio_rounds)
         _print_table5(res)
     if args.what in ("data", "all"):
         res = data_benchmark(cfg, repeats=args.repeats, out=args.out, num_workers=args.num_workers)

@@ -27,8 +27,8 @@ the model evaluation runs for Tables 3-4, so the benchmark times what the evalua
 
 The clips are synthesised (:func:`make_clips`: a photograph panned by a camera, with a moving object), so
 TV-L1 and the JPEG flow files get realistic work; :func:`benchmark_resolution` interleaves the pipelines
-over the repeats so machine noise hits every method alike, then adds interleaved HTS / HTSC rounds until
-the ratio HTSC / HTS is resolved (:func:`resolve_ratio`).
+over the repeats so machine noise hits every method alike, then adds interleaved HTS / HTSC rounds up to a
+fixed number, and records the interval of HTSC / HTS they give (:func:`resolve_ratio`).
 
 Every network runs under the precision policy that scoring uses (``precision``: bf16 autocast where the
 CPU computes bf16 natively, fp32 elsewhere; train/scores.py, tables.py); the CLN leaves autocast and runs in
@@ -260,25 +260,26 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
                          motion_width: float, vgg_batch_norm: bool, cln_hidden: int, cln_rounds: int,
                          repeats: int, videos: int, threads: int, device: torch.device, seed: int = 0,
                          label: str = "", rgbdiff_length: int = 5, precision: Precision | None = None,
-                         max_repeats: int | None = None, ratio_tolerance: float = RATIO_TOLERANCE,
+                         ratio_rounds: int | None = None, ratio_tolerance: float = RATIO_TOLERANCE,
                          share_flow: bool = True, tvl1_params: dict | None = None, tclsta_attention: int = 64,
                          tclsta_lstm: int = 64) -> dict:
     """Time the pipelines of :data:`METHODS` at one resolution (interleaved per repeat, after one warm-up each).
 
     After ``repeats`` rounds of every pipeline, rounds of HTS and HTSC alone (interleaved, order alternating)
-    are added until the interval of HTSC / HTS is within ``ratio_tolerance`` of its estimate or
-    ``max_repeats`` rounds of them were run (default: ``repeats``, no extra round); ``htsc_over_hts`` records
-    the interval reached and whether it is resolved. Networks run under ``precision`` (None: fp32).
+    are added until ``ratio_rounds`` rounds of them were run (default: ``repeats``, no extra round), a fixed
+    number whatever the timings (issue 40); ``htsc_over_hts`` records the interval of HTSC / HTS they gave and
+    whether it is within ``ratio_tolerance`` of its estimate (``resolved``). Networks run under ``precision``
+    (None: fp32).
     ``tvl1_params``: OpenCV Dual TV-L1 settings (``cfg.tvl1_preset``; None = the library's defaults).
     ``share_flow``: two-stream fusion and TCLSTA take the flow two-stream computed, stored and read back in the
     same round (the same work on the same clips) and are charged that round's flow-stage seconds, rather than computing
     TV-L1 a second time (at 224 px, L = 11, TV-L1 is most of a round); False runs its own flow stage.
     """
-    max_repeats = repeats if max_repeats is None else int(max_repeats)
+    ratio_rounds = repeats if ratio_rounds is None else int(ratio_rounds)
     if repeats < 1 or videos < 1:
         raise ValueError(f"repeats={repeats}, videos={videos}; expected >= 1")
-    if max_repeats < repeats:
-        raise ValueError(f"max_repeats={max_repeats} < repeats={repeats}")
+    if ratio_rounds < repeats:
+        raise ValueError(f"ratio_rounds={ratio_rounds} < repeats={repeats}")
     if size % 32:
         raise ValueError(f"resolution {size} must be a multiple of 32 (MotionNet downsamples by 32)")
     clips = make_clips(videos, segments, stack_length, size, seed)
@@ -336,13 +337,11 @@ def benchmark_resolution(size: int, *, segments: int, stack_length: int, num_cla
             for m in METHODS:  # interleaved, so machine noise hits every method alike
                 record(m, rep)
         fps_of = lambda m: [videos * frames_per_video / t for t in totals[m]]  # noqa: E731
-        rounds = repeats
+        for rnd in range(repeats, ratio_rounds):  # a fixed number: the time is chosen, the interval measured
+            for m in (("hts", "htsc") if rnd % 2 else ("htsc", "hts")):  # alternate which runs first
+                record(m, rnd)
+        rounds = ratio_rounds
         ratio = resolve_ratio(fps_of("htsc"), fps_of("hts"), ratio_tolerance, seed)
-        while not ratio["resolved"] and rounds < max_repeats:
-            for m in (("hts", "htsc") if rounds % 2 else ("htsc", "hts")):  # alternate which runs first
-                record(m, rounds)
-            rounds += 1
-            ratio = resolve_ratio(fps_of("htsc"), fps_of("hts"), ratio_tolerance, seed)
     ratio["rounds"] = rounds
     rows, step_rows = [], []
     for m in METHODS:
