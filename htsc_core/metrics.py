@@ -117,8 +117,8 @@ def mean_class_accuracy(scores, labels, num_classes: int) -> float:
 
 
 def average_precisions(scores, positives) -> np.ndarray:
-    """Non-interpolated average precision of every class (column) over n videos: (M,), NaN for a class with no
-    positive.
+    """Non-interpolated average precision of every class (column) over n videos: (..., n, M) -> (..., M), NaN for
+    a class with no positive; leading axes (bootstrap resamples) are independent sets of videos.
 
     AP = sum over distinct score thresholds t (descending) of (R_t - R_{t-1}) * P_t,
     i.e. the mean of the precision at the rank of each positive when scores are all
@@ -130,20 +130,21 @@ def average_precisions(scores, positives) -> np.ndarray:
     """
     s = np.asarray(scores, dtype=np.float64)
     pos = np.asarray(positives).astype(bool)
-    if s.shape != pos.shape or s.ndim != 2:
-        raise ValueError(f"metrics.py: scores {s.shape} and positives {pos.shape} differ or are not (n, M)")
-    n = s.shape[0]
-    order = np.argsort(-s, axis=0, kind="stable")
-    s, pos = np.take_along_axis(s, order, 0), np.take_along_axis(pos, order, 0)
-    tp = np.cumsum(pos, axis=0)
+    if s.shape != pos.shape or s.ndim < 2:
+        raise ValueError(f"metrics.py: scores {s.shape} and positives {pos.shape} differ or are not (..., n, M)")
+    n = s.shape[-2]
+    order = np.argsort(-s, axis=-2, kind="stable")
+    s, pos = np.take_along_axis(s, order, -2), np.take_along_axis(pos, order, -2)
+    tp = np.cumsum(pos, axis=-2)
     rank = np.arange(n)[:, None]
     # the last row of every block of equal scores (a distinct threshold), then for every row its block's last row
-    block_end = np.where(np.r_[s[1:] != s[:-1], np.ones((1, s.shape[1]), dtype=bool)], rank, n)
-    end = np.minimum.accumulate(block_end[::-1], axis=0)[::-1]
-    precision_at_end = np.take_along_axis(tp, end, 0) / (end + 1)
-    n_pos = pos.sum(axis=0)
+    last = np.ones((*s.shape[:-2], 1, s.shape[-1]), dtype=bool)
+    block_end = np.where(np.concatenate([s[..., 1:, :] != s[..., :-1, :], last], axis=-2), rank, n)
+    end = np.flip(np.minimum.accumulate(np.flip(block_end, -2), axis=-2), -2)
+    precision_at_end = np.take_along_axis(tp, end, -2) / (end + 1)
+    n_pos = pos.sum(axis=-2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_pos > 0, (precision_at_end * pos).sum(axis=0) / n_pos, np.nan)
+        return np.where(n_pos > 0, (precision_at_end * pos).sum(axis=-2) / n_pos, np.nan)
 
 
 def average_precision(scores, positives) -> float:
@@ -171,6 +172,16 @@ def mean_average_precision(scores, multi_hot) -> float:
     if not present.any():
         raise ValueError("metrics.py: no class has a positive video; mAP is undefined")
     return float(np.mean(average_precisions(s[:, present], y[:, present])))
+
+
+def mean_average_precisions(scores, multi_hot) -> np.ndarray:
+    """:func:`mean_average_precision` of many sets of videos at once: scores and 0/1 ``multi_hot`` (B, n, M) ->
+    (B,), each the mean over the classes with a positive in that set (the bootstrap's resamples, stats.py)."""
+    aps = average_precisions(scores, multi_hot)
+    present = ~np.isnan(aps)
+    if not present.any(axis=-1).all():
+        raise ValueError("metrics.py: no class has a positive video; mAP is undefined")
+    return np.where(present, aps, 0.0).sum(axis=-1) / present.sum(axis=-1)
 
 
 def per_family_accuracy(scores, labels, class_names: Sequence[str],

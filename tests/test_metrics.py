@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from htsc_core.metrics import (average_precision, average_precisions, confusion, mean_average_precision, mean_class_accuracy,
-                               per_family_accuracy, softmax_np, top1)
+from htsc_core.metrics import (average_precision, average_precisions, confusion, mean_average_precision,
+                               mean_class_accuracy, per_family_accuracy, softmax_np, top1)
 
 # 6 videos, 3 classes; predictions: 0, 1, 1, 2, 2, 0
 SCORES = np.array([

@@ -184,3 +184,33 @@ def test_record_claim_appends_and_replaces(tmp_path):
         stats.record_claim(path, {"claim": "x"})
     with pytest.raises(ValueError, match="verdict"):
         stats.claim_record("x", "d", "maybe", 0, (0, 0))
+
+
+@pytest.mark.parametrize("multi_label", [True, False])
+def test_a_batched_metric_gives_the_resample_by_resample_intervals(multi_label):
+    """analysis.metric's fast path (all resamples in one sort, ``metric.batched``) against the same metric called
+    once per resample (a plain function has no ``batched``): the same intervals, classes missing from a resample
+    left out of its mAP in both."""
+    from htsc_core.analysis import metric
+
+    rng = np.random.default_rng(3)
+    n, m = 12, 5
+    scores_a, scores_b = np.round(rng.random((n, m)), 1), np.round(rng.random((n, m)), 1)  # ties
+    if multi_label:
+        labels = rng.random((n, m)) < 0.25
+        labels[np.arange(n), rng.integers(0, m, n)] = True  # every video has a class; some classes are rare
+        labels = labels.astype(int)
+    else:
+        labels = rng.integers(0, m, n)
+
+    def one_at_a_time(scores, y):
+        return metric(scores, y)
+
+    assert hasattr(metric, "batched") and not hasattr(one_at_a_time, "batched")
+    fast = stats.bootstrap_ci(metric, scores_a, labels, n_boot=300, seed=5)
+    slow = stats.bootstrap_ci(one_at_a_time, scores_a, labels, n_boot=300, seed=5)
+    assert fast == pytest.approx(slow, rel=1e-12)
+    fast = stats.paired_difference(metric, (scores_a, labels), (scores_b, labels), n_boot=300, seed=5)
+    slow = stats.paired_difference(one_at_a_time, (scores_a, labels), (scores_b, labels), n_boot=300, seed=5)
+    assert fast == pytest.approx(slow, rel=1e-12, abs=1e-15)
+    assert slow[1] < slow[2]  # a real interval, not a degenerate one that any two paths share
