@@ -8,6 +8,7 @@ README's results section is regenerated from the tables.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -19,7 +20,10 @@ from htsc_core.cli_args import parse_overrides
 from htsc_core.config import DATASETS, PROFILES, from_params
 from htsc_core.data.synthetic import generate
 from htsc_core.report import update_readme
+from htsc_core.train.distributed import GROUP_ENV
 from htsc_core.utils import atomic_write_text, atomic_write_json, git_commit
+
+_GROUPS = itertools.count()  # process groups made by this launch, one per notebook run (GROUP_ENV)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -130,8 +134,12 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
         # executed copy is the result, the others' go beside the runs
         out = results_dir / nb.name if rank == 0 else Path(runs_dir) / f"notebooks-rank{rank}" / nb.name
         out.parent.mkdir(parents=True, exist_ok=True)
+        # each notebook's kernels make a process group of their own on the launch's store: keys apart (one name per
+        # notebook run, the same on every rank), or the second group would read the first one's addresses
+        os.environ[GROUP_ENV] = f"seed{seed}-{next(_GROUPS)}-{nb.stem}"
         t0 = time.time()
-        print(f"[{time.time() - started:7.1f}s] {nb.name} ...", flush=True)
+        if rank == 0:
+            print(f"[{time.time() - started:7.1f}s] {nb.name} ...", flush=True)
         try:  # run from the project root, so every path in the parameters is root-relative
             parameters = _declared(nb, {**params, **_extra_parameters(nb, profile, results_dir)})
             pm.execute_notebook(str(nb), str(out), parameters=parameters,
@@ -144,7 +152,8 @@ def reproduce(dataset: str, data_root: str, profile: str, results_dir: Path, run
         if rank == 0:
             _to_html(out)
         timings[nb.name] = round(time.time() - t0, 1)
-        print(f"[{time.time() - started:7.1f}s] {nb.name} done in {timings[nb.name]}s", flush=True)
+        if rank == 0:
+            print(f"[{time.time() - started:7.1f}s] {nb.name} done in {timings[nb.name]}s", flush=True)
     if rank != 0:  # rank 0 writes the record and the README
         return 0
     record_path = results_dir / "metrics" / "reproduce.json"

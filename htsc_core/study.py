@@ -27,7 +27,7 @@ from htsc_core.config import Config, from_params
 from htsc_core.utils import (atomic_write_json, atomic_write_text, progress_disabled, resolve_device, run_metadata,
                              seed_everything)
 from htsc_core.utils import fmt_table  # noqa: F401 - the notebooks print tables with study.fmt_table
-from htsc_core.train.engine import init_distributed, is_main_process
+from htsc_core.train.engine import barrier, init_distributed, is_main_process
 from htsc_core.train.stages import run_dir, train
 
 
@@ -83,10 +83,10 @@ def figure_path(cfg: Config, name: str) -> Path:
 def write_metrics(cfg: Config, name: str, metrics: dict) -> Path:
     """``<results_dir>/metrics/<name>.json``: the numbers plus what made them (rank 0 writes, under torchrun)."""
     path = Path(cfg.results_dir) / "metrics" / f"{name}.json"
-    if not is_main_process():
-        return path
-    return atomic_write_json(Path(cfg.results_dir) / "metrics" / f"{name}.json",
-                             {"metrics": metrics, "meta": run_metadata(cfg)})
+    if is_main_process():
+        atomic_write_json(path, {"metrics": metrics, "meta": run_metadata(cfg)})
+    barrier()  # under torchrun the other ranks may read it next
+    return path
 
 
 def read_metrics(cfg: Config, name: str) -> dict:
@@ -104,7 +104,10 @@ def write_table(cfg: Config, name: str, rows: Sequence[dict], columns: Sequence[
     for row in rows:
         writer.writerow({c: _fmt(row.get(c, "")) for c in columns})
     path = Path(cfg.results_dir) / "tables" / f"{name}.csv"
-    return atomic_write_text(path, buf.getvalue()) if is_main_process() else path
+    if is_main_process():
+        atomic_write_text(path, buf.getvalue())
+    barrier()  # under torchrun the other ranks may read it next
+    return path
 
 
 def _fmt(value: Any) -> Any:
@@ -144,6 +147,7 @@ def record(cfg: Config, rec: dict, paper: str = "") -> dict:
     rec = exact_tests.flag_decidability(rec)  # a design that cannot reach p < 0.05 is marked so, with what decides it
     if is_main_process():  # under torchrun every rank decides the same verdict; one records it
         stats.record_claim(claims_path(cfg), rec)
+    barrier()
     p = f", p={rec['p']:.3g}" if rec.get("p") is not None else ""
     print(f"[{rec['verdict'].upper()}] {rec['claim']}: {rec['detail']} "
           f"(estimate {rec['estimate']:+.3f}, {_ci_text(rec)}{p}, n={rec['n']})"

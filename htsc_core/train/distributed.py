@@ -20,12 +20,35 @@ def is_main_process() -> bool:
     return not is_distributed() or dist.get_rank() == 0
 
 
+GROUP_ENV = "HTSC_PROCESS_GROUP"  # names one of several process groups made in turn under one torchrun launch
+
+
+def _group_store(name: str) -> dist.Store:
+    """The launch's key-value store (torchrun's on MASTER_ADDR:MASTER_PORT) under the prefix ``name``.
+
+    ``htsc reproduce`` under torchrun runs every notebook in a kernel of its own on every rank, each kernel a new
+    process group on the same store: without a prefix per group the second one reads the first one's (gone)
+    addresses and never connects (found running ``torchrun ... reproduce``: notebook 01 hung after 00)."""
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"  # torchrun hosts the store
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=rank == 0 and not agent_store)
+    return dist.PrefixStore(f"htsc/{name}/", store)
+
+
 def init_distributed(device: torch.device) -> bool:
-    """Initialise DDP when launched by ``torchrun`` (WORLD_SIZE > 1): NCCL on GPUs, gloo on the CPU."""
+    """Initialise DDP when launched by ``torchrun`` (WORLD_SIZE > 1): NCCL on GPUs, gloo on the CPU. With
+    :data:`GROUP_ENV` set (by ``htsc reproduce``, one name per notebook), the group keeps its keys apart from the
+    launch's other groups (:func:`_group_store`)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or is_distributed():
         return is_distributed()
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend)
+    name = os.environ.get(GROUP_ENV)
+    if name:
+        dist.init_process_group(backend=backend, store=_group_store(name), rank=int(os.environ["RANK"]),
+                                world_size=int(os.environ["WORLD_SIZE"]))
+    else:
+        dist.init_process_group(backend=backend)
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     return True

@@ -41,7 +41,7 @@ from htsc_core.models.vgg import require_pretrained
 from htsc_core.models.views import as_float, in_chunks
 from htsc_core.train.cln import train_cln
 from htsc_core.train.tclsta import train_tclsta
-from htsc_core.train.engine import (ShardSampler, Trainer, batch_plan, init_distributed, is_main_process,
+from htsc_core.train.engine import (ShardSampler, Trainer, barrier, batch_plan, init_distributed, is_main_process,
                                     process_seed, rank_and_world, shutdown_distributed)
 from htsc_core.utils import resolve_device
 from htsc_core.train.streams import (MODALITY, build_stream, classification_loss, clip_config, consensus, correct_count,
@@ -256,7 +256,9 @@ def train(cfg: Config, stage: str, resume: bool = True, device: str | None = Non
     # extraction) are sharded from the first stage on, not only once the Trainer starts
     init_distributed(resolve_device(device or cfg.device))
     with test_split_sealed(f"training of the {stage!r} stage"):
-        return _train(cfg, stage, resume, device)
+        out = _train(cfg, stage, resume, device)
+    barrier()  # under torchrun: rank 0's log and checkpoints are on disk before any rank reads them
+    return out
 
 
 def _train(cfg: Config, stage: str, resume: bool, device: str | None) -> Path:
