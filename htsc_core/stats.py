@@ -160,19 +160,16 @@ def _resamples(n: int, n_boot: int, seed: int):
 RESAMPLED_ELEMENTS = 1 << 22  # a batched metric gets this many array elements a call (32 MB of float64)
 
 
-def _resampled_values(metric: Callable[..., float], arrays: Sequence[np.ndarray], n: int, n_boot: int,
-                      seed: int) -> np.ndarray:
-    """``metric`` on each of the bootstrap's resamples (:func:`_resamples`, fixed by ``seed``). A metric with a
+def _resampled_values(metric: Callable[..., float], arrays: Sequence[np.ndarray], resamples: np.ndarray) -> np.ndarray:
+    """``metric`` on each row of ``resamples`` (video indices, (n_boot, n): :func:`_resamples`). A metric with a
     ``batched`` attribute (arrays with a leading resample axis -> one value per resample; analysis.metric's mAP)
-    takes the same resamples in chunks of :data:`RESAMPLED_ELEMENTS`: one sort per chunk, not per resample."""
+    takes them in chunks of :data:`RESAMPLED_ELEMENTS`: one sort per chunk, not per resample."""
     batched = getattr(metric, "batched", None)
     if batched is None:
-        return np.array([float(metric(*(a[idx] for a in arrays))) for idx in _resamples(n, n_boot, seed)],
-                        dtype=float)
-    idx = np.stack(list(_resamples(n, n_boot, seed)))
+        return np.array([float(metric(*(a[idx] for a in arrays))) for idx in resamples], dtype=float)
     chunk = max(1, RESAMPLED_ELEMENTS // max(1, sum(a.size for a in arrays)))
-    return np.concatenate([np.asarray(batched(*(a[idx[i:i + chunk]] for a in arrays)), dtype=float)
-                           for i in range(0, n_boot, chunk)])
+    return np.concatenate([np.asarray(batched(*(a[resamples[i:i + chunk]] for a in arrays)), dtype=float)
+                           for i in range(0, len(resamples), chunk)])
 
 
 def bootstrap_ci(metric: Callable[..., float], *arrays, n_boot: int = 2000, level: float = 0.95,
@@ -188,7 +185,7 @@ def bootstrap_ci(metric: Callable[..., float], *arrays, n_boot: int = 2000, leve
     arrs, n = _rows(arrays, "bootstrap_ci")
     _check_level(level)
     estimate = float(metric(*arrs))
-    values = _resampled_values(metric, arrs, n, n_boot, seed)
+    values = _resampled_values(metric, arrs, np.stack(list(_resamples(n, n_boot, seed))))
     lo, hi = enclose(estimate, *_percentiles(values, level))
     return estimate, lo, hi
 
@@ -211,8 +208,8 @@ def paired_difference(metric: Callable[..., float], arrays_a: Sequence[Any], arr
         raise ValueError(f"stats.py: paired_difference: A has {n} videos, B has {n_b}; pairing needs the same videos")
     _check_level(level)
     estimate = float(metric(*a)) - float(metric_b(*b))
-    # the same resamples (one seed) for A and B: paired
-    values = _resampled_values(metric, a, n, n_boot, seed) - _resampled_values(metric_b, b, n, n_boot, seed)
+    resamples = np.stack(list(_resamples(n, n_boot, seed)))  # the same videos for A and B: paired
+    values = _resampled_values(metric, a, resamples) - _resampled_values(metric_b, b, resamples)
     lo, hi = enclose(estimate, *_percentiles(values, level))
     return estimate, lo, hi
 

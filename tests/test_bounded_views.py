@@ -5,7 +5,6 @@ from disk a batch at a time, and peak memory that does not grow with batch x vie
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +19,9 @@ from htsc_core.data.dataset import VideoDataset, eval_videos_per_batch
 from htsc_core.data.registry import load_split
 from htsc_core.models.views import as_float, in_chunks
 from htsc_core.train.stages import stage_data_config, validation_config
+from launch import ENV
 
 PROBE = Path(__file__).with_name("memory_probe.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONPATH": os.pathsep.join(
-    [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
 
 
 def test_as_float_is_rgb_to_tensor_bit_for_bit():

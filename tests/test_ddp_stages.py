@@ -12,9 +12,7 @@ every video of the subset exactly once.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,16 +22,9 @@ import pytest
 import torch
 
 from ddp_stages import STAGES, ddp_config
+from launch import ENV, free_port
 
 SCRIPT = Path(__file__).with_name("ddp_stages.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONPATH": os.pathsep.join(
-    [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +38,7 @@ def two_runs(smoke_set_source, tmp_path_factory):
                             env=ENV, capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                          "127.0.0.1", "--master_port", str(_free_port()), str(SCRIPT), str(root), str(tmp / "ddp"),
+                          "127.0.0.1", "--master_port", str(free_port()), str(SCRIPT), str(root), str(tmp / "ddp"),
                           "--batch", "2"], env=ENV, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     return root, tmp / "single", tmp / "ddp"
@@ -122,7 +113,7 @@ def test_htsc_evaluate_under_torchrun_writes_the_scores_of_one_process(two_runs,
     r1 = _evaluate(one)
     assert r1.returncode == 0, r1.stderr[-3000:]
     r2 = _evaluate(two, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-                   "--master_port", str(_free_port()))
+                   "--master_port", str(free_port()))
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert r2.stdout.count("hts_cln_awl") == 1  # one rank prints the table
     cfg = ddp_config(str(root), str(two), 2)

@@ -1,7 +1,6 @@
 """The training engine: resume after SIGKILL equals an uninterrupted run; DDP on two CPU processes;
 checkpoints that are corrupt or for another stage fail loudly."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +10,9 @@ import torch
 from torch import nn
 
 from htsc_core.train.engine import CheckpointError, Trainer, load_checkpoint
+from launch import ENV, free_port
 
 SCRIPT = Path(__file__).with_name("tiny_training.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 
 
 def _run(args, check=True):
@@ -40,17 +39,9 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     assert not list((tmp_path / "resumed").glob("*.tmp"))  # atomic writes leave no debris
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_torchrun_two_cpu_processes_train_in_step(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), str(SCRIPT), str(tmp_path / "ddp"), "--epochs", "2"]
+           "--master_port", str(free_port()), str(SCRIPT), str(tmp_path / "ddp"), "--epochs", "2"]
     run = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stderr[-3000:]
     log = _log(tmp_path / "ddp")

@@ -11,9 +11,7 @@ micro-batches of 1) against one process with batch 4, and a run stopped under to
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,10 +23,9 @@ from torch import nn
 from htsc_core.config import Config, from_params
 from htsc_core.train import engine
 from htsc_core.train.engine import CheckpointError, Trainer, batch_plan
+from launch import ENV, free_port
 
 SCRIPT = Path(__file__).with_name("global_batch_ddp.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONPATH": os.pathsep.join(
-    [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
 
 
 # --- in process -----------------------------------------------------------------------------------------------------
@@ -142,15 +139,9 @@ def test_config_json_with_the_batch_plan_reads_back_as_a_config(tmp_path):
 
 
 # --- under torchrun -------------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(root, runs, *args, ranks=1):
     head = ([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--master_addr",
-             "127.0.0.1", "--master_port", str(_free_port())] if ranks > 1 else [sys.executable])
+             "127.0.0.1", "--master_port", str(free_port())] if ranks > 1 else [sys.executable])
     return subprocess.run([*head, str(SCRIPT), str(root), str(runs), *args], env=ENV, capture_output=True,
                           text=True, timeout=300)
 

@@ -3,26 +3,17 @@ every rank). Each takes its keys under its own prefix of torchrun's store (htsc_
 GROUP_ENV); without it the second group read the first one's addresses and notebook 01 hung after 00."""
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
+from launch import ENV, free_port
 
 SCRIPT = Path(__file__).with_name("successive_groups.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
-    [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_groups_in_turn_under_one_launch_both_connect():
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", str(_free_port()), str(SCRIPT)],
+                          "--master_port", str(free_port()), str(SCRIPT)],
                          env=ENV, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = sorted(line for line in out.stdout.splitlines() if line.startswith("rank "))
